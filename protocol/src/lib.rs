@@ -1,0 +1,28 @@
+//! The wire contract between Open Grid Monitor devices, the broker, the server and the dashboard.
+//!
+//! This crate is the only place that knows how topics are spelled, what a device id may contain
+//! and what the three payloads (measurement, status, logs) look like. It does no I/O and builds
+//! for the host, for `wasm32-unknown-unknown` and without `std` (alloc only) for the firmware.
+//!
+//! Layout:
+//! - [`device_id`]: the [`DeviceId`] newtype (1 to 64 of `A-Z a-z 0-9 _ -`).
+//! - [`topic`]: building and parsing `open_grid_monitor/{device_id}/{kind}` and subscription filters.
+//! - [`payload`]: [`Measurement`], [`Status`], [`LogEntry`], decoding with typed errors and
+//!   plausibility checks, and encoding.
+//! - [`fixtures`]: golden JSON (the seed's examples and bad variants) shared by every crate's tests.
+#![no_std]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod device_id;
+pub mod fixtures;
+pub mod payload;
+pub mod topic;
+
+pub use device_id::{DeviceId, DeviceIdError};
+pub use payload::{
+    Decoded, LogEntry, LogLevel, Measurement, Payload, PayloadError, Status, TimestampFix,
+};
+pub use topic::{Kind, TOPIC_PREFIX, Topic, TopicError};
