@@ -1,0 +1,24 @@
+//! The real stack on chosen ports, for the local run command (`ogm-dev up`) and black-box tests.
+//!
+//! Layout:
+//! - [`credentials`]: broker users and their generated passwords.
+//! - [`mosquitto`]: a real `mosquitto` process with the project's policy and ACL
+//!   (`mosquitto/conf.d`, `mosquitto/acl`) and a generated main config holding ports and paths.
+//! - [`process`]: free ports, waiting for a port, finding the workspace's built binaries, and
+//!   child processes that are stopped when dropped.
+//! - [`probe`]: MQTT clients for tests that wait for every acknowledgement.
+//! - [`stack`]: Mosquitto + `ogm-server` + `ogm-sim` together.
+//!
+//! Everything here is blocking `std` code: it is test and developer tooling, not the product.
+
+pub mod credentials;
+pub mod mosquitto;
+pub mod probe;
+pub mod process;
+pub mod stack;
+
+pub use credentials::{Credentials, DASHBOARD_USER, SERVER_USER};
+pub use mosquitto::{BrokerPorts, Mosquitto};
+pub use probe::{MqttProbe, Received, mosquitto_pub};
+pub use process::{ChildProcess, cargo_bin, free_port, repo_root, wait_for_port};
+pub use stack::{Stack, StackOptions};

@@ -1,0 +1,146 @@
+//! Mosquitto, `ogm-server` and `ogm-sim` started together on chosen ports.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::credentials::{Credentials, DASHBOARD_USER, SERVER_USER};
+use crate::mosquitto::{BrokerPorts, Mosquitto};
+use crate::process::{ChildProcess, cargo_bin, wait_for_port};
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// State: generated broker config, password file, persistence, logs.
+    pub dir: PathBuf,
+    pub broker_ports: BrokerPorts,
+    /// The server's HTTP port on 127.0.0.1.
+    pub http_port: u16,
+    /// The built dashboard (Trunk's `dist/`).
+    pub dist_dir: PathBuf,
+    pub credentials: Credentials,
+    /// Simulated devices (`sim-01`, `sim-02`, …); 0 starts no simulator.
+    pub devices: usize,
+    /// Measurements per second per simulated device.
+    pub rate_hz: f64,
+    /// Extra device users (id, password) for outside clients, e.g. `mosquitto_pub` in tests.
+    pub extra_devices: Vec<(String, String)>,
+    /// Child output goes to `<dir>/<name>.log` when true, to this terminal otherwise.
+    pub log_to_files: bool,
+}
+
+impl StackOptions {
+    /// Free ports, fresh credentials, logs to files: what a test wants.
+    pub fn for_test(dir: PathBuf, devices: usize) -> Self {
+        Self {
+            dir,
+            broker_ports: BrokerPorts::free(),
+            http_port: crate::free_port(),
+            dist_dir: crate::repo_root().join("dist"),
+            credentials: Credentials::generate(),
+            devices,
+            rate_hz: 1.0,
+            extra_devices: Vec::new(),
+            log_to_files: true,
+        }
+    }
+
+    /// The simulated device ids.
+    pub fn sim_device_ids(&self) -> Vec<String> {
+        (1..=self.devices).map(|i| format!("sim-{i:02}")).collect()
+    }
+}
+
+/// The running stack; everything stops when it is dropped.
+#[derive(Debug)]
+pub struct Stack {
+    pub options: StackOptions,
+    pub broker: Mosquitto,
+    pub server: ChildProcess,
+    pub sim: Option<ChildProcess>,
+}
+
+impl Stack {
+    /// Starts the broker, then the server, then the simulator, each once the previous is ready.
+    pub fn up(options: StackOptions) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&options.dir)?;
+        let creds = &options.credentials;
+        let sim_ids = options.sim_device_ids();
+        let mut users: Vec<(&str, &str)> = creds.service_users().to_vec();
+        users.extend(
+            sim_ids
+                .iter()
+                .map(|id| (id.as_str(), creds.device.as_str())),
+        );
+        users.extend(
+            options
+                .extra_devices
+                .iter()
+                .map(|(u, p)| (u.as_str(), p.as_str())),
+        );
+        let broker =
+            Mosquitto::start(&options.dir.join("mosquitto"), options.broker_ports, &users)?;
+
+        let server = Self::start_server(&options, &broker)?;
+        let sim = if options.devices > 0 {
+            let mut cmd = Command::new(cargo_bin("ogm-sim")?);
+            cmd.env("OGM_SIM_BROKER", broker.mqtt_url())
+                .env("OGM_SIM_DEVICES", options.devices.to_string())
+                .env("OGM_SIM_PASSWORD", &creds.device)
+                .arg("--rate-hz")
+                .arg(options.rate_hz.to_string());
+            let log = options.log_to_files.then(|| options.dir.join("sim.log"));
+            Some(ChildProcess::spawn("ogm-sim", cmd, log.as_deref())?)
+        } else {
+            None
+        };
+        Ok(Self {
+            options,
+            broker,
+            server,
+            sim,
+        })
+    }
+
+    fn start_server(options: &StackOptions, broker: &Mosquitto) -> anyhow::Result<ChildProcess> {
+        let creds = &options.credentials;
+        let mut cmd = Command::new(cargo_bin("ogm-server")?);
+        cmd.env("OGM_HTTP_ADDR", format!("127.0.0.1:{}", options.http_port))
+            .env("OGM_MQTT_URL", broker.mqtt_url())
+            .env("OGM_MQTT_USERNAME", SERVER_USER)
+            .env("OGM_MQTT_PASSWORD", &creds.server)
+            .env("OGM_DASHBOARD_MQTT_USERNAME", DASHBOARD_USER)
+            .env("OGM_DASHBOARD_MQTT_PASSWORD", &creds.dashboard)
+            .env("OGM_MQTT_WS_PORT", options.broker_ports.ws.to_string())
+            .env("OGM_DIST_DIR", &options.dist_dir)
+            .env("OGM_DATA_DIR", options.dir.join("data"));
+        let log = options.log_to_files.then(|| options.dir.join("server.log"));
+        let mut server = ChildProcess::spawn("ogm-server", cmd, log.as_deref())?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], options.http_port));
+        if let Err(e) = wait_for_port(addr, Duration::from_secs(20)) {
+            let exited = !server.is_running();
+            anyhow::bail!(
+                "ogm-server did not come up ({e}; exited: {exited}):\n{}",
+                server.log_text()
+            );
+        }
+        Ok(server)
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.options.http_port)
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Devices first (they publish offline), then the server, then the broker.
+        if let Some(sim) = &mut self.sim {
+            sim.stop();
+        }
+        self.server.stop();
+        self.broker.stop();
+    }
+}

@@ -1,0 +1,84 @@
+//! `/api/*` handlers.
+
+use axum::Json;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, header};
+use serde::Serialize;
+
+use super::ApiError;
+use crate::AppState;
+
+/// What the dashboard needs to connect to the broker by itself.
+#[derive(Debug, Serialize)]
+pub struct DashboardConfig {
+    pub mqtt_ws_url: String,
+    pub mqtt_username: String,
+    pub mqtt_password: String,
+    pub topic_prefix: &'static str,
+    pub nominal_hz: u32,
+}
+
+/// `GET /api/config`.
+pub async fn config(State(state): State<AppState>, headers: HeaderMap) -> Json<DashboardConfig> {
+    let c = &state.config;
+    let mqtt_ws_url = c.mqtt_ws_url.clone().unwrap_or_else(|| {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(host_without_port)
+            .unwrap_or("127.0.0.1");
+        let scheme = match headers
+            .get("x-forwarded-proto")
+            .and_then(|h| h.to_str().ok())
+        {
+            Some("https") => "wss",
+            _ => "ws",
+        };
+        format!("{scheme}://{host}:{}", c.mqtt_ws_port)
+    });
+    Json(DashboardConfig {
+        mqtt_ws_url,
+        mqtt_username: c.dashboard_mqtt_username.clone(),
+        mqtt_password: c.dashboard_mqtt_password.clone(),
+        topic_prefix: ogm_protocol::TOPIC_PREFIX,
+        nominal_hz: c.nominal_hz,
+    })
+}
+
+/// `example.com:8080` → `example.com`, `[::1]:8080` → `[::1]`; anything odd → `127.0.0.1`.
+fn host_without_port(host: &str) -> &str {
+    let host = if host.starts_with('[') {
+        host.split_inclusive(']').next().unwrap_or(host)
+    } else {
+        host.split(':').next().unwrap_or(host)
+    };
+    let ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
+    if ok { host } else { "127.0.0.1" }
+}
+
+/// `GET /api/health`.
+pub async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Any other `/api/*` path.
+pub async fn not_found(OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::NotFound(format!("no API route {}", uri.path()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_without_port;
+
+    #[test]
+    fn strips_ports_and_refuses_garbage() {
+        assert_eq!(host_without_port("grid.example:8080"), "grid.example");
+        assert_eq!(host_without_port("10.0.0.5"), "10.0.0.5");
+        assert_eq!(host_without_port("[::1]:8080"), "[::1]");
+        assert_eq!(host_without_port("evil\"><script>"), "127.0.0.1");
+        assert_eq!(host_without_port(""), "127.0.0.1");
+    }
+}
