@@ -1,6 +1,7 @@
 //! The real stack on chosen ports, for the local run command (`ogm-dev up`) and black-box tests.
 //!
 //! Layout:
+//! - [`browser`]: headless Chromium through chromedriver, for browser tests.
 //! - [`credentials`]: broker users and their generated passwords.
 //! - [`mosquitto`]: a real `mosquitto` process with the project's policy and ACL
 //!   (`mosquitto/conf.d`, `mosquitto/acl`) and a generated main config holding ports and paths.
@@ -11,12 +12,14 @@
 //!
 //! Everything here is blocking `std` code: it is test and developer tooling, not the product.
 
+pub mod browser;
 pub mod credentials;
 pub mod mosquitto;
 pub mod probe;
 pub mod process;
 pub mod stack;
 
+pub use browser::Browser;
 pub use credentials::{Credentials, DASHBOARD_USER, SERVER_USER};
 pub use mosquitto::{BrokerPorts, Mosquitto};
 pub use probe::{MqttProbe, Received, mosquitto_pub};

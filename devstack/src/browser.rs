@@ -1,0 +1,128 @@
+//! Real headless Chromium driven through chromedriver (WebDriver), for browser tests.
+//!
+//! Tests read the page with small JavaScript expressions ([`Browser::js`]) and wait for
+//! conditions with [`Browser::wait_for`], never with fixed sleeps.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+use crate::process::{ChildProcess, free_port, repo_root, wait_for_port};
+
+/// A Chromium session; chromedriver and the browser stop when it is dropped.
+pub struct Browser {
+    client: fantoccini::Client,
+    _chromedriver: ChildProcess,
+    _profile: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for Browser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Browser").finish_non_exhaustive()
+    }
+}
+
+impl Browser {
+    /// Starts chromedriver on a free port and a headless Chromium with a fresh profile.
+    pub async fn start(width: u32, height: u32) -> anyhow::Result<Self> {
+        let port = free_port();
+        let mut cmd = Command::new("chromedriver");
+        cmd.arg(format!("--port={port}"));
+        let log = std::env::temp_dir().join(format!("ogm-chromedriver-{port}.log"));
+        let chromedriver = ChildProcess::spawn("chromedriver", cmd, Some(&log))
+            .context("chromedriver (Debian's chromium-driver; the test command installs it)")?;
+        wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(20))?;
+        let profile = tempfile::tempdir()?;
+        let mut caps = serde_json::Map::new();
+        let mut args = vec![
+            "--headless".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            format!("--window-size={width},{height}"),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        if let Ok(extra) = std::env::var("OGM_CHROMIUM_ARGS") {
+            args.extend(extra.split_whitespace().map(str::to_owned));
+        }
+        let mut chrome = json!({ "args": args });
+        if std::path::Path::new("/usr/bin/chromium").exists() {
+            chrome["binary"] = json!("/usr/bin/chromium");
+        }
+        caps.insert("goog:chromeOptions".into(), chrome);
+        caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = fantoccini::ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .context("starting Chromium through chromedriver")?;
+        Ok(Self {
+            client,
+            _chromedriver: chromedriver,
+            _profile: profile,
+        })
+    }
+
+    pub async fn goto(&self, url: &str) -> anyhow::Result<()> {
+        self.client.goto(url).await?;
+        Ok(())
+    }
+
+    /// Evaluates `expr` (a JavaScript expression) in the page and returns its JSON value.
+    pub async fn js(&self, expr: &str) -> anyhow::Result<Value> {
+        Ok(self.client.execute(&format!("return ({expr});"), vec![]).await?)
+    }
+
+    /// Runs JavaScript statements in the page.
+    pub async fn run(&self, script: &str) -> anyhow::Result<Value> {
+        Ok(self.client.execute(script, vec![]).await?)
+    }
+
+    /// Polls `expr` until it is truthy (not null, false, 0 or "") and returns it, or fails
+    /// after `timeout` with `what` and the last value in the message.
+    pub async fn wait_for(&self, what: &str, expr: &str, timeout: Duration) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = self.js(expr).await?;
+            let truthy = match &v {
+                Value::Null | Value::Bool(false) => false,
+                Value::Number(n) => n.as_f64() != Some(0.0),
+                Value::String(s) => !s.is_empty(),
+                _ => true,
+            };
+            if truthy {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                bail!("timed out after {timeout:?} waiting for {what}; last value: {v}");
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Saves a PNG screenshot under `target/screenshots/` and returns its path.
+    pub async fn screenshot(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let png = self.client.screenshot().await?;
+        let dir = repo_root().join("target/screenshots");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png)?;
+        Ok(path)
+    }
+
+    /// Ends the WebDriver session.
+    pub async fn close(self) -> anyhow::Result<()> {
+        self.client.close().await?;
+        Ok(())
+    }
+}
