@@ -35,7 +35,10 @@ impl Browser {
         let log = std::env::temp_dir().join(format!("ogm-chromedriver-{port}.log"));
         let chromedriver = ChildProcess::spawn("chromedriver", cmd, Some(&log))
             .context("chromedriver (Debian's chromium-driver; the test command installs it)")?;
-        wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(20))?;
+        wait_for_port(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_secs(20),
+        )?;
         let profile = tempfile::tempdir()?;
         let mut caps = serde_json::Map::new();
         let mut args = vec![
@@ -80,7 +83,10 @@ impl Browser {
 
     /// Evaluates `expr` (a JavaScript expression) in the page and returns its JSON value.
     pub async fn js(&self, expr: &str) -> anyhow::Result<Value> {
-        Ok(self.client.execute(&format!("return ({expr});"), vec![]).await?)
+        Ok(self
+            .client
+            .execute(&format!("return ({expr});"), vec![])
+            .await?)
     }
 
     /// Runs JavaScript statements in the page.
@@ -90,7 +96,12 @@ impl Browser {
 
     /// Polls `expr` until it is truthy (not null, false, 0 or "") and returns it, or fails
     /// after `timeout` with `what` and the last value in the message.
-    pub async fn wait_for(&self, what: &str, expr: &str, timeout: Duration) -> anyhow::Result<Value> {
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        expr: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Value> {
         let deadline = Instant::now() + timeout;
         loop {
             let v = self.js(expr).await?;

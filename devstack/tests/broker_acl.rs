@@ -4,6 +4,8 @@
 //! ordering: the same client then publishes an allowed marker, and the subscriber must see the
 //! marker with nothing forbidden before it.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 use std::time::Duration;
 
 use ogm_devstack::{

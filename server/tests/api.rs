@@ -1,5 +1,7 @@
 //! API tests on the router with `oneshot`: no sockets.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
 use ogm_server::{AppState, Config, http};
