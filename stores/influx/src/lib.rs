@@ -1,0 +1,1 @@
+//! influx store (being written).
