@@ -103,7 +103,12 @@ impl Stack {
         })
     }
 
-    fn start_server(options: &StackOptions, broker: &Mosquitto) -> anyhow::Result<ChildProcess> {
+    /// Starts `ogm-server` with the stack's broker, data directory and client id, and waits for
+    /// its HTTP port.
+    pub fn start_server(
+        options: &StackOptions,
+        broker: &Mosquitto,
+    ) -> anyhow::Result<ChildProcess> {
         let creds = &options.credentials;
         let mut cmd = Command::new(cargo_bin("ogm-server")?);
         cmd.env("OGM_HTTP_ADDR", format!("127.0.0.1:{}", options.http_port))
@@ -126,6 +131,20 @@ impl Stack {
             );
         }
         Ok(server)
+    }
+
+    /// Kills the server with SIGKILL (a crash) and starts it again on the same data.
+    pub fn crash_and_restart_server(&mut self) -> anyhow::Result<()> {
+        self.server.kill();
+        self.server = Self::start_server(&self.options, &self.broker)?;
+        Ok(())
+    }
+
+    /// Stops the server with SIGTERM and starts it again.
+    pub fn restart_server(&mut self) -> anyhow::Result<()> {
+        self.server.stop();
+        self.server = Self::start_server(&self.options, &self.broker)?;
+        Ok(())
     }
 
     /// `http://127.0.0.1:<port>`.

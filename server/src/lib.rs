@@ -3,36 +3,126 @@
 //!
 //! Layout:
 //! - [`config`]: typed configuration from flags and `OGM_*` environment variables.
+//! - [`ingest`]: the MQTT ingest task (QoS 1, persistent session, ack after commit).
 //! - [`http`]: the axum router: `/api/*` routes, JSON errors, and the dashboard with SPA fallback.
+//! - [`metrics`]: counters behind `GET /metrics`.
+//! - [`time`]: the API's time parameters.
 //!
-//! [`run`] takes the config and a shutdown future; `main.rs` only parses and calls it.
+//! The store is an `Arc<dyn ogm_store::Store>` chosen at start-up ([`open_store`]); nothing
+//! else knows which one it is. [`run`] takes the config and a shutdown future; `main.rs` only
+//! parses and calls it.
 
 pub mod config;
 pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod time;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use ogm_store::Store;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
-pub use config::Config;
+pub use config::{Config, StoreChoice};
+use ingest::{IngestConfig, MqttIngest, RejectedRing};
+use metrics::Metrics;
 
 /// State shared by every request handler.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    pub rejected: Arc<RejectedRing>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store.kind())
+            .finish_non_exhaustive()
+    }
 }
 
 impl AppState {
-    pub fn new(config: Config) -> Self {
+    pub fn new(config: Config, store: Arc<dyn Store>) -> Self {
         Self {
             config: Arc::new(config),
+            store,
+            metrics: Arc::default(),
+            rejected: Arc::default(),
         }
     }
 }
 
-/// Binds the HTTP address and serves until `shutdown` completes.
+/// Opens the configured store. The embedded one also gets a task that prunes raw points past
+/// their retention once an hour.
+pub async fn open_store(
+    config: &Config,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Arc<dyn Store>> {
+    match config.store {
+        StoreChoice::Embedded => {
+            let options = ogm_store_sqlite::SqliteOptions {
+                raw_retention: (!config.raw_retention.is_zero()).then_some(config.raw_retention),
+                ..Default::default()
+            };
+            let store = Arc::new(
+                ogm_store_sqlite::SqliteStore::open(&config.data_dir, options).with_context(
+                    || {
+                        format!(
+                            "opening the embedded store in {}",
+                            config.data_dir.display()
+                        )
+                    },
+                )?,
+            );
+            tokio::spawn(prune_periodically(store.clone(), shutdown));
+            Ok(store)
+        }
+        StoreChoice::Influxdb => {
+            use ogm_store_influx::{InfluxConfig, InfluxStore};
+            let store = InfluxStore::open(InfluxConfig {
+                url: config.influxdb_url.clone(),
+                token: config.influxdb_token.clone(),
+                read_token: config.influxdb_read_token.clone(),
+                org: config.influxdb_org.clone(),
+                bucket: config.influxdb_bucket.clone(),
+                host: config
+                    .influxdb_host_tag
+                    .clone()
+                    .unwrap_or_else(ogm_store_influx::default_host),
+                spool_dir: config.data_dir.join("influx-spool"),
+                spool_max_bytes: config.spool_max_mb.saturating_mul(1024 * 1024),
+            })
+            .context("opening the InfluxDB store")?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+async fn prune_periodically(
+    store: Arc<ogm_store_sqlite::SqliteStore>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            () = ingest::mqtt::stopped(&mut shutdown) => return,
+            _ = tick.tick() => {
+                if let Err(e) = store.prune(http::data::now_us()).await {
+                    tracing::warn!(error = %e, "pruning old raw points failed");
+                }
+            }
+        }
+    }
+}
+
+/// Opens the store, starts the ingest, serves HTTP; on `shutdown`, stops taking requests,
+/// lets the ingest commit and acknowledge what it holds, and returns.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -40,7 +130,34 @@ pub async fn run(
     let listener = TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding {}", config.http_addr))?;
-    serve(listener, AppState::new(config), shutdown).await
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let store = open_store(&config, stop_rx.clone()).await?;
+    let state = AppState::new(config, store);
+    let ingest_config = IngestConfig {
+        url: state.config.mqtt_url.clone(),
+        username: state.config.mqtt_username.clone(),
+        password: state.config.mqtt_password.clone(),
+        client_id: state.config.mqtt_client_id.clone(),
+        share_group: state.config.mqtt_share_group.clone(),
+        batch_max: 1000,
+    };
+    let ingest = tokio::spawn(MqttIngest::run(
+        ingest_config,
+        state.store.clone(),
+        state.metrics.clone(),
+        state.rejected.clone(),
+        stop_rx,
+    ));
+    let http_shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    serve(listener, state, http_shutdown).await?;
+    match ingest.await {
+        Ok(res) => res?,
+        Err(e) => tracing::error!(error = %e, "ingest task failed"),
+    }
+    Ok(())
 }
 
 /// Serves on an already-bound listener (tests bind `127.0.0.1:0`).

@@ -2,16 +2,31 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+use std::sync::Arc;
+
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
+use ogm_protocol::{DeviceId, LogEntry, LogLevel, Measurement, Payload, Status};
 use ogm_server::{AppState, Config, http};
+use ogm_store::{Record, Store};
+use ogm_store_sqlite::{SqliteOptions, SqliteStore};
 use tower::ServiceExt as _;
 
-fn app(dist: &std::path::Path) -> axum::Router {
+/// A router on a real embedded store in a temp dir, with `dist` as the dashboard.
+fn app_with_store(
+    dist: &std::path::Path,
+    data: &std::path::Path,
+) -> (axum::Router, Arc<SqliteStore>) {
     let mut config = Config::defaults();
     config.dist_dir = dist.to_path_buf();
     config.dashboard_mqtt_password = "dash-secret".into();
-    http::router(AppState::new(config))
+    let store = Arc::new(SqliteStore::open(data, SqliteOptions::default()).unwrap());
+    (http::router(AppState::new(config, store.clone())), store)
+}
+
+fn app(dist: &std::path::Path) -> axum::Router {
+    let data = tempfile::tempdir().unwrap().keep();
+    app_with_store(dist, &data).0
 }
 
 async fn get(
@@ -89,4 +104,221 @@ async fn a_missing_build_says_how_to_build_it() {
     let (status, _, body) = get(app(empty.path()), "/", "h").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.contains("trunk build"));
+}
+
+const T0: i64 = 1_703_123_456_000_000;
+
+fn id(s: &str) -> DeviceId {
+    DeviceId::new(s).unwrap()
+}
+
+/// One device with an hour of 1 Hz measurements, a status, and three log lines.
+async fn seeded() -> (tempfile::TempDir, tempfile::TempDir, axum::Router) {
+    let dist = built_dist();
+    let data = tempfile::tempdir().unwrap();
+    let (app, store) = app_with_store(dist.path(), data.path());
+    let mut batch: Vec<Record> = (0..3600)
+        .map(|i| Record {
+            device_id: id("dev-1"),
+            payload: Payload::Measurement(Measurement {
+                timestamp: T0 + i * 1_000_000,
+                frequency: 50.0 + (i % 60) as f64 / 1000.0,
+                voltage: 230.0,
+                current: 1.0,
+                power: 230.0,
+            }),
+        })
+        .collect();
+    batch.push(Record {
+        device_id: id("dev-1"),
+        payload: Payload::Status(Status {
+            timestamp: T0,
+            rssi: -50,
+            free_heap: 1000,
+            online: Some(true),
+            battery: None,
+            dropped: None,
+        }),
+    });
+    for (i, level) in [LogLevel::Info, LogLevel::Warn, LogLevel::Error]
+        .into_iter()
+        .enumerate()
+    {
+        batch.push(Record {
+            device_id: id("dev-1"),
+            payload: Payload::Logs(LogEntry {
+                timestamp: T0 + i as i64,
+                level,
+                message: format!("m{i}"),
+                module: "x".into(),
+            }),
+        });
+    }
+    store.write(batch).await.unwrap();
+    (dist, data, app)
+}
+
+async fn get_json(app: axum::Router, uri: &str) -> (StatusCode, serde_json::Value) {
+    let (status, _, body) = get(app, uri, "h").await;
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{uri}: {e}: {body}")),
+    )
+}
+
+#[tokio::test]
+async fn history_returns_raw_points_or_min_mean_max_buckets() {
+    let (_d, _s, app) = seeded().await;
+    let stop = T0 + 3_600_000_000;
+    let (status, v) = get_json(
+        app.clone(),
+        &format!(
+            "/api/history?device_id=dev-1&field=frequency&start={T0}&stop={stop}&max_points=10000"
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["interval_us"].as_i64(),
+            v["points"].as_array().unwrap().len()
+        ),
+        (Some(0), 3600)
+    );
+    let (_, v) = get_json(
+        app.clone(),
+        &format!("/api/history?device_id=dev-1&start={T0}&stop={stop}&max_points=60"),
+    )
+    .await;
+    let points = v["points"].as_array().unwrap();
+    assert!(
+        points.len() <= 60 && v["interval_us"].as_i64().unwrap() >= 60_000_000,
+        "{v}"
+    );
+    let counted: u64 = points.iter().map(|p| p["count"].as_u64().unwrap()).sum();
+    assert_eq!(counted, 3600);
+    let full = points
+        .iter()
+        .find(|p| p["count"] == 120)
+        .expect("a full minute bucket");
+    assert_eq!(
+        (full["min"].as_f64(), full["max"].as_f64()),
+        (Some(50.0), Some(50.059))
+    );
+    assert!((full["mean"].as_f64().unwrap() - 50.0295).abs() < 1e-9);
+    let (status, v) = get_json(
+        app,
+        &format!("/api/history?device_id=dev-1&field=rssi&start=2023-12-21T00:00:00Z&stop={stop}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["points"][0]["max"], -50.0);
+}
+
+#[tokio::test]
+async fn bad_parameters_get_a_400_that_says_what_is_wrong() {
+    let (_d, _s, app) = seeded().await;
+    for (uri, says) in [
+        ("/api/history?field=frequency", "device_id is required"),
+        ("/api/history?device_id=no/slash", "device_id"),
+        ("/api/history?device_id=ghost", "unknown device"),
+        (
+            "/api/history?device_id=dev-1&field=temperature",
+            "unknown field",
+        ),
+        (
+            "/api/history?device_id=dev-1&start=now&stop=-1h",
+            "stop must be after start",
+        ),
+        (
+            "/api/history?device_id=dev-1&start=yesterday",
+            "start: cannot read time",
+        ),
+        ("/api/history?device_id=dev-1&max_points=0", "max_points"),
+        (
+            "/api/history?device_id=dev-1&max_points=10001",
+            "max_points",
+        ),
+        (
+            "/api/history?device_id=dev-1&start=0&stop=99999999999999999",
+            "20 years",
+        ),
+        ("/api/logs?level=LOUD", "unknown level"),
+        ("/api/logs?limit=-1", "limit"),
+        ("/api/export.csv?device_id=ghost", "unknown device"),
+    ] {
+        let (status, v) = get_json(app.clone(), uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(says), "{uri}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn logs_devices_export_and_flux() {
+    let (_d, _s, app) = seeded().await;
+    let stop = T0 + 3_600_000_000;
+    let (_, v) = get_json(
+        app.clone(),
+        &format!("/api/logs?device_id=dev-1&start={T0}&stop={stop}&level=WARN"),
+    )
+    .await;
+    let levels: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["level"].as_str().unwrap())
+        .collect();
+    assert_eq!(levels, ["ERROR", "WARN"], "newest first, WARN and above");
+    let (_, v) = get_json(app.clone(), "/api/devices").await;
+    assert_eq!(v[0]["device_id"], "dev-1");
+    assert_eq!(v[0]["last_measurement"]["timestamp"], T0 + 3_599_000_000);
+    assert_eq!(v[0]["last_status"]["rssi"], -50);
+    assert_eq!(v[0]["online"], false, "silent since 2023");
+    let (status, _, csv) = get(
+        app.clone(),
+        &format!("/api/export.csv?device_id=dev-1&start={T0}&stop={stop}"),
+        "h",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "timestamp,frequency,voltage,current,power");
+    assert_eq!(lines.len(), 3601);
+    assert_eq!(lines[1], format!("{T0},50,230,1,230"));
+    let res = app
+        .oneshot(
+            Request::post("/api/flux")
+                .body(Body::from("from(bucket: \"open_grid_monitor\")"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::NOT_IMPLEMENTED,
+        "the embedded store has no Flux"
+    );
+}
+
+#[tokio::test]
+async fn metrics_and_rejected_are_served() {
+    let (_d, _s, app) = seeded().await;
+    let (status, _, text) = get(app.clone(), "/metrics", "h").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        text.contains("# TYPE ogm_messages_stored_total counter"),
+        "{text}"
+    );
+    let (status, v) = get_json(app.clone(), "/api/ingest/rejected").await;
+    assert_eq!((status, v), (StatusCode::OK, serde_json::json!([])));
+    let (_, v) = get_json(app, "/api/health").await;
+    assert_eq!(
+        (
+            v["status"].as_str(),
+            v["store"]["kind"].as_str(),
+            v["store"]["ok"].as_bool()
+        ),
+        (Some("degraded"), Some("embedded"), Some(true)),
+        "no broker in this test"
+    );
 }

@@ -59,11 +59,6 @@ fn host_without_port(host: &str) -> &str {
     if ok { host } else { "127.0.0.1" }
 }
 
-/// `GET /api/health`.
-pub async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
-}
-
 /// Any other `/api/*` path.
 pub async fn not_found(OriginalUri(uri): OriginalUri) -> ApiError {
     ApiError::NotFound(format!("no API route {}", uri.path()))

@@ -15,6 +15,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     NotImplemented(String),
+    /// A dependency (the store) is down; try again later.
+    #[error("{0}")]
+    Unavailable(String),
     /// Something failed on our side; the client gets a generic message.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -26,6 +29,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
             ApiError::NotImplemented(m) => (StatusCode::NOT_IMPLEMENTED, m.clone()),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m.clone()),
             ApiError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error");
                 (

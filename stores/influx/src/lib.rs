@@ -1,1 +1,38 @@
-//! influx store (being written).
+//! The InfluxDB 2 store: [`InfluxStore`] implements [`ogm_store::Store`] in the seed's schema.
+//!
+//! Schema (the contract with existing deployments): bucket `open_grid_monitor` by default;
+//! measurements `grid_data` (frequency, voltage, current, power), `device_status` (rssi,
+//! free_heap, online, battery, dropped) and `device_logs` (level, message, module); tags
+//! `device_id`, `source=mqtt` and `host`; timestamps in µs (`precision=us`).
+//!
+//! Layout:
+//! - `config.rs`: [`InfluxConfig`].
+//! - `line_protocol.rs`: the pure line-protocol encoder ([`line_protocol::encode`]) and its
+//!   escaping rules.
+//! - `annotated_csv.rs`: the pure, panic-free parser of InfluxDB 2's annotated CSV.
+//! - `flux.rs`: the pure builders of the store's Flux queries.
+//! - `answers.rs`: pure conversion of parsed answers into the store's typed answers.
+//! - `flux_guard.rs`: which proxied Flux queries may run (one bucket, no writes, no outside
+//!   reach), pure.
+//! - `spool.rs`: the on-disk spool's files (no network).
+//! - `http.rs`: the only code that talks to InfluxDB (writes through the `influxdb2` crate,
+//!   queries and health through reqwest).
+//! - `store.rs`: [`InfluxStore`], tying them together, and the spool's replay task.
+//!
+//! Invariants: only `http.rs` does network I/O and only `spool.rs` touches spool files; nothing
+//! InfluxDB answers can panic the store (no `influxdb2` query helpers, our own CSV parser).
+
+pub mod annotated_csv;
+mod answers;
+mod config;
+pub mod flux;
+pub mod flux_guard;
+mod http;
+pub mod line_protocol;
+mod spool;
+mod store;
+
+pub use config::{DEFAULT_BUCKET, InfluxConfig, default_host};
+pub use line_protocol::encode;
+pub use spool::REJECTED_DIR;
+pub use store::InfluxStore;

@@ -1,0 +1,330 @@
+//! [`MqttIngest`]: the only code that talks to the broker.
+//!
+//! Two tasks: the connection task polls rumqttc's event loop (it must keep polling for
+//! keep-alive and to send acknowledgements) and hands each PUBLISH to the writer task, which
+//! takes whatever has queued up (up to `batch_max`), classifies it, commits the records in one
+//! store write, and only then acknowledges every message of the batch, in order. A failing
+//! store is retried with backoff and nothing is acknowledged meanwhile; the broker's in-flight
+//! window then stops the flow, so memory stays bounded.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use ogm_protocol::{Kind, TOPIC_PREFIX, topic};
+use ogm_store::Store;
+use rumqttc::{
+    AsyncClient, Event, MqttOptions, Outgoing, Packet, Publish, QoS, SubscribeReasonCode,
+};
+use tokio::sync::{mpsc, watch};
+
+use super::{RejectedRing, classify};
+use crate::metrics::Metrics;
+
+/// Largest packet the ingest reads: above the broker's `max_packet_size`, so any message the
+/// broker accepts can be read, rejected and acknowledged instead of breaking the connection.
+const MAX_INCOMING_PACKET: usize = 512 * 1024;
+
+/// How the ingest connects.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// `mqtt://host:port`.
+    pub url: String,
+    pub username: String,
+    pub password: String,
+    /// Stable: the broker keeps the persistent session under it.
+    pub client_id: String,
+    /// `$share/<group>/...` subscriptions, to split the stream among servers.
+    pub share_group: Option<String>,
+    /// Most messages committed in one store write.
+    pub batch_max: usize,
+}
+
+/// The subscriptions: the three device kinds, optionally through a shared subscription.
+pub fn filters(share_group: Option<&str>) -> Vec<String> {
+    Kind::ALL
+        .into_iter()
+        .map(|k| {
+            let f = topic::filter(TOPIC_PREFIX, k);
+            match share_group {
+                Some(g) => format!("$share/{g}/{f}"),
+                None => f,
+            }
+        })
+        .collect()
+}
+
+fn parse_url(url: &str) -> anyhow::Result<(String, u16)> {
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .context("OGM_MQTT_URL must start with mqtt://")?;
+    let rest = rest.trim_end_matches('/');
+    match rest.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() => Ok((
+            host.trim_matches(['[', ']']).to_owned(),
+            port.parse().with_context(|| format!("bad port in {url}"))?,
+        )),
+        _ if !rest.is_empty() => Ok((rest.to_owned(), 1883)),
+        _ => anyhow::bail!("no host in {url}"),
+    }
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// The running ingest.
+pub struct MqttIngest;
+
+impl MqttIngest {
+    /// Runs until `shutdown` turns true; then commits and acknowledges what it holds and
+    /// disconnects. Messages received after that stay unacknowledged for the broker to
+    /// redeliver to the next run.
+    pub async fn run(
+        config: IngestConfig,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        rejected: Arc<RejectedRing>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let (host, port) = parse_url(&config.url)?;
+        let mut opts = MqttOptions::new(config.client_id.clone(), host, port);
+        opts.set_credentials(config.username.clone(), config.password.clone())
+            .set_keep_alive(Duration::from_secs(30))
+            .set_clean_session(false)
+            .set_manual_acks(true)
+            .set_max_packet_size(MAX_INCOMING_PACKET, 64 * 1024)
+            .set_request_channel_capacity(config.batch_max * 4 + 64);
+        let (client, mut eventloop) = AsyncClient::new(opts, config.batch_max * 4 + 64);
+        let (tx, rx) = mpsc::channel::<Publish>(config.batch_max * 4 + 64);
+        let filters = filters(config.share_group.as_deref());
+
+        let mut writer = tokio::spawn(write_batches(
+            rx,
+            client.clone(),
+            store,
+            metrics.clone(),
+            rejected,
+            config.batch_max,
+            shutdown.clone(),
+        ));
+        let mut connections = 0u64;
+        let mut backoff = Duration::from_millis(250);
+        let mut failures = 0u32;
+        loop {
+            let ev = tokio::select! {
+                () = stopped(&mut shutdown) => break,
+                ev = eventloop.poll() => ev,
+            };
+            match ev {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    connections += 1;
+                    if connections > 1 {
+                        metrics.mqtt_reconnects.fetch_add(1, Relaxed);
+                    }
+                    metrics.mqtt_connected.store(true, Relaxed);
+                    backoff = Duration::from_millis(250);
+                    failures = 0;
+                    tracing::info!(
+                        session_present = ack.session_present,
+                        "connected to the broker"
+                    );
+                    // Always (re)subscribe: cheap, and right even if the broker lost the session.
+                    for f in &filters {
+                        if let Err(e) = client.try_subscribe(f.as_str(), QoS::AtLeastOnce) {
+                            tracing::error!(filter = %f, error = %e, "could not queue a subscription");
+                        }
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    if ack
+                        .return_codes
+                        .iter()
+                        .any(|c| matches!(c, SubscribeReasonCode::Failure))
+                    {
+                        tracing::error!(?ack, "the broker refused a subscription; check the ACL");
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if tx.send(p).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    metrics.mqtt_connected.store(false, Relaxed);
+                    failures += 1;
+                    if failures == 1 || failures.is_power_of_two() {
+                        tracing::warn!(error = %e, failures, retry_in = ?backoff, "broker connection failed");
+                    }
+                    let stop = tokio::select! {
+                        () = stopped(&mut shutdown) => true,
+                        () = tokio::time::sleep(backoff) => false,
+                    };
+                    if stop {
+                        break;
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+
+        // Shutdown: let the writer commit and acknowledge what it has, keep polling so the
+        // acknowledgements go out, then disconnect.
+        drop(tx);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            tokio::select! {
+                res = &mut writer => {
+                    if let Err(e) = res {
+                        tracing::error!(error = %e, "ingest writer failed");
+                    }
+                    break;
+                }
+                ev = eventloop.poll() => if ev.is_err() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!("ingest writer did not finish in time; unacknowledged messages will be redelivered");
+                    writer.abort();
+                    break;
+                }
+            }
+        }
+        let _ = client.try_disconnect();
+        let until = tokio::time::Instant::now() + Duration::from_secs(3);
+        while tokio::time::Instant::now() < until {
+            match tokio::time::timeout_at(until, eventloop.poll()).await {
+                Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => break,
+                Ok(Ok(_)) => {}
+            }
+        }
+        metrics.mqtt_connected.store(false, Relaxed);
+        tracing::info!("ingest stopped");
+        Ok(())
+    }
+}
+
+/// Completes once shutdown is requested (or its sender is gone).
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// The writer task: batch, classify, commit (retrying), then acknowledge.
+async fn write_batches(
+    mut rx: mpsc::Receiver<Publish>,
+    client: AsyncClient,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    rejected: Arc<RejectedRing>,
+    batch_max: usize,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut batch: Vec<Publish> = Vec::with_capacity(batch_max);
+    let mut receive_clock = 0i64;
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < batch_max {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        metrics.count_received(batch.len() as u64);
+        let mut records = Vec::with_capacity(batch.len());
+        for p in &batch {
+            // A strictly increasing receive clock: two messages whose timestamps are replaced by
+            // it must not collide on (device, kind, timestamp) and be taken for one.
+            receive_clock = now_us().max(receive_clock + 1);
+            let now = receive_clock;
+            match classify(TOPIC_PREFIX, &p.topic, &p.payload, now) {
+                Ok((record, fix)) => {
+                    metrics.count_timestamp_fix(fix);
+                    records.push(record);
+                }
+                Err(r) => {
+                    metrics.count_rejected(r.reason);
+                    rejected.push(now, &p.topic, r.reason, r.detail, &p.payload);
+                }
+            }
+        }
+        if !records.is_empty() && !commit(&*store, records, &metrics, &shutdown).await {
+            // Shutting down with a failing store: leave the batch unacknowledged.
+            return;
+        }
+        for p in batch.drain(..) {
+            if client.ack(&p).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Writes until it succeeds; false if shutdown came first.
+async fn commit(
+    store: &dyn Store,
+    records: Vec<ogm_store::Record>,
+    metrics: &Metrics,
+    shutdown: &watch::Receiver<bool>,
+) -> bool {
+    let n = records.len();
+    let mut backoff = Duration::from_millis(100);
+    let mut attempt = 0u32;
+    loop {
+        let started = Instant::now();
+        match store.write(records.clone()).await {
+            Ok(outcome) => {
+                metrics
+                    .commit_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                metrics.batch_size.observe(n as f64);
+                metrics.stored.fetch_add(outcome.stored as u64, Relaxed);
+                metrics
+                    .duplicates
+                    .fetch_add(outcome.duplicates as u64, Relaxed);
+                if attempt > 0 {
+                    tracing::info!(attempts = attempt + 1, "store write succeeded again");
+                }
+                return true;
+            }
+            Err(e) => {
+                metrics.store_errors.fetch_add(1, Relaxed);
+                attempt += 1;
+                if attempt == 1 || attempt.is_power_of_two() {
+                    tracing::error!(error = %e, attempt, retry_in = ?backoff, "store write failed; not acknowledging");
+                }
+                if *shutdown.borrow() {
+                    return false;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_filters() {
+        assert_eq!(
+            parse_url("mqtt://127.0.0.1:1883").unwrap(),
+            ("127.0.0.1".into(), 1883)
+        );
+        assert_eq!(parse_url("mqtt://broker").unwrap(), ("broker".into(), 1883));
+        assert_eq!(parse_url("tcp://[::1]:1884").unwrap(), ("::1".into(), 1884));
+        assert!(parse_url("http://x").is_err());
+        assert_eq!(filters(None)[0], "open_grid_monitor/+/measurement");
+        assert_eq!(
+            filters(Some("ogm"))[2],
+            "$share/ogm/open_grid_monitor/+/logs"
+        );
+    }
+}

@@ -1,0 +1,219 @@
+//! Counters and histograms for `GET /metrics` (Prometheus text format), kept in atomics so the
+//! ingest hot path never takes a lock to count.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+use ogm_protocol::TimestampFix;
+
+/// Why a message was not stored. The payload reasons are `PayloadError::reason()`.
+pub const REJECT_REASONS: [&str; 5] = [
+    "unknown_topic",
+    "too_large",
+    "malformed_json",
+    "wrong_schema",
+    "out_of_range",
+];
+
+const BATCH_BUCKETS: [f64; 8] = [1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0];
+const LATENCY_BUCKETS: [f64; 10] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+];
+
+/// A Prometheus histogram with fixed buckets.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    /// Sum in millionths of the observed unit.
+    sum_micro: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_micro: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, v: f64) {
+        for (b, c) in self.bounds.iter().zip(&self.counts) {
+            if v <= *b {
+                c.fetch_add(1, Relaxed);
+            }
+        }
+        self.sum_micro.fetch_add((v * 1e6) as u64, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (b, c) in self.bounds.iter().zip(&self.counts) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {}", c.load(Relaxed));
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_micro.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+/// Everything `/metrics` reports.
+#[derive(Debug)]
+pub struct Metrics {
+    pub received: AtomicU64,
+    pub stored: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub rejected: [AtomicU64; REJECT_REASONS.len()],
+    pub timestamp_replaced: [AtomicU64; 3],
+    pub store_errors: AtomicU64,
+    pub mqtt_reconnects: AtomicU64,
+    pub mqtt_connected: AtomicBool,
+    pub batch_size: Histogram,
+    pub commit_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            received: AtomicU64::new(0),
+            stored: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            rejected: Default::default(),
+            timestamp_replaced: Default::default(),
+            store_errors: AtomicU64::new(0),
+            mqtt_reconnects: AtomicU64::new(0),
+            mqtt_connected: AtomicBool::new(false),
+            batch_size: Histogram::new(&BATCH_BUCKETS),
+            commit_seconds: Histogram::new(&LATENCY_BUCKETS),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn count_received(&self, n: u64) {
+        self.received.fetch_add(n, Relaxed);
+    }
+
+    pub fn count_rejected(&self, reason: &str) {
+        if let Some(i) = REJECT_REASONS.iter().position(|r| *r == reason) {
+            self.rejected[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn count_timestamp_fix(&self, fix: TimestampFix) {
+        let i = match fix {
+            TimestampFix::Kept => return,
+            TimestampFix::Missing => 0,
+            TimestampFix::TooOld => 1,
+            TimestampFix::InFuture => 2,
+        };
+        self.timestamp_replaced[i].fetch_add(1, Relaxed);
+    }
+
+    /// All rejections so far.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.iter().map(|c| c.load(Relaxed)).sum()
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut o = String::with_capacity(4096);
+        let _ = writeln!(
+            o,
+            "# HELP ogm_messages_received_total Messages received from the broker.\n# TYPE ogm_messages_received_total counter\nogm_messages_received_total {}",
+            self.received.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP ogm_messages_stored_total Messages newly stored.\n# TYPE ogm_messages_stored_total counter\nogm_messages_stored_total {}",
+            self.stored.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP ogm_messages_duplicate_total Redelivered messages that were already stored.\n# TYPE ogm_messages_duplicate_total counter\nogm_messages_duplicate_total {}",
+            self.duplicates.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP ogm_messages_rejected_total Messages acknowledged and not stored, by reason.\n# TYPE ogm_messages_rejected_total counter"
+        );
+        for (r, c) in REJECT_REASONS.iter().zip(&self.rejected) {
+            let _ = writeln!(
+                o,
+                "ogm_messages_rejected_total{{reason=\"{r}\"}} {}",
+                c.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP ogm_timestamps_replaced_total Device timestamps replaced by the receive time, by cause.\n# TYPE ogm_timestamps_replaced_total counter"
+        );
+        for (r, c) in ["missing", "too_old", "in_future"]
+            .iter()
+            .zip(&self.timestamp_replaced)
+        {
+            let _ = writeln!(
+                o,
+                "ogm_timestamps_replaced_total{{cause=\"{r}\"}} {}",
+                c.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP ogm_store_errors_total Failed store writes (each is retried).\n# TYPE ogm_store_errors_total counter\nogm_store_errors_total {}",
+            self.store_errors.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP ogm_mqtt_reconnects_total Broker connections after the first.\n# TYPE ogm_mqtt_reconnects_total counter\nogm_mqtt_reconnects_total {}",
+            self.mqtt_reconnects.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP ogm_mqtt_connected Whether the ingest is connected to the broker.\n# TYPE ogm_mqtt_connected gauge\nogm_mqtt_connected {}",
+            u8::from(self.mqtt_connected.load(Relaxed))
+        );
+        self.batch_size.render(
+            &mut o,
+            "ogm_ingest_batch_size",
+            "Messages per committed batch.",
+        );
+        self.commit_seconds.render(
+            &mut o,
+            "ogm_store_commit_seconds",
+            "Time to commit one batch.",
+        );
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms() {
+        let m = Metrics::default();
+        m.count_received(1);
+        m.count_rejected("malformed_json");
+        m.count_rejected("not_a_reason");
+        m.batch_size.observe(120.0);
+        m.commit_seconds.observe(0.002);
+        let text = m.render();
+        assert!(text.contains("ogm_messages_received_total 1"));
+        assert!(text.contains("ogm_messages_rejected_total{reason=\"malformed_json\"} 1"));
+        assert!(text.contains("ogm_ingest_batch_size_bucket{le=\"100\"} 0"));
+        assert!(text.contains("ogm_ingest_batch_size_bucket{le=\"250\"} 1"));
+        assert!(text.contains("ogm_store_commit_seconds_count 1"));
+        assert_eq!(m.rejected_total(), 1);
+    }
+}

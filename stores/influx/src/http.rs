@@ -1,0 +1,292 @@
+//! The one place that talks to InfluxDB: writes through the `influxdb2` client, queries and
+//! health through reqwest (the same 0.11 that `influxdb2` uses).
+//!
+//! `influxdb2` 0.5.2's query helpers are not used: they unwrap response bodies and panic on
+//! empty CSV values. Its write call is safe (every failure is a `RequestError`); its builder
+//! panics on an invalid URL, so the URL is validated first ([`crate::InfluxConfig`]).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use influxdb2::RequestError;
+use influxdb2::api::write::TimestampPrecision;
+use ogm_store::StoreError;
+use reqwest::StatusCode;
+
+use crate::InfluxConfig;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a proxied query may take before InfluxDB starts answering.
+const PROXY_START_TIMEOUT: Duration = Duration::from_secs(120);
+/// Largest answer read into memory for the store's own queries.
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+/// Largest error body kept for a message.
+const MAX_ERROR_BYTES: usize = 16 * 1024;
+
+/// Why a write did not go through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    /// Try again later: unreachable, timeout, 5xx, 429, or a token/bucket problem (401, 403,
+    /// 404) that the operator can fix without the data being at fault.
+    Unavailable(String),
+    /// InfluxDB refused the data itself (400, 413, 422): retrying cannot help.
+    Rejected(String),
+}
+
+/// Which token a query uses and how long it may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryKind {
+    /// The store's own queries: whole-answer timeout.
+    Internal,
+    /// The Flux proxy: no overall timeout (a start timeout, then the caller times out idle
+    /// chunks, so long answers can stream); InfluxDB's
+    /// 4xx answers become [`StoreError::Refused`] so the user sees them.
+    Proxy,
+}
+
+pub struct Http {
+    writer: influxdb2::Client,
+    http: reqwest::Client,
+    base: reqwest::Url,
+    org: String,
+    bucket: String,
+    read_auth: Option<String>,
+}
+
+impl Http {
+    pub fn new(config: &InfluxConfig, base: reqwest::Url) -> Result<Self, String> {
+        let builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(WRITE_TIMEOUT);
+        let writer = influxdb2::ClientBuilder::with_builder(
+            builder,
+            base.as_str(),
+            config.org.clone(),
+            config.token.clone(),
+        )
+        .build()
+        .map_err(|e| format!("building the InfluxDB client: {e}"))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        let read_token = config.read_token.as_deref().unwrap_or(&config.token);
+        Ok(Self {
+            writer,
+            http,
+            base,
+            org: config.org.clone(),
+            bucket: config.bucket.clone(),
+            read_auth: (!read_token.is_empty()).then(|| format!("Token {read_token}")),
+        })
+    }
+
+    fn url(&self, path: &str) -> reqwest::Url {
+        let mut url = self.base.clone();
+        url.set_path(path);
+        url
+    }
+
+    /// Writes line protocol with µs precision.
+    pub async fn write(&self, body: Vec<u8>) -> Result<(), WriteError> {
+        let result = self
+            .writer
+            .write_line_protocol_with_precision(
+                &self.org,
+                &self.bucket,
+                body,
+                TimestampPrecision::Microseconds,
+            )
+            .await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(RequestError::Http { status, text }) => Err(classify_write(status, &text)),
+            Err(e) => Err(WriteError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Whether `GET /health` answers 200.
+    pub async fn healthy(&self) -> bool {
+        let request = self.http.get(self.url("/health")).timeout(HEALTH_TIMEOUT);
+        matches!(request.send().await, Ok(r) if r.status().is_success())
+    }
+
+    /// Sends a Flux query; the answer's body is annotated CSV.
+    pub async fn query(
+        &self,
+        flux: &str,
+        kind: QueryKind,
+    ) -> Result<reqwest::Response, StoreError> {
+        let mut url = self.url("/api/v2/query");
+        url.query_pairs_mut().append_pair("org", &self.org);
+        let body = serde_json::json!({
+            "query": flux,
+            "type": "flux",
+            "dialect": {
+                "header": true,
+                "delimiter": ",",
+                "annotations": ["datatype", "group", "default"],
+                "dateTimeFormat": "RFC3339Nano",
+            },
+        });
+        let mut request = self
+            .http
+            .post(url)
+            .header(reqwest::header::ACCEPT, "application/csv")
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        if let Some(auth) = &self.read_auth {
+            request = request.header(reqwest::header::AUTHORIZATION, auth);
+        }
+        if kind == QueryKind::Internal {
+            request = request.timeout(QUERY_TIMEOUT);
+        }
+        let send = request.send();
+        let sent = match kind {
+            QueryKind::Internal => send.await,
+            QueryKind::Proxy => tokio::time::timeout(PROXY_START_TIMEOUT, send)
+                .await
+                .map_err(|_| {
+                    StoreError::Unavailable(format!(
+                        "InfluxDB did not start answering the query within {PROXY_START_TIMEOUT:?}"
+                    ))
+                })?,
+        };
+        let response = sent.map_err(|e| StoreError::Unavailable(format!("InfluxDB query: {e}")))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = read_limited(response, MAX_ERROR_BYTES)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        Err(classify_query(status, &text, kind))
+    }
+
+    /// Runs a query of the store's own and reads the whole answer.
+    pub async fn query_text(&self, flux: &str) -> Result<String, StoreError> {
+        let response = self.query(flux, QueryKind::Internal).await?;
+        let body = read_limited(response, MAX_ANSWER_BYTES)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("reading InfluxDB's answer: {e}")))?;
+        if body.len() > MAX_ANSWER_BYTES {
+            return Err(StoreError::Backend(format!(
+                "InfluxDB's answer is larger than {MAX_ANSWER_BYTES} bytes"
+            )));
+        }
+        String::from_utf8(body)
+            .map_err(|_| StoreError::Backend("InfluxDB's answer is not UTF-8".into()))
+    }
+}
+
+/// Reads up to `limit` bytes, and one chunk more to tell the caller the limit was passed.
+async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, reqwest::Error> {
+    let mut out = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        out.extend_from_slice(&chunk);
+        if out.len() > limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// The next chunk of a streamed answer.
+pub async fn next_chunk(response: &mut reqwest::Response) -> Result<Option<Bytes>, StoreError> {
+    response
+        .chunk()
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("reading InfluxDB's answer: {e}")))
+}
+
+/// InfluxDB's JSON error body (`{"code": "...", "message": "..."}`), or the raw text.
+fn error_message(text: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        message: Option<String>,
+    }
+    serde_json::from_str::<Body>(text)
+        .ok()
+        .and_then(|b| b.message)
+        .unwrap_or_else(|| text.trim().chars().take(500).collect())
+}
+
+fn classify_write(status: StatusCode, text: &str) -> WriteError {
+    let message = format!("InfluxDB answered {status}: {}", error_message(text));
+    match status.as_u16() {
+        400 | 413 | 422 => WriteError::Rejected(message),
+        _ => WriteError::Unavailable(message),
+    }
+}
+
+fn classify_query(status: StatusCode, text: &str, kind: QueryKind) -> StoreError {
+    let message = error_message(text);
+    match status.as_u16() {
+        400 | 422 if kind == QueryKind::Proxy => {
+            StoreError::Refused(format!("InfluxDB refused the query: {message}"))
+        }
+        401 | 403 => StoreError::Backend(format!(
+            "InfluxDB refused the read token ({status}): {message}"
+        )),
+        408 | 429 | 500..=599 => {
+            StoreError::Unavailable(format!("InfluxDB answered {status}: {message}"))
+        }
+        _ => StoreError::Backend(format!("InfluxDB answered {status}: {message}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_failures_are_sorted_into_retry_and_reject() {
+        let code = |n: u16| StatusCode::from_u16(n).unwrap();
+        let body = r#"{"code":"invalid","message":"partial write: field type conflict"}"#;
+        assert_eq!(
+            classify_write(code(400), body),
+            WriteError::Rejected(
+                "InfluxDB answered 400 Bad Request: partial write: field type conflict".into()
+            )
+        );
+        for n in [401, 403, 404, 408, 429, 500, 503] {
+            assert!(
+                matches!(classify_write(code(n), "x"), WriteError::Unavailable(_)),
+                "{n}"
+            );
+        }
+        assert!(matches!(
+            classify_write(code(413), ""),
+            WriteError::Rejected(_)
+        ));
+    }
+
+    #[test]
+    fn query_failures_map_to_store_errors() {
+        let code = |n: u16| StatusCode::from_u16(n).unwrap();
+        let body = r#"{"code":"invalid","message":"compilation failed: error @1:1"}"#;
+        assert!(matches!(
+            classify_query(code(400), body, QueryKind::Proxy),
+            StoreError::Refused(m) if m.contains("compilation failed")
+        ));
+        assert!(matches!(
+            classify_query(code(400), body, QueryKind::Internal),
+            StoreError::Backend(_)
+        ));
+        assert!(matches!(
+            classify_query(code(503), "down", QueryKind::Proxy),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            classify_query(code(401), "", QueryKind::Internal),
+            StoreError::Backend(m) if m.contains("read token")
+        ));
+    }
+}

@@ -1,0 +1,838 @@
+//! `InfluxStore` against an in-process HTTP stand-in for InfluxDB 2 (axum on 127.0.0.1). This is
+//! NOT a real InfluxDB 2: it records what the store sends and answers with canned responses in
+//! InfluxDB 2's documented formats (annotated CSV with `#datatype`/`#group`/`#default`, JSON
+//! errors, 204 for writes). The line protocol itself is checked against a real influxd in
+//! `real_influxd_1_6.rs`.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::{get, post};
+use ogm_protocol::{DeviceId, LogEntry, LogLevel, Measurement, Payload};
+use ogm_store::{ExportQuery, Field, HistoryQuery, LogQuery, Record, Store, StoreError};
+use ogm_store_influx::{InfluxConfig, InfluxStore};
+
+const T0: i64 = 1_703_123_456_789_123;
+const HOST: &str = "stand-in-host";
+
+type Responder = Box<dyn Fn(&str) -> (u16, String) + Send + Sync>;
+
+#[derive(Debug, Clone)]
+struct WriteRequest {
+    params: HashMap<String, String>,
+    auth: Option<String>,
+    body: String,
+}
+
+#[derive(Debug, Clone)]
+struct QueryRequest {
+    params: HashMap<String, String>,
+    auth: Option<String>,
+    json: serde_json::Value,
+}
+
+impl QueryRequest {
+    fn flux(&self) -> &str {
+        self.json["query"].as_str().unwrap_or_default()
+    }
+}
+
+struct StandInState {
+    write_status: AtomicU16,
+    health_status: AtomicU16,
+    write_attempts: AtomicUsize,
+    /// Writes answered 204.
+    accepted: Mutex<Vec<WriteRequest>>,
+    queries: Mutex<Vec<QueryRequest>>,
+    responder: Mutex<Responder>,
+}
+
+/// The stand-in. Dropping it stops serving.
+struct StandIn {
+    addr: SocketAddr,
+    state: Arc<StandInState>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn auth(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+async fn write_route(
+    State(s): State<Arc<StandInState>>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: String,
+) -> (StatusCode, String) {
+    s.write_attempts.fetch_add(1, Ordering::SeqCst);
+    let status = s.write_status.load(Ordering::SeqCst);
+    if status == 204 {
+        s.accepted.lock().unwrap().push(WriteRequest {
+            params,
+            auth: auth(&headers),
+            body,
+        });
+        return (StatusCode::NO_CONTENT, String::new());
+    }
+    let code = if status == 400 {
+        "invalid"
+    } else {
+        "unavailable"
+    };
+    (
+        StatusCode::from_u16(status).unwrap(),
+        format!(r#"{{"code":"{code}","message":"stand-in says {status}"}}"#),
+    )
+}
+
+async fn query_route(
+    State(s): State<Arc<StandInState>>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: String,
+) -> (StatusCode, [(header::HeaderName, &'static str); 1], String) {
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let request = QueryRequest {
+        params,
+        auth: auth(&headers),
+        json,
+    };
+    let flux = request.flux().to_owned();
+    s.queries.lock().unwrap().push(request);
+    let (status, text) = (s.responder.lock().unwrap())(&flux);
+    let content_type = if status == 200 {
+        "text/csv; charset=utf-8"
+    } else {
+        "application/json; charset=utf-8"
+    };
+    (
+        StatusCode::from_u16(status).unwrap(),
+        [(header::CONTENT_TYPE, content_type)],
+        text,
+    )
+}
+
+async fn health_route(State(s): State<Arc<StandInState>>) -> (StatusCode, String) {
+    let status = s.health_status.load(Ordering::SeqCst);
+    let word = if status == 200 { "pass" } else { "fail" };
+    (
+        StatusCode::from_u16(status).unwrap(),
+        format!(r#"{{"name":"influxdb","message":"stand-in","status":"{word}","checks":[]}}"#),
+    )
+}
+
+impl StandIn {
+    async fn start() -> Self {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    async fn start_on(addr: SocketAddr) -> Self {
+        let state = Arc::new(StandInState {
+            write_status: AtomicU16::new(204),
+            health_status: AtomicU16::new(200),
+            write_attempts: AtomicUsize::new(0),
+            accepted: Mutex::new(Vec::new()),
+            queries: Mutex::new(Vec::new()),
+            responder: Mutex::new(Box::new(|_| (200, String::new()))),
+        });
+        let app = Router::new()
+            .route("/api/v2/write", post(write_route))
+            .route("/api/v2/query", post(query_route))
+            .route("/health", get(health_route))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            addr,
+            state,
+            server,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn set_write_status(&self, status: u16) {
+        self.state.write_status.store(status, Ordering::SeqCst);
+    }
+
+    fn respond(&self, f: impl Fn(&str) -> (u16, String) + Send + Sync + 'static) {
+        *self.state.responder.lock().unwrap() = Box::new(f);
+    }
+
+    fn accepted(&self) -> Vec<WriteRequest> {
+        self.state.accepted.lock().unwrap().clone()
+    }
+
+    fn queries(&self) -> Vec<QueryRequest> {
+        self.state.queries.lock().unwrap().clone()
+    }
+}
+
+fn config(url: &str, spool_dir: &Path) -> InfluxConfig {
+    InfluxConfig {
+        url: url.to_owned(),
+        token: "write-token".into(),
+        read_token: Some("read-token".into()),
+        org: "grid org".into(),
+        bucket: "open_grid_monitor".into(),
+        host: HOST.into(),
+        spool_dir: spool_dir.to_owned(),
+        spool_max_bytes: 1024 * 1024,
+    }
+}
+
+fn device() -> DeviceId {
+    DeviceId::new("esp-1").unwrap()
+}
+
+/// Batch `n`: two measurements with timestamps of their own.
+fn batch(n: i64) -> Vec<Record> {
+    (0..2)
+        .map(|i| Record {
+            device_id: device(),
+            payload: Payload::Measurement(Measurement {
+                timestamp: T0 + n * 10 + i,
+                frequency: 50.0 + n as f64 / 1000.0,
+                voltage: 230.0,
+                current: 1.0,
+                power: 230.0,
+            }),
+        })
+        .collect()
+}
+
+fn encoded(batches: impl IntoIterator<Item = i64>) -> String {
+    let mut out = String::new();
+    for n in batches {
+        ogm_store_influx::encode(&batch(n), HOST, &mut out);
+    }
+    out
+}
+
+/// Spooled batch files (not counting `rejected/`).
+fn spool_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".lp"))
+        .count()
+}
+
+async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_go_through_influxdb2_client_in_the_seed_schema_influxdb2_stand_in() {
+    let s = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = InfluxStore::open(config(&s.url(), dir.path())).unwrap();
+    let mut records = batch(0);
+    records.push(Record {
+        device_id: device(),
+        payload: Payload::Logs(LogEntry {
+            timestamp: T0,
+            level: LogLevel::Info,
+            message: "multi\nline \"quoted\"".into(),
+            module: "ade7953".into(),
+        }),
+    });
+    let outcome = store.write(records.clone()).await.unwrap();
+    assert_eq!((outcome.stored, outcome.duplicates), (3, 0));
+    assert!(store.write(Vec::new()).await.is_ok());
+    let accepted = s.accepted();
+    assert_eq!(
+        accepted.len(),
+        1,
+        "one request per batch, none for an empty one"
+    );
+    let w = &accepted[0];
+    assert_eq!(w.params["bucket"], "open_grid_monitor");
+    assert_eq!(w.params["org"], "grid org");
+    assert_eq!(w.params["precision"], "us");
+    assert_eq!(w.auth.as_deref(), Some("Token write-token"));
+    let mut expected = String::new();
+    ogm_store_influx::encode(&records, HOST, &mut expected);
+    assert_eq!(w.body, expected);
+    assert!(w.body.starts_with(
+        "grid_data,device_id=esp-1,host=stand-in-host,source=mqtt frequency=50,voltage=230,current=1,power=230 1703123456789123\n"
+    ));
+    assert_eq!(
+        spool_files(dir.path()),
+        0,
+        "nothing spooled while InfluxDB answers"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_keeps_batches_while_down_and_replays_them_in_order_exactly_once_influxdb2_stand_in()
+{
+    let dir = tempfile::tempdir().unwrap();
+    // Phase 1: nothing listens on the port.
+    let addr = free_addr();
+    let store = InfluxStore::open(config(&format!("http://{addr}"), dir.path())).unwrap();
+    for n in 0..3 {
+        let outcome = store
+            .write(batch(n))
+            .await
+            .expect("write succeeds while down");
+        assert_eq!(outcome.stored, 2);
+    }
+    assert_eq!(
+        spool_files(dir.path()),
+        3,
+        "each batch is a file in spool_dir"
+    );
+    assert_eq!(store.spooled_batches().await, 3);
+
+    // Phase 2: InfluxDB answers 503.
+    let s = StandIn::start_on(addr).await;
+    s.set_write_status(503);
+    for n in 3..5 {
+        store.write(batch(n)).await.expect("write succeeds on 503");
+    }
+    wait_for("a replay attempt", || {
+        s.state.write_attempts.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    assert_eq!(spool_files(dir.path()), 5);
+    assert!(s.accepted().is_empty());
+
+    // A restart while spooled: the next store replays what the last one left.
+    drop(store);
+    let store = InfluxStore::open(config(&s.url(), dir.path())).unwrap();
+    store.write(batch(5)).await.unwrap();
+    assert_eq!(
+        spool_files(dir.path()),
+        6,
+        "order: behind a non-empty spool, new batches are spooled too"
+    );
+
+    // Phase 3: InfluxDB recovers.
+    s.set_write_status(204);
+    wait_for("the spool to drain", || spool_files(dir.path()) == 0).await;
+    assert_eq!(store.spooled_batches().await, 0);
+    store.write(batch(6)).await.unwrap();
+    assert_eq!(
+        spool_files(dir.path()),
+        0,
+        "an empty spool means direct writes again"
+    );
+
+    let received: String = s.accepted().iter().map(|w| w.body.as_str()).collect();
+    assert_eq!(
+        received,
+        encoded(0..7),
+        "every batch arrived, in order, exactly once"
+    );
+    for w in s.accepted() {
+        assert_eq!(w.params["precision"], "us");
+        assert_eq!(w.auth.as_deref(), Some("Token write-token"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_makes_write_fail_unavailable_influxdb2_stand_in() {
+    let s = StandIn::start().await;
+    s.set_write_status(503);
+    let dir = tempfile::tempdir().unwrap();
+    let two_batches = encoded(0..2).len() as u64;
+    let store = InfluxStore::open(InfluxConfig {
+        spool_max_bytes: two_batches,
+        ..config(&s.url(), dir.path())
+    })
+    .unwrap();
+    store.write(batch(0)).await.unwrap();
+    store.write(batch(1)).await.unwrap();
+    match store.write(batch(2)).await {
+        Err(StoreError::Unavailable(m)) => assert!(m.contains("spool is full"), "{m}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert_eq!(spool_files(dir.path()), 2);
+    // The ingest retries the refused batch; once InfluxDB is back it goes through, in order.
+    s.set_write_status(204);
+    wait_for("the spool to drain", || spool_files(dir.path()) == 0).await;
+    store.write(batch(2)).await.unwrap();
+    let received: String = s.accepted().iter().map(|w| w.body.as_str()).collect();
+    assert_eq!(received, encoded(0..3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_batches_are_kept_aside_not_retried_forever_influxdb2_stand_in() {
+    let s = StandIn::start().await;
+    s.set_write_status(400);
+    let dir = tempfile::tempdir().unwrap();
+    let store = InfluxStore::open(config(&s.url(), dir.path())).unwrap();
+    let outcome = store.write(batch(0)).await.unwrap();
+    assert_eq!(outcome.stored, 0, "InfluxDB refused it");
+    let rejected: Vec<_> = std::fs::read_dir(dir.path().join(ogm_store_influx::REJECTED_DIR))
+        .unwrap()
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(rejected[0].path()).unwrap(),
+        encoded([0])
+    );
+    assert_eq!(spool_files(dir.path()), 0, "nothing blocks the spool");
+    s.set_write_status(204);
+    store.write(batch(1)).await.unwrap();
+    assert_eq!(s.accepted().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_follows_health_influxdb2_stand_in() {
+    let s = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = InfluxStore::open(config(&s.url(), dir.path())).unwrap();
+    assert!(store.healthy().await);
+    s.state.health_status.store(503, Ordering::SeqCst);
+    assert!(!store.healthy().await);
+    let other_dir = tempfile::tempdir().unwrap();
+    let down =
+        InfluxStore::open(config(&format!("http://{}", free_addr()), other_dir.path())).unwrap();
+    assert!(!down.healthy().await);
+}
+
+/// An annotated CSV answer of one table with `_time` and `_value` (InfluxDB 2's layout).
+fn csv_answer(result: &str, value_type: &str, rows: &[(String, String)]) -> String {
+    let mut out = format!(
+        "#datatype,string,long,dateTime:RFC3339,{value_type}\r\n#group,false,false,false,false\r\n#default,{result},,,\r\n,result,table,_time,_value\r\n"
+    );
+    for (t, v) in rows {
+        out.push_str(&format!(",,0,{t},{v}\r\n"));
+    }
+    out.push_str("\r\n");
+    out
+}
+
+fn history_query(max_points: u32) -> HistoryQuery {
+    HistoryQuery {
+        device_id: device(),
+        field: Field::Frequency,
+        start_us: 1_703_116_800_000_000, // 2023-12-21T00:00:00Z
+        stop_us: 1_703_120_400_000_000,  // +1 h
+        max_points,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_reads_raw_points_when_they_fit_influxdb2_stand_in() {
+    let s = StandIn::start().await;
+    s.respond(|flux| {
+        if flux.contains("|> count()") {
+            (
+                200,
+                csv_answer(
+                    "_result",
+                    "long",
+                    &[("2023-12-21T01:00:00Z".into(), "3".into())],
+                ),
+            )
+        } else {
+            (
+                200,
+                csv_answer(
+                    "_result",
+                    "double",
+                    &[
+                        ("2023-12-21T00:00:01.000001Z".into(), "49.99".into()),
+                        ("2023-12-21T00:00:02Z".into(), "50".into()),
+                        ("2023-12-21T00:00:03Z".into(), "50.01".into()),
+                    ],
+                ),
+            )
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = InfluxStore::open(config(&s.url(), dir.path())).unwrap();
+    let h = store.history(history_query(1000)).await.unwrap();
+    assert_eq!(h.interval_us, 0);
+    let points: Vec<(i64, f64, u64)> = h.points.iter().map(|b| (b.t, b.mean, b.count)).collect();
+    assert_eq!(
+        points,
+        [
+            (1_703_116_801_000_001, 49.99, 1),
+            (1_703_116_802_000_000, 50.0, 1),
+            (1_703_116_803_000_000, 50.01, 1)
+        ]
+    );
+    let q = s.queries();
+    assert_eq!(q.len(), 2, "a count, then the raw points");
+    assert_eq!(q[0].params["org"], "grid org");
+    assert_eq!(q[0].auth.as_deref(), Some("Token read-token"));
+    assert_eq!(q[0].json["type"], "flux");
+    assert_eq!(
+        q[0].json["dialect"]["annotations"],
+        serde_json::json!(["datatype", "group", "default"])
+    );
+    assert!(q[0].flux().contains(
+        "r._measurement == \"grid_data\" and r._field == \"frequency\" and r.device_id == \"esp-1\""
+    ));
+    assert!(q[1].flux().contains("limit(n: 1000)"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_aggregates_min_mean_max_count_influxdb2_stand_in() {
+    let s = StandIn::start().await;
+    s.respond(|flux| {
+        if !flux.contains("aggregateWindow") {
+            return (
+                200,
+                csv_answer(
+                    "_result",
+                    "long",
+                    &[("2023-12-21T01:00:00Z".into(), "36000".into())],
+                ),
+            );
+        }
+        // Four results, as four yields produce them; the first window starts at the range
+        // start, the second 4 s later.
+        let mut out = String::new();
+        for (name, ty, a, b) in [
+            ("min", "double", "49.9", "49.8"),
+            ("mean", "double", "50", "49.95"),
+            ("max", "double", "50.1", "50.2"),
+            ("count", "long", "40", "40"),
+        ] {
+            out.push_str(&csv_answer(
+                name,
+                ty,
+                &[
+                    ("2023-12-21T00:00:00Z".into(), a.into()),
+                    ("2023-12-21T00:00:04Z".into(), b.into()),
+                ],
+            ));
+        }
+        (200, out)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = InfluxStore::open(config(&s.url(), dir.path())).unwrap();
+    let h = store.history(history_query(1000)).await.unwrap();
+    assert_eq!(
+        h.interval_us, 4_000_000,
+        "bucket_interval_us for 36000 points in 1 h"
+    );
+    assert_eq!(h.points.len(), 2);
+    let b = h.points[1];
+    assert_eq!(
+        (b.t, b.min, b.mean, b.max, b.count),
+        (1_703_116_804_000_000, 49.8, 49.95, 50.2, 40)
+    );
+    let flux = s.queries()[1].flux().to_owned();
+    for f in ["min", "mean", "max", "count"] {
+        assert!(
+            flux.contains(&format!(
+                "aggregateWindow(every: 4000000us, fn: {f}, createEmpty: false"
+            )),
+            "{flux}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_answers_are_errors_not_panics_influxdb2_stand_in() {
+    let s = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = InfluxStore::open(config(&s.url(), dir.path())).unwrap();
+    let answers: Vec<(u16, String)> = vec![
+        (
+            200,
+            "#datatype,string,string\r\n#group,true,true\r\n#default,,\r\n,error,reference\r\n,\"panic: runtime error\",\r\n\r\n".into(),
+        ),
+        (200, "<html>proxy error</html>\n,\"unterminated".into()),
+        (200, ",result,table,_value\r\n,,0\r\n".into()),
+        (500, r#"{"code":"internal error","message":"boom"}"#.into()),
+        (401, r#"{"code":"unauthorized","message":"unauthorized access"}"#.into()),
+    ];
+    for (status, body) in answers {
+        let body2 = body.clone();
+        s.respond(move |_| (status, body2.clone()));
+        let err = store.history(history_query(10)).await.expect_err(&body);
+        match (status, &err) {
+            (500, StoreError::Unavailable(_)) => {}
+            (401, StoreError::Backend(m)) => assert!(m.contains("read token"), "{m}"),
+            (200, StoreError::Backend(_)) => {}
+            _ => panic!("{status} {body:?} gave {err:?}"),
+        }
+    }
+    // An empty answer is no data.
+    s.respond(|_| (200, String::new()));
+    let h = store.history(history_query(10)).await.unwrap();
+    assert!(h.points.is_empty());
+    assert!(store.logs(log_query()).await.unwrap().is_empty());
+    assert!(store.devices().await.unwrap().is_empty());
+}
+
+fn log_query() -> LogQuery {
+    LogQuery {
+        device_id: Some(device()),
+        min_level: Some(LogLevel::Warn),
+        start_us: 0,
+        stop_us: T0 * 2,
+        limit: 10,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_and_devices_influxdb2_stand_in() {
+    let s = StandIn::start().await;
+    s.respond(|flux| {
+        if flux.contains("device_logs\" and r.device_id") {
+            return (
+                200,
+                "#datatype,string,long,dateTime:RFC3339,string,string,string,string\r\n\
+                 #group,false,false,false,true,false,false,false\r\n\
+                 #default,_result,,,,,,\r\n\
+                 ,result,table,_time,device_id,level,message,module\r\n\
+                 ,,0,2023-12-21T01:50:57Z,esp-1,ERROR,\"brown-out, \"\"reset\"\"\nat 0x40\",power\r\n\
+                 ,,0,2023-12-21T01:50:56.789123Z,esp-1,WARN,low heap,main\r\n\r\n"
+                    .into(),
+            );
+        }
+        // devices(): last() per series; two hosts wrote esp-1, the newer wins.
+        let head = "#datatype,string,long,dateTime:RFC3339,double,string,string,string\r\n\
+                    #group,false,false,false,false,true,true,true\r\n\
+                    #default,_result,,,,,,\r\n\
+                    ,result,table,_time,_value,_field,_measurement,device_id\r\n";
+        let mut out = String::from(head);
+        for (table, (t, f, v)) in [
+            ("2023-12-21T01:00:00Z", "frequency", "50.01"),
+            ("2023-12-21T01:00:00Z", "voltage", "230.1"),
+            ("2023-12-21T01:00:00Z", "current", "1.5"),
+            ("2023-12-21T01:00:00Z", "power", "345"),
+            ("2023-12-21T00:00:00Z", "frequency", "49"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            out.push_str(&format!(",,{table},{t},{v},{f},grid_data,esp-1\r\n"));
+        }
+        out.push_str("\r\n");
+        out.push_str(&head.replace(",double,", ",long,"));
+        out.push_str(",,0,2023-12-21T01:00:05Z,-45,rssi,device_status,esp-1\r\n");
+        out.push_str(",,1,2023-12-21T01:00:05Z,234567,free_heap,device_status,esp-1\r\n");
+        out.push_str(",,2,2023-12-21T01:00:05Z,-70,rssi,device_status,esp-2\r\n");
+        out.push_str(",,3,2023-12-21T01:00:05Z,1000,free_heap,device_status,esp-2\r\n\r\n");
+        out.push_str(&head.replace(",double,", ",bool,"));
+        out.push_str(",,0,2023-12-21T01:00:05Z,false,online,device_status,esp-2\r\n\r\n");
+        (200, out)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = InfluxStore::open(config(&s.url(), dir.path())).unwrap();
+
+    let logs = store.logs(log_query()).await.unwrap();
+    assert_eq!(logs.len(), 2);
+    assert_eq!(logs[0].level, LogLevel::Error);
+    assert_eq!(logs[0].message, "brown-out, \"reset\"\nat 0x40");
+    assert_eq!(logs[1].t, T0);
+    let flux = s.queries()[0].flux().to_owned();
+    assert!(
+        flux.contains("set: [\"WARN\", \"WARNING\", \"ERROR\", \"ERR\"]"),
+        "{flux}"
+    );
+    assert!(flux.contains("limit(n: 10)"));
+
+    let devices = store.devices().await.unwrap();
+    assert_eq!(devices.len(), 2);
+    let esp1 = &devices[0];
+    assert_eq!(esp1.device_id.as_str(), "esp-1");
+    let m = esp1.last_measurement.unwrap();
+    assert_eq!((m.frequency, m.voltage, m.power), (50.01, 230.1, 345.0));
+    let st = esp1.last_status.as_ref().unwrap();
+    assert_eq!((st.rssi, st.free_heap), (-45, 234_567));
+    assert_eq!(esp1.last_seen, 1_703_120_405_000_000);
+    let esp2 = &devices[1];
+    assert_eq!(esp2.last_status.as_ref().unwrap().online, Some(false));
+    assert!(esp2.last_measurement.is_none());
+    assert!(s.queries()[1].flux().contains("range(start: -30d)"));
+}
+
+/// Parses `range(start: <RFC 3339>` out of a query, in ns.
+fn range_start_ns(flux: &str) -> i64 {
+    let rest = &flux[flux.find("range(start: ").unwrap() + 13..];
+    let t = &rest[..rest.find(',').unwrap()];
+    chrono::DateTime::parse_from_rfc3339(t)
+        .unwrap()
+        .timestamp_nanos_opt()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_streams_every_point_once_across_pages_influxdb2_stand_in() {
+    const POINTS: i64 = 7_000;
+    const PAGE: usize = 5_000; // the store's page size: at most this many rows per table
+    let base_ns = 1_703_116_800_000_000_000i64;
+    let s = StandIn::start().await;
+    s.respond(move |flux| {
+        let start = range_start_ns(flux);
+        let mut out = String::from(
+            "#datatype,string,long,dateTime:RFC3339,double,string,string,string\r\n\
+             #group,false,false,false,false,true,true,true\r\n\
+             #default,_result,,,,,,\r\n\
+             ,result,table,_time,_value,_field,_measurement,host\r\n",
+        );
+        for (table, field) in ["frequency", "voltage", "current", "power"]
+            .iter()
+            .enumerate()
+        {
+            let rows = (0..POINTS)
+                .map(|i| base_ns + i * 1_000_000_000)
+                .filter(|t| *t >= start)
+                .take(PAGE);
+            for t in rows {
+                let secs = t / 1_000_000_000;
+                let v = (t - base_ns) / 1_000_000_000;
+                let time = chrono::DateTime::from_timestamp(secs, 0)
+                    .unwrap()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                out.push_str(&format!(",,{table},{time},{v},{field},grid_data,h\r\n"));
+            }
+        }
+        (200, out)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = InfluxStore::open(config(&s.url(), dir.path())).unwrap();
+    let mut rx = store
+        .export(ExportQuery {
+            device_id: device(),
+            start_us: base_ns / 1_000,
+            stop_us: base_ns / 1_000 + 24 * 3_600_000_000,
+        })
+        .await
+        .unwrap();
+    let mut all: Vec<Measurement> = Vec::new();
+    let mut chunks = 0;
+    while let Some(chunk) = rx.recv().await {
+        all.extend(chunk.unwrap());
+        chunks += 1;
+    }
+    assert_eq!(all.len(), POINTS as usize, "every point, once");
+    for (i, m) in all.iter().enumerate() {
+        assert_eq!(
+            m.timestamp,
+            base_ns / 1_000 + i as i64 * 1_000_000,
+            "in order"
+        );
+        assert_eq!(m.frequency, i as f64);
+        assert_eq!(m.power, i as f64);
+    }
+    assert_eq!(chunks, 2);
+    assert_eq!(s.queries().len(), 2, "two pages");
+    assert!(s.queries()[0].flux().contains("limit(n: 5000)"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flux_proxy_streams_with_the_read_token_influxdb2_stand_in() {
+    let s = StandIn::start().await;
+    let big: String = (0..20_000)
+        .map(|i| format!(",,0,2023-12-21T00:00:00Z,{i}.5\r\n"))
+        .collect();
+    let body = format!(
+        "{}\r\n{big}\r\n",
+        csv_answer("_result", "double", &[]).trim_end()
+    );
+    let expected = body.clone();
+    s.respond(move |flux| {
+        if flux.contains("syntax error here") {
+            (
+                400,
+                r#"{"code":"invalid","message":"compilation failed: error at @1:1-1:7"}"#.into(),
+            )
+        } else {
+            (200, body.clone())
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = InfluxStore::open(config(&s.url(), dir.path())).unwrap();
+    let query = r#"from(bucket: "open_grid_monitor") |> range(start: -1h)"#;
+    let mut rx = store.flux(query.to_owned()).await.unwrap();
+    let mut got = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        got.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(
+        String::from_utf8(got).unwrap(),
+        expected,
+        "passed through unchanged"
+    );
+    let q = &s.queries()[0];
+    assert_eq!(q.flux(), query);
+    assert_eq!(q.auth.as_deref(), Some("Token read-token"));
+
+    match store
+        .flux(r#"from(bucket: "open_grid_monitor") syntax error here"#.into())
+        .await
+    {
+        Err(StoreError::Refused(m)) => assert!(m.contains("compilation failed"), "{m}"),
+        other => panic!("expected Refused, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flux_proxy_refuses_before_reaching_influxdb_influxdb2_stand_in() {
+    let s = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = InfluxStore::open(config(&s.url(), dir.path())).unwrap();
+    for query in [
+        r#"from(bucket: "_monitoring") |> range(start: -1h)"#,
+        r#"buckets()"#,
+        r#"from(bucket: "open_grid_monitor") |> range(start: -1h) |> to(bucket: "open_grid_monitor")"#,
+        r#"import "http" http.post(url: "http://example.com", data: bytes(v: "x"))"#,
+        r#"import "influxdata/influxdb/v1" v1.databases()"#,
+    ] {
+        match store.flux(query.into()).await {
+            Err(StoreError::Refused(m)) => assert!(m.starts_with("Flux query refused"), "{m}"),
+            other => panic!("{query}: expected Refused, got {other:?}"),
+        }
+    }
+    assert!(s.queries().is_empty(), "InfluxDB never saw a refused query");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn open_needs_no_influxdb_and_checks_its_config_influxdb2_stand_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = InfluxStore::open(InfluxConfig {
+        url: "ftp://influx".into(),
+        ..config("http://127.0.0.1:1", dir.path())
+    });
+    assert!(matches!(bad, Err(StoreError::Backend(m)) if m.contains("scheme")));
+    // Works on a current-thread runtime too, with InfluxDB down: the write is spooled.
+    let store = InfluxStore::open(config(&format!("http://{}", free_addr()), dir.path())).unwrap();
+    store.write(batch(0)).await.unwrap();
+    assert_eq!(spool_files(dir.path()), 1);
+}

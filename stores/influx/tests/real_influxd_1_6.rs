@@ -1,0 +1,410 @@
+//! The line-protocol encoder against a REAL influxd: Debian's `influxdb` package (1.6), whose
+//! `/write` parses the same line protocol as InfluxDB 2 (`models.ParsePointsWithPrecision`).
+//! InfluxDB 2 itself is not packaged for Debian, so this is the closest real parser we can run.
+//!
+//! Needs `influxd` on the PATH (`apt-get install -y influxdb`); without it the test fails and
+//! says so. The server runs on free 127.0.0.1 ports with its data in a temp dir, no reporting,
+//! no monitor store.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ogm_protocol::{DeviceId, LogEntry, LogLevel, Measurement, Payload, Status};
+use ogm_store::Record;
+use ogm_store_influx::annotated_csv;
+
+/// A running influxd, killed on drop.
+struct Influxd {
+    child: Child,
+    base: String,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Influxd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn write_config(dir: &Path, http_port: u16, rpc_port: u16) -> std::path::PathBuf {
+    let d = dir.display();
+    let conf = format!(
+        r#"reporting-enabled = false
+bind-address = "127.0.0.1:{rpc_port}"
+
+[meta]
+  dir = "{d}/meta"
+  logging-enabled = false
+
+[data]
+  dir = "{d}/data"
+  wal-dir = "{d}/wal"
+  query-log-enabled = false
+
+[monitor]
+  store-enabled = false
+
+[continuous_queries]
+  enabled = false
+
+[subscriber]
+  enabled = false
+
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{http_port}"
+  auth-enabled = false
+  log-enabled = false
+  pprof-enabled = false
+"#
+    );
+    let path = dir.join("influxdb.conf");
+    std::fs::write(&path, conf).expect("writing influxdb.conf");
+    path
+}
+
+async fn start_influxd() -> Influxd {
+    if Command::new("influxd").arg("version").output().is_err() {
+        panic!(
+            "influxd (InfluxDB 1.x) is not installed, so the line protocol cannot be checked \
+             against a real server: install Debian's package with `apt-get install -y influxdb`"
+        );
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let http_port = free_port();
+    let conf = write_config(dir.path(), http_port, free_port());
+    let log = dir.path().join("influxd.log");
+    let log_file = std::fs::File::create(&log).expect("log file");
+    let child = Command::new("influxd")
+        .arg("-config")
+        .arg(&conf)
+        .stdout(Stdio::from(log_file.try_clone().expect("log file")))
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .expect("starting influxd");
+    let mut server = Influxd {
+        child,
+        base: format!("http://127.0.0.1:{http_port}"),
+        log,
+        _dir: dir,
+    };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = client.get(format!("{}/ping", server.base)).send().await
+            && r.status().as_u16() == 204
+        {
+            return server;
+        }
+        if let Ok(Some(status)) = server.child.try_wait() {
+            panic!(
+                "influxd exited ({status}) before answering /ping:\n{}",
+                std::fs::read_to_string(&server.log).unwrap_or_default()
+            );
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "influxd did not answer /ping within 60 s:\n{}",
+                std::fs::read_to_string(&server.log).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Influxd {
+    async fn query(&self, q: &str) -> String {
+        let r = reqwest::Client::new()
+            .post(format!("{}/query", self.base))
+            .header("Accept", "application/csv")
+            .query(&[("db", "ogm"), ("epoch", "u"), ("q", q)])
+            .send()
+            .await
+            .expect("query");
+        assert!(r.status().is_success(), "{q}: {}", r.status());
+        r.text().await.expect("query body")
+    }
+
+    async fn write(&self, body: &str) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/write", self.base))
+            .query(&[("db", "ogm"), ("precision", "u")])
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("write");
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        assert_eq!(
+            status.as_u16(),
+            204,
+            "influxd refused the body: {text}\n{body}"
+        );
+    }
+
+    /// Rows of `SELECT * FROM measurement`, keyed by (time µs, device_id), as column → value.
+    async fn rows(&self, measurement: &str) -> HashMap<(i64, String), HashMap<String, String>> {
+        let csv = self
+            .query(&format!("SELECT * FROM \"{measurement}\""))
+            .await;
+        let sections = annotated_csv::parse(&csv).expect("influxd's CSV");
+        let mut out = HashMap::new();
+        for section in &sections {
+            for row in section.rows() {
+                let t: i64 = row.get("time").expect("time").parse().expect("µs time");
+                let id = row.get("device_id").expect("device_id").to_owned();
+                let cells = section
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.name.clone(),
+                            row.get(&c.name).unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect();
+                assert!(out.insert((t, id), cells).is_none(), "one row per point");
+            }
+        }
+        out
+    }
+}
+
+const T: i64 = 1_703_123_456_789_123;
+const HOST: &str = "test host,rack=1";
+
+fn id(s: &str) -> DeviceId {
+    DeviceId::new(s).expect("device id")
+}
+
+fn measurements() -> Vec<(DeviceId, Measurement)> {
+    let m = |t, frequency, voltage, current, power| Measurement {
+        timestamp: T + t,
+        frequency,
+        voltage,
+        current,
+        power,
+    };
+    vec![
+        (id("esp32-s3_01"), m(0, 1e308, 5e-324, -0.0, f64::MAX)),
+        (
+            id("esp32-s3_01"),
+            m(
+                1,
+                f64::MIN_POSITIVE,
+                0.1 + 0.2,
+                -1e-300,
+                123_456_789.123_456_79,
+            ),
+        ),
+        (id("esp32-s3_01"), m(2, 50.02, 230.5, 10.2, 2351.0)),
+        (
+            id("Z-9"),
+            m(2, 1.0, 0.0, -f64::MAX, 9_007_199_254_740_993.0),
+        ),
+        (id("Z-9"), m(3, 1e-5, 9.9e-6, 1e16, 1.5e-7)),
+    ]
+}
+
+fn statuses() -> Vec<(DeviceId, Status)> {
+    vec![
+        (
+            id("esp32-s3_01"),
+            Status {
+                timestamp: T,
+                rssi: i32::MIN,
+                free_heap: i64::MAX as u64,
+                online: Some(true),
+                battery: Some(1e-310),
+                dropped: Some(u64::MAX),
+            },
+        ),
+        (
+            id("esp32-s3_01"),
+            Status {
+                timestamp: T + 1,
+                rssi: -45,
+                free_heap: 0,
+                online: Some(false),
+                battery: None,
+                dropped: None,
+            },
+        ),
+        (
+            id("Z-9"),
+            Status {
+                timestamp: T,
+                rssi: i32::MAX,
+                free_heap: 234_567,
+                online: None,
+                battery: Some(100.0),
+                dropped: Some(0),
+            },
+        ),
+    ]
+}
+
+fn logs() -> Vec<(DeviceId, LogEntry)> {
+    let messages = [
+        r#"say "hi" \ and \\ and \""#.to_owned(),
+        "line1\nline2\r\nline3\n".to_owned(),
+        "\nstarts with a newline".to_owned(),
+        "commas, spaces and = equals,=, ".to_owned(),
+        "unicode: grüße, 日本語, 🦀, e\u{301}, \u{2028}".to_owned(),
+        "ends with a backslash \\".to_owned(),
+        "\"".to_owned(),
+        "tab\tnul\0ctrl\u{1}\u{7f}".to_owned(),
+        "${not_flux} #not-a-comment 'single'".to_owned(),
+        "x\"\\".repeat(1365),
+        "device_logs,device_id=evil message=\"injected\" 1\nsecond line i=1i".to_owned(),
+    ];
+    messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, message)| {
+            (
+                id("esp32-s3_01"),
+                LogEntry {
+                    timestamp: T + i as i64,
+                    level: LogLevel::ALL[i % 5],
+                    message,
+                    module: format!("mod,ule =\"{i}\"\\"),
+                },
+            )
+        })
+        .collect()
+}
+
+fn records() -> Vec<Record> {
+    let mut out = Vec::new();
+    out.extend(measurements().into_iter().map(|(device_id, m)| Record {
+        device_id,
+        payload: Payload::Measurement(m),
+    }));
+    out.extend(statuses().into_iter().map(|(device_id, s)| Record {
+        device_id,
+        payload: Payload::Status(s),
+    }));
+    out.extend(logs().into_iter().map(|(device_id, l)| Record {
+        device_id,
+        payload: Payload::Logs(l),
+    }));
+    out
+}
+
+fn float(cells: &HashMap<String, String>, name: &str) -> f64 {
+    cells[name]
+        .parse()
+        .unwrap_or_else(|e| panic!("{name}={:?}: {e}", cells[name]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn line_protocol_round_trips_through_real_influxd_1_6() {
+    let influxd = start_influxd().await;
+    influxd.query("CREATE DATABASE ogm").await;
+
+    let records = records();
+    let mut body = String::new();
+    ogm_store_influx::encode(&records, HOST, &mut body);
+    influxd.write(&body).await;
+    // The same batch again (a redelivery): InfluxDB overwrites, nothing doubles.
+    influxd.write(&body).await;
+
+    let grid = influxd.rows("grid_data").await;
+    assert_eq!(
+        grid.len(),
+        measurements().len(),
+        "one point per measurement"
+    );
+    for (device, m) in measurements() {
+        let cells = &grid[&(m.timestamp, device.to_string())];
+        for (name, want) in [
+            ("frequency", m.frequency),
+            ("voltage", m.voltage),
+            ("current", m.current),
+            ("power", m.power),
+        ] {
+            let got = float(cells, name);
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "{device} {name}: wrote {want:e}, read {got:e}"
+            );
+        }
+        assert_eq!(
+            cells["host"], HOST,
+            "the host tag round-trips through escaping"
+        );
+        assert_eq!(cells["source"], "mqtt");
+    }
+
+    let status = influxd.rows("device_status").await;
+    assert_eq!(status.len(), statuses().len());
+    for (device, s) in statuses() {
+        let cells = &status[&(s.timestamp, device.to_string())];
+        assert_eq!(cells["rssi"], s.rssi.to_string());
+        assert_eq!(cells["free_heap"], s.free_heap.to_string());
+        let dropped = s.dropped.map(|d| d.min(i64::MAX as u64).to_string());
+        assert_eq!(
+            cells["dropped"],
+            dropped.unwrap_or_default(),
+            "clamped to i64::MAX"
+        );
+        let online = s.online.map(|o| o.to_string());
+        assert_eq!(cells["online"], online.unwrap_or_default());
+        match s.battery {
+            Some(b) => assert_eq!(float(cells, "battery").to_bits(), b.to_bits()),
+            None => assert_eq!(cells["battery"], ""),
+        }
+    }
+
+    let log_rows = influxd.rows("device_logs").await;
+    assert_eq!(
+        log_rows.len(),
+        logs().len(),
+        "every message is one point: newlines and line-protocol look-alikes stay inside it"
+    );
+    for (device, l) in logs() {
+        let cells = &log_rows[&(l.timestamp, device.to_string())];
+        assert_eq!(
+            cells["message"],
+            l.message,
+            "message at +{}",
+            l.timestamp - T
+        );
+        assert_eq!(cells["module"], l.module);
+        assert_eq!(cells["level"], l.level.as_str());
+    }
+    assert!(
+        !log_rows.keys().any(|(_, d)| d == "evil"),
+        "a message cannot inject a point"
+    );
+
+    // Field types as the schema says: floats, integers, booleans, strings.
+    let types = influxd.query("SHOW FIELD KEYS").await;
+    for expected in [
+        "frequency,float",
+        "rssi,integer",
+        "free_heap,integer",
+        "dropped,integer",
+        "online,boolean",
+        "battery,float",
+        "message,string",
+    ] {
+        assert!(types.contains(expected), "{expected} in:\n{types}");
+    }
+}
