@@ -159,7 +159,15 @@ async fn devices_reconnect_after_a_broker_restart_and_say_goodbye_on_sigterm() {
     .await;
 
     sim.stop();
-    until_each(&mut sub, &ids, |_, p, m| {
+    until_each(
+        &mut sub,
+        &ids,
+        |_, p, _| matches!(p, Payload::Status(st) if st.online == Some(false)),
+    )
+    .await;
+    // Live delivery clears the retain flag; a new subscriber gets the retained copy.
+    let mut late = s.subscriber().await;
+    until_each(&mut late, &ids, |_, p, m| {
         m.retain && matches!(p, Payload::Status(st) if st.online == Some(false))
     })
     .await;
