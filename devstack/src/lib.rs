@@ -4,6 +4,7 @@
 //! - [`browser`]: headless Chromium through chromedriver, for browser tests.
 //! - [`credentials`]: broker users and their generated passwords.
 //! - [`http`]: a minimal HTTP client for tests.
+//! - [`influxd`]: a real InfluxDB 1.x for side-by-side figures.
 //! - [`mosquitto`]: a real `mosquitto` process with the project's policy and ACL
 //!   (`mosquitto/conf.d`, `mosquitto/acl`) and a generated main config holding ports and paths.
 //! - [`process`]: free ports, waiting for a port, finding the workspace's built binaries, and
@@ -16,6 +17,7 @@
 pub mod browser;
 pub mod credentials;
 pub mod http;
+pub mod influxd;
 pub mod mosquitto;
 pub mod probe;
 pub mod process;
@@ -24,6 +26,7 @@ pub mod stack;
 pub use browser::Browser;
 pub use credentials::{Credentials, DASHBOARD_USER, SERVER_USER};
 pub use http::{HttpResponse, http_get, http_post};
+pub use influxd::Influxd;
 pub use mosquitto::{BrokerPorts, Mosquitto};
 pub use probe::{MqttProbe, Received, mosquitto_pub};
 pub use process::{ChildProcess, cargo_bin, free_port, repo_root, wait_for_port};
