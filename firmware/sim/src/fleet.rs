@@ -1,17 +1,21 @@
-//! [`run`]: the simulator's one clock. Each tick advances the shared grid, samples every device
-//! and queues its measurement; status and log messages follow their own schedules; connection
-//! news from the links triggers a fresh `online: true` status. On shutdown every connected
-//! device publishes `online: false` and disconnects cleanly.
+//! [`run`]: the simulator's one clock. Each tick advances the shared grid and every board (its
+//! ZX edges, its simulated chip); each board's firmware-core schedule then says what is due:
+//! sample into the offline buffer, send a status, drain the buffer into the MQTT link. Log
+//! messages follow their own schedule; connection news from the links reaches the schedules
+//! (a fresh `online: true` status and a drain after every CONNACK). On shutdown every connected
+//! device sends what it buffered, publishes `online: false` and disconnects cleanly.
 
 use std::future::Future;
 use std::time::Duration;
 
+use ogm_firmware_core::{Action, ScheduleConfig};
 use ogm_protocol::{LogEntry, LogLevel};
 use rand::{RngCore, SeedableRng, rngs::SmallRng};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
+use crate::board::{BoardOptions, SimBoard};
 use crate::config::{Config, ConfigError};
 use crate::grid::{DeviceModel, GridModel, Step, device_seed};
 use crate::mqtt::{LinkEvent, LinkOptions, MqttLink};
@@ -40,6 +44,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let nominal = config.nominal_hz;
     let period = config.sample_period();
     let dt_s = period.as_secs_f64();
+    let dt_us = u64::try_from(period.as_micros()).unwrap_or(u64::MAX).max(1);
     info!(
         broker = %config.broker,
         devices = ids.len(),
@@ -51,11 +56,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     );
 
     let mut grid = GridModel::new(nominal, seed).with_trips_every(config.step_every_s());
+    let buffer_capacity = (config.rate_hz * OFFLINE_BUFFER.as_secs_f64()).ceil() as usize;
+    let board_options = BoardOptions {
+        nominal_hz: nominal.hz(),
+        schedule: ScheduleConfig {
+            sample_every_us: dt_us,
+            status_every_us: u64::try_from(config.status_interval.as_micros()).unwrap_or(u64::MAX),
+        },
+        buffer_capacity,
+    };
     let link_options = LinkOptions {
         broker: config.broker.clone(),
         password: config.password.clone(),
-        // Measurements plus room for status and log messages.
-        queue_capacity: (config.rate_hz * OFFLINE_BUFFER.as_secs_f64()).ceil() as usize + 20,
+        // Room to drain a full offline buffer at once, plus status and log messages.
+        queue_capacity: buffer_capacity + 20,
     };
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let start = Instant::now();
@@ -63,18 +77,32 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .into_iter()
         .enumerate()
         .map(|(index, id)| {
-            let mut model = DeviceModel::new(nominal, device_seed(seed, index));
-            let will = model.status(crate::now_us(), false);
-            let link = MqttLink::start(index, id, &link_options, will, events_tx.clone());
+            let readings_seed = device_seed(seed, index);
+            let model = DeviceModel::new(nominal, readings_seed);
+            let mut board = SimBoard::new(
+                id,
+                model,
+                // The board's timer and jitter, independent of its readings.
+                device_seed(readings_seed, 1),
+                board_options,
+                grid.frequency(),
+            );
+            let will = board.status(crate::now_us(), false);
+            let link = MqttLink::start(
+                index,
+                board.topics().clone(),
+                &link_options,
+                will,
+                events_tx.clone(),
+            );
             // Spread the routine logs over the minute instead of all at once.
             let stagger = INFO_LOG_EVERY.mul_f64(index as f64 / f64::from(config.devices));
             SimDevice {
-                model,
+                board,
                 link,
-                connected: false,
-                status_due: None,
                 next_info: start + stagger + INFO_LOG_EVERY,
-                dropped: 0,
+                warned_full: false,
+                last_frequency: nominal.hz(),
                 summary: Summary::default(),
             }
         })
@@ -93,19 +121,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 match event {
                     LinkEvent::Up { device, .. } => {
                         if let Some(d) = devices.get_mut(device) {
-                            let now = Instant::now();
-                            d.connected = true;
-                            d.status_due = Some(now);
-                            d.send_status_if_due(now, crate::now_us(), config.status_interval);
+                            d.board.link_up();
+                            d.run_due(crate::now_us());
                             d.log(LogLevel::Info, "mqtt", "connected to broker".into());
                         }
                     }
                     LinkEvent::Down { device } => {
                         if let Some(d) = devices.get_mut(device) {
                             // No statuses while offline: a queued `online: true` would be stale
-                            // by the time it arrives. A fresh one follows the next CONNACK.
-                            d.connected = false;
-                            d.status_due = None;
+                            // by the time it arrives. A fresh one follows the next CONNACK;
+                            // measurements wait in the board's buffer.
+                            d.board.link_down();
                         }
                     }
                 }
@@ -122,7 +148,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 }
                 let t_us = crate::now_us();
                 for d in &mut devices {
-                    d.tick(frequency, t_us, now, &steps, config.status_interval);
+                    d.tick(frequency, dt_us, t_us, now, &steps);
                 }
             }
         }
@@ -132,10 +158,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let t_us = crate::now_us();
     let mut closing = Vec::new();
     for mut d in devices {
-        if d.connected {
-            let mut status = d.model.status(t_us, false);
-            status.dropped = Some(d.dropped);
-            let _ = d.link.publish_status(&status);
+        if d.board.is_link_up() {
+            d.drain();
+            let status = d.board.status(t_us, false);
+            let _ = d.link.publish(d.board.topics().status(&status));
             closing.push(tokio::spawn(d.link.close(SHUTDOWN_GRACE)));
         } else {
             d.link.abort();
@@ -148,36 +174,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
-/// One simulated device: its physics, its link and its schedules.
+/// One simulated device: its board (the firmware core on simulated hardware), its link and its
+/// log schedule.
 struct SimDevice {
-    model: DeviceModel,
+    board: SimBoard,
     link: MqttLink,
-    connected: bool,
-    /// When the next status is due; `None` until the first CONNACK.
-    status_due: Option<Instant>,
     next_info: Instant,
-    /// Measurements refused because the offline buffer was full, since start.
-    dropped: u64,
+    /// Whether the "buffer full" warning was logged.
+    warned_full: bool,
+    last_frequency: f64,
     summary: Summary,
 }
 
 impl SimDevice {
-    fn tick(
-        &mut self,
-        grid_hz: f64,
-        t_us: i64,
-        now: Instant,
-        steps: &[Step],
-        status_interval: Duration,
-    ) {
-        let m = self.model.sample(grid_hz, t_us);
-        self.summary.add(m.frequency, m.voltage, m.power);
-        if self.link.publish_measurement(&m).is_err() {
-            if self.dropped == 0 {
-                warn!(device = %self.link.id(), "offline buffer full; dropping measurements");
-            }
-            self.dropped += 1;
-        }
+    fn tick(&mut self, grid_hz: f64, dt_us: u64, t_us: i64, now: Instant, steps: &[Step]) {
+        self.board.advance(dt_us, grid_hz);
+        self.run_due(t_us);
 
         for step in steps {
             self.log(
@@ -186,7 +198,7 @@ impl SimDevice {
                 format!(
                     "frequency step {:+.0} mHz at {:.3} Hz (simulated generator trip)",
                     step.size_hz * 1000.0,
-                    m.frequency
+                    self.last_frequency
                 ),
             );
         }
@@ -197,23 +209,48 @@ impl SimDevice {
                 self.log(LogLevel::Info, "meter", text);
             }
         }
-
-        self.send_status_if_due(now, t_us, status_interval);
     }
 
-    /// Queues a retained `online: true` status if one is due; retries next tick if the queue is
-    /// full.
-    fn send_status_if_due(&mut self, now: Instant, t_us: i64, status_interval: Duration) {
-        let Some(due) = self.status_due else { return };
-        if now < due {
-            return;
+    /// Does what the board's schedule says is due.
+    fn run_due(&mut self, t_us: i64) {
+        while let Some(action) = self.board.poll() {
+            match action {
+                Action::Sample => match self.board.sample(t_us) {
+                    Some((m, dropped)) => {
+                        self.summary.add(m.frequency, m.voltage, m.power);
+                        self.last_frequency = m.frequency;
+                        if dropped && !self.warned_full {
+                            self.warned_full = true;
+                            warn!(device = %self.board.id(), "offline buffer full; dropping the oldest measurements");
+                        }
+                    }
+                    None => debug!(device = %self.board.id(), "no reading"),
+                },
+                Action::Status => {
+                    let status = self.board.status(t_us, true);
+                    if self
+                        .link
+                        .publish(self.board.topics().status(&status))
+                        .is_err()
+                    {
+                        debug!(device = %self.board.id(), "status not queued");
+                    }
+                }
+                Action::Drain => self.drain(),
+            }
         }
-        let mut status = self.model.status(t_us, true);
-        status.dropped = Some(self.dropped);
-        if self.link.publish_status(&status).is_ok() {
-            self.status_due = Some(now + status_interval);
-        } else {
-            debug!(device = %self.link.id(), "status not queued; retrying next tick");
+    }
+
+    /// Moves buffered measurements, oldest first, into the link until it is empty or the link's
+    /// queue is full.
+    fn drain(&mut self) {
+        while let Some(m) = self.board.next_buffered() {
+            let message = self.board.topics().measurement(m);
+            if self.link.publish(message).is_err() {
+                self.board.stalled();
+                return;
+            }
+            self.board.sent();
         }
     }
 
@@ -224,8 +261,8 @@ impl SimDevice {
             message,
             module: module.to_owned(),
         };
-        if self.link.publish_log(&entry).is_err() {
-            debug!(device = %self.link.id(), "log line not queued");
+        if self.link.publish(self.board.topics().log(&entry)).is_err() {
+            debug!(device = %self.board.id(), "log line not queued");
         }
     }
 }

@@ -9,7 +9,9 @@
 //!   over about a minute).
 //! - [`DeviceModel`]: one board on that grid: its own ~1 mHz measurement noise, a mains voltage,
 //!   a wandering household load and power factor, so that `P = V · I · pf` holds; and its health
-//!   (WiFi RSSI, free heap) for status messages.
+//!   (WiFi RSSI, free heap) for status messages. The fleet publishes its voltage, current and
+//!   power through a simulated ADE7953, and takes the frequency from the firmware core's
+//!   zero-crossing estimator instead of this model's noisy reading (see [`crate::board`]).
 //!
 //! Time is whatever the caller says it is: [`GridModel::advance`] takes a step in seconds and
 //! [`DeviceModel::sample`] a timestamp in µs, so tests run a simulated day in milliseconds.

@@ -6,12 +6,15 @@
 //! the connection state changes, and reports [`LinkEvent`]s so the fleet can publish a retained
 //! `online: true` status after every CONNACK.
 //!
-//! Publishing never waits: messages queue in the client's request channel while the broker is
-//! unreachable (an offline buffer, sent on reconnect) and are refused when it is full.
+//! Publishing never waits: a message goes into the client's request channel or is refused when
+//! the channel is full. Measurements wait in the board's own offline buffer (the firmware core's)
+//! while the broker is unreachable; the fleet moves them into the channel once connected.
+//! Topics and payload bytes are the firmware core's ([`ogm_firmware_core::Topics`]).
 
 use std::time::Duration;
 
-use ogm_protocol::{DeviceId, Kind, LogEntry, Measurement, Status, TOPIC_PREFIX, Topic};
+use ogm_firmware_core::{Message, Topics};
+use ogm_protocol::{DeviceId, Status};
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing};
 use rumqttc::{Packet, QoS};
 use tokio::sync::mpsc;
@@ -33,6 +36,10 @@ pub const LINGER: Duration = Duration::from_secs(1);
 /// the device's own hop is acknowledged too; at QoS 0 a reading lost on a dropped connection is
 /// gone silently. Duplicates from a redelivery are harmless because writes are idempotent.
 pub const QOS: QoS = QoS::AtLeastOnce;
+const _: () = assert!(
+    ogm_firmware_core::messages::QOS == 1,
+    "the core's QoS is 1 too"
+);
 
 /// A change in a device's connection, reported to the fleet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,9 +72,6 @@ pub struct LinkOptions {
 pub struct MqttLink {
     id: DeviceId,
     client: AsyncClient,
-    measurement_topic: String,
-    status_topic: String,
-    logs_topic: String,
     task: JoinHandle<()>,
 }
 
@@ -77,13 +81,12 @@ impl MqttLink {
     /// each reconnect.
     pub fn start(
         index: usize,
-        id: DeviceId,
+        topics: Topics,
         options: &LinkOptions,
         will: Status,
         events: mpsc::UnboundedSender<LinkEvent>,
     ) -> Self {
-        let topic = |kind| Topic::new(id.clone(), kind).to_topic(TOPIC_PREFIX);
-        let status_topic = topic(Kind::Status);
+        let id = topics.device_id().clone();
         let mut mqtt = MqttOptions::new(id.as_str(), &options.broker.host, options.broker.port);
         mqtt.set_keep_alive(KEEP_ALIVE);
         // A persistent session: if the connection drops with QoS 1 messages unacknowledged, the
@@ -92,20 +95,17 @@ impl MqttLink {
         if let Some(password) = &options.password {
             mqtt.set_credentials(id.as_str(), password.expose());
         }
-        mqtt.set_last_will(last_will(&status_topic, &will));
+        mqtt.set_last_will(last_will(&topics, &will));
         let (client, eventloop) = AsyncClient::new(mqtt, options.queue_capacity.max(10));
         let driver = Driver {
             index,
             id: id.clone(),
             broker: options.broker.clone(),
-            status_topic: status_topic.clone(),
+            topics,
             will,
             events,
         };
         Self {
-            measurement_topic: topic(Kind::Measurement),
-            logs_topic: topic(Kind::Logs),
-            status_topic,
             id,
             client,
             task: tokio::spawn(driver.run(eventloop)),
@@ -116,24 +116,10 @@ impl MqttLink {
         &self.id
     }
 
-    /// Queues a measurement (QoS 1, not retained).
-    pub fn publish_measurement(&self, m: &Measurement) -> Result<(), QueueFull> {
-        self.publish(&self.measurement_topic, false, m.to_json())
-    }
-
-    /// Queues a status (QoS 1, retained: the dashboard sees the latest one on subscribe).
-    pub fn publish_status(&self, s: &Status) -> Result<(), QueueFull> {
-        self.publish(&self.status_topic, true, s.to_json())
-    }
-
-    /// Queues a log line (QoS 1, not retained).
-    pub fn publish_log(&self, l: &LogEntry) -> Result<(), QueueFull> {
-        self.publish(&self.logs_topic, false, l.to_json())
-    }
-
-    fn publish(&self, topic: &str, retain: bool, payload: Vec<u8>) -> Result<(), QueueFull> {
+    /// Queues `message` at QoS 1, retained if the core says so (statuses).
+    pub fn publish(&self, message: Message<'_>) -> Result<(), QueueFull> {
         self.client
-            .try_publish(topic, QOS, retain, payload)
+            .try_publish(message.topic, QOS, message.retain, message.payload)
             .map_err(|_| QueueFull)
     }
 
@@ -165,8 +151,9 @@ impl MqttLink {
 }
 
 /// The status will, retained at QoS 1.
-fn last_will(topic: &str, will: &Status) -> LastWill {
-    LastWill::new(topic, will.to_json(), QOS, true)
+fn last_will(topics: &Topics, will: &Status) -> LastWill {
+    let m = topics.status(will);
+    LastWill::new(m.topic, m.payload, QOS, m.retain)
 }
 
 /// Polls one event loop until the client disconnects cleanly or is dropped.
@@ -174,7 +161,7 @@ struct Driver {
     index: usize,
     id: DeviceId,
     broker: BrokerAddr,
-    status_topic: String,
+    topics: Topics,
     will: Status,
     events: mpsc::UnboundedSender<LinkEvent>,
 }
@@ -236,7 +223,7 @@ impl Driver {
                     self.will.timestamp = crate::now_us();
                     eventloop
                         .mqtt_options
-                        .set_last_will(last_will(&self.status_topic, &self.will));
+                        .set_last_will(last_will(&self.topics, &self.will));
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
