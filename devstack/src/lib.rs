@@ -3,6 +3,8 @@
 //! Layout:
 //! - [`browser`]: headless Chromium through chromedriver, for browser tests.
 //! - [`credentials`]: broker users and their generated passwords.
+//! - [`deployment`]: the docker-compose deployment's pieces without Docker: `ogm-server setup`
+//!   in a temporary directory, the compose broker configs on the real broker.
 //! - [`http`]: a minimal HTTP client for tests.
 //! - [`influxd`]: a real InfluxDB 1.x for side-by-side figures.
 //! - [`mosquitto`]: a real `mosquitto` process with the project's policy and ACL
@@ -16,6 +18,7 @@
 
 pub mod browser;
 pub mod credentials;
+pub mod deployment;
 pub mod http;
 pub mod influxd;
 pub mod mosquitto;

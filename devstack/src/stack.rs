@@ -130,7 +130,26 @@ impl Stack {
                 server.log_text()
             );
         }
-        Ok(server)
+        // Ready means subscribed: on a brand-new session, anything published before the
+        // server's SUBSCRIBE is granted is not queued for it.
+        let health = format!("http://127.0.0.1:{}/api/health", options.http_port);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let subscribed = crate::http_get(&health)
+                .ok()
+                .and_then(|r| r.json().ok())
+                .is_some_and(|v| v["mqtt"]["subscribed"] == serde_json::Value::Bool(true));
+            if subscribed {
+                return Ok(server);
+            }
+            if std::time::Instant::now() > deadline || !server.is_running() {
+                anyhow::bail!(
+                    "ogm-server never subscribed to the broker:\n{}",
+                    server.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Kills the server with SIGKILL (a crash) and starts it again on the same data.

@@ -1,8 +1,121 @@
 //! The server's typed configuration: every flag also reads an `OGM_*` environment variable, and
-//! the defaults run the local demo.
+//! the defaults run the local demo. [`Cli`] adds the deployment subcommands (`setup`,
+//! `device add|remove`, `influxdb-tokens`, `health`); with none, the binary serves.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// The command line: the server's [`Config`], and optionally a deployment subcommand.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "ogm-server",
+    version,
+    about = "Open Grid Monitor server. Without a subcommand it serves: MQTT ingest into the \
+             store, the HTTP API and the dashboard."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The deployment subcommands. None of them starts the server.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Serve (the same as no subcommand).
+    Serve,
+    /// Prepare the docker-compose deployment: generate the secrets missing from .env, and write
+    /// Mosquitto's password file for ogm.server, ogm.dashboard and each device of OGM_DEVICES.
+    /// Keeps what exists: run it again after adding devices to OGM_DEVICES.
+    Setup(SetupArgs),
+    /// A device's broker user.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Make the server's scoped InfluxDB tokens (write for the ingest, read for history and
+    /// the Flux proxy) with the admin token, and write them into --dir. The compose stack runs
+    /// this as a one-shot service before the server starts.
+    InfluxdbTokens(TokensArgs),
+    /// Exit 0 when the server on this machine (at --http-addr) answers GET /api/health with
+    /// 200: the container healthcheck.
+    Health,
+}
+
+/// `ogm-server setup`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SetupArgs {
+    /// The deployment's .env (copy .env.example first).
+    #[arg(long, default_value = ".env")]
+    pub env_file: PathBuf,
+    /// Mosquitto's password file.
+    #[arg(long, env = "OGM_PASSWORD_FILE", default_value = "mosquitto/passwd")]
+    pub password_file: PathBuf,
+    /// Where new devices' firmware settings (`<id>.toml`, with their passwords) are written.
+    #[arg(long, default_value = "secrets")]
+    pub secrets_dir: PathBuf,
+}
+
+/// `ogm-server device ...`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum DeviceCommand {
+    /// Create a device's broker user, or give it a new password, and print the settings its
+    /// firmware needs (firmware/board/cfg.toml).
+    Add(DeviceAddArgs),
+    /// Remove a device's broker user.
+    Remove(DeviceRemoveArgs),
+}
+
+/// `ogm-server device add`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeviceAddArgs {
+    /// The device id (1 to 64 of A-Z a-z 0-9 _ -), which is also its broker username.
+    pub id: String,
+    /// Mosquitto's password file.
+    #[arg(long, env = "OGM_PASSWORD_FILE", default_value = "mosquitto/passwd")]
+    pub password_file: PathBuf,
+    /// The device's password; 24 random characters when not given.
+    #[arg(long)]
+    pub password: Option<String>,
+    /// The broker as the device reaches it (mqtt://host:port), for the printed settings.
+    #[arg(
+        long,
+        env = "OGM_PUBLIC_MQTT_URL",
+        default_value = crate::provision::device::UNKNOWN_BROKER
+    )]
+    pub broker_url: String,
+    /// Send SIGHUP to this process id (a mosquitto on this machine) so it reloads the file.
+    #[arg(long)]
+    pub reload_pid: Option<u32>,
+}
+
+/// `ogm-server device remove`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeviceRemoveArgs {
+    /// The device id.
+    pub id: String,
+    /// Mosquitto's password file.
+    #[arg(long, env = "OGM_PASSWORD_FILE", default_value = "mosquitto/passwd")]
+    pub password_file: PathBuf,
+    /// Send SIGHUP to this process id (a mosquitto on this machine) so it reloads the file.
+    #[arg(long)]
+    pub reload_pid: Option<u32>,
+}
+
+/// `ogm-server influxdb-tokens`. InfluxDB's URL, organisation and bucket are the server's
+/// (`INFLUXDB_URL`, `INFLUXDB_ORG`, `INFLUXDB_BUCKET`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokensArgs {
+    /// Where the tokens are written: write-token, read-token, influxdb-tokens.json.
+    #[arg(long, env = "OGM_INFLUXDB_TOKENS_DIR", default_value = "/tokens")]
+    pub dir: PathBuf,
+    /// InfluxDB's admin token (what DOCKER_INFLUXDB_INIT_ADMIN_TOKEN set up).
+    #[arg(long, env = "INFLUXDB_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: String,
+    /// How long to wait for InfluxDB to come up and finish its initial set-up.
+    #[arg(long, default_value = "180s", value_parser = parse_duration)]
+    pub wait: Duration,
+}
 
 /// Server configuration.
 #[derive(Debug, Clone, clap::Parser)]
@@ -37,6 +150,11 @@ pub struct Config {
     /// The broker's WebSocket port, used when --mqtt-ws-url is not given.
     #[arg(long, env = "OGM_MQTT_WS_PORT", default_value_t = 9001)]
     pub mqtt_ws_port: u16,
+
+    /// The secure WebSocket (wss) port given to dashboards loaded over https (a reverse proxy
+    /// says so with `X-Forwarded-Proto: https`), when --mqtt-ws-url is not given.
+    #[arg(long, env = "OGM_MQTT_WSS_PORT", default_value_t = 9443)]
+    pub mqtt_wss_port: u16,
 
     /// The read-only broker user given to dashboards.
     #[arg(
@@ -99,6 +217,14 @@ pub struct Config {
     #[arg(long, env = "INFLUXDB_READ_TOKEN", hide_env_values = true)]
     pub influxdb_read_token: Option<String>,
 
+    /// Read the write token from this file instead (what `ogm-server influxdb-tokens` wrote).
+    #[arg(long, env = "INFLUXDB_TOKEN_FILE")]
+    pub influxdb_token_file: Option<PathBuf>,
+
+    /// Read the read-only token from this file instead.
+    #[arg(long, env = "INFLUXDB_READ_TOKEN_FILE")]
+    pub influxdb_read_token_file: Option<PathBuf>,
+
     /// InfluxDB organisation.
     #[arg(long, env = "INFLUXDB_ORG", default_value = "open_grid_monitor")]
     pub influxdb_org: String,
@@ -120,6 +246,31 @@ pub struct Config {
     /// Nominal grid frequency, 50 or 60 Hz.
     #[arg(long, env = "OGM_NOMINAL_HZ", default_value_t = 50, value_parser = parse_nominal)]
     pub nominal_hz: u32,
+
+    /// Other sites whose pages may call the API (CORS), comma-separated origins such as
+    /// `https://grafana.example.org`, or `*` for any. Default: none, so only pages the server
+    /// serves itself can read the API's answers.
+    #[arg(
+        long,
+        env = "OGM_CORS_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        value_parser = parse_origin
+    )]
+    pub cors_allowed_origins: Vec<String>,
+
+    /// Requests per second one client may make to /api, sustained (a token bucket per IP
+    /// address; per /64 for IPv6). 0 turns the limit off.
+    #[arg(long, env = "OGM_RATE_LIMIT_PER_SEC", default_value_t = 20)]
+    pub rate_limit_per_sec: u32,
+
+    /// Requests one client may make at once above the sustained rate (the bucket's size).
+    #[arg(long, env = "OGM_RATE_LIMIT_BURST", default_value_t = 200)]
+    pub rate_limit_burst: u32,
+
+    /// Rate-limit by the last address of `X-Forwarded-For` (the one your reverse proxy
+    /// appended) instead of the connection's. Only when every request comes through the proxy.
+    #[arg(long, env = "OGM_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
 }
 
 /// Where the data goes.
@@ -153,6 +304,29 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(|| format!("duration {s:?} is too long"))
 }
 
+/// `*`, or `scheme://host[:port]` without a path; a trailing `/` is dropped. Empty stays
+/// empty and means nothing (an unset variable passed on by docker-compose).
+pub fn parse_origin(s: &str) -> Result<String, String> {
+    let s = s.trim().trim_end_matches('/');
+    if s == "*" || s.is_empty() {
+        return Ok(s.to_owned());
+    }
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .ok_or_else(|| format!("CORS origin {s:?} must start with http:// or https://"))?;
+    let ok = !rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if !ok {
+        return Err(format!(
+            "CORS origin {s:?} must be scheme://host[:port], without a path"
+        ));
+    }
+    Ok(s.to_ascii_lowercase())
+}
+
 fn parse_nominal(s: &str) -> Result<u32, String> {
     match s {
         "50" => Ok(50),
@@ -165,5 +339,71 @@ impl Config {
     /// The defaults, as if no flag or variable were given (for tests).
     pub fn defaults() -> Self {
         <Self as clap::Parser>::parse_from(["ogm-server"])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[test]
+    fn origins_are_checked() {
+        assert_eq!(
+            parse_origin("https://Grid.Example/").unwrap(),
+            "https://grid.example"
+        );
+        assert_eq!(
+            parse_origin("http://10.0.0.5:3000").unwrap(),
+            "http://10.0.0.5:3000"
+        );
+        assert_eq!(parse_origin("*").unwrap(), "*");
+        assert_eq!(parse_origin("").unwrap(), "");
+        for bad in [
+            "grid.example",
+            "https://",
+            "https://a/b",
+            "ftp://a",
+            "https://a b",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn no_subcommand_serves_and_subcommands_parse() {
+        let cli = Cli::try_parse_from(["ogm-server", "--http-addr", "127.0.0.1:1"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.config.http_addr.port(), 1);
+        let cli = Cli::try_parse_from([
+            "ogm-server",
+            "device",
+            "add",
+            "dev-a",
+            "--password-file",
+            "/tmp/p",
+            "--reload-pid",
+            "42",
+        ])
+        .unwrap();
+        match cli.command {
+            Some(Command::Device(DeviceCommand::Add(a))) => {
+                assert_eq!((a.id.as_str(), a.reload_pid), ("dev-a", Some(42)));
+                assert_eq!(a.password_file, PathBuf::from("/tmp/p"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "ogm-server",
+            "--cors-allowed-origins",
+            "https://a.example,http://b.example:8080",
+            "health",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Some(Command::Health)));
+        assert_eq!(
+            cli.config.cors_allowed_origins,
+            ["https://a.example", "http://b.example:8080"]
+        );
     }
 }

@@ -7,6 +7,8 @@
 //! - [`http`]: the axum router: `/api/*` routes, JSON errors, and the dashboard with SPA fallback.
 //! - [`metrics`]: counters behind `GET /metrics`.
 //! - [`time`]: the API's time parameters.
+//! - [`provision`]: the deployment subcommands (`setup`, `device`, `influxdb-tokens`,
+//!   `health`), which never run inside the serving process.
 //!
 //! The store is an `Arc<dyn ogm_store::Store>` chosen at start-up ([`open_store`]); nothing
 //! else knows which one it is. [`run`] takes the config and a shutdown future; `main.rs` only
@@ -16,6 +18,7 @@ pub mod config;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod provision;
 pub mod time;
 
 use std::future::Future;
@@ -26,7 +29,7 @@ use ogm_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use config::{Config, StoreChoice};
+pub use config::{Cli, Command, Config, StoreChoice};
 use ingest::{IngestConfig, MqttIngest, RejectedRing};
 use metrics::Metrics;
 
@@ -37,6 +40,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub rejected: Arc<RejectedRing>,
+    /// The per-client limit on `/api/*`; `None` when turned off.
+    pub limiter: Option<Arc<http::limits::RateLimiter>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -49,7 +54,11 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     pub fn new(config: Config, store: Arc<dyn Store>) -> Self {
+        let limiter =
+            http::limits::RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst)
+                .map(Arc::new);
         Self {
+            limiter,
             config: Arc::new(config),
             store,
             metrics: Arc::default(),
@@ -85,10 +94,19 @@ pub async fn open_store(
         }
         StoreChoice::Influxdb => {
             use ogm_store_influx::{InfluxConfig, InfluxStore};
+            use provision::influx_tokens::read_secret_file;
+            let token = match &config.influxdb_token_file {
+                Some(path) => read_secret_file(path)?,
+                None => config.influxdb_token.clone(),
+            };
+            let read_token = match &config.influxdb_read_token_file {
+                Some(path) => Some(read_secret_file(path)?),
+                None => config.influxdb_read_token.clone(),
+            };
             let store = InfluxStore::open(InfluxConfig {
                 url: config.influxdb_url.clone(),
-                token: config.influxdb_token.clone(),
-                read_token: config.influxdb_read_token.clone(),
+                token,
+                read_token,
                 org: config.influxdb_org.clone(),
                 bucket: config.influxdb_bucket.clone(),
                 host: config
@@ -171,11 +189,24 @@ pub async fn serve(
         tracing::warn!(dist_dir = %state.config.dist_dir.display(), "dashboard not built; run `trunk build --release`");
     }
     tracing::info!(%addr, "serving HTTP API and dashboard");
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    // The peer address feeds the per-client rate limit.
+    axum::serve(
+        listener,
+        http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     tracing::info!("HTTP server stopped");
     Ok(())
+}
+
+/// Runs what the command line asks: a deployment subcommand, or (without one) the server until
+/// Ctrl-C or SIGTERM.
+pub async fn run_cli(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None | Some(Command::Serve) => run(cli.config, shutdown_signal()).await,
+        Some(command) => provision::run(command, &cli.config).await,
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

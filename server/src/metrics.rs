@@ -77,8 +77,12 @@ pub struct Metrics {
     pub store_errors: AtomicU64,
     pub mqtt_reconnects: AtomicU64,
     pub mqtt_connected: AtomicBool,
+    /// Every subscription of the current connection granted: messages flow to the ingest.
+    pub mqtt_subscribed: AtomicBool,
     pub batch_size: Histogram,
     pub commit_seconds: Histogram,
+    /// API requests refused by the per-client rate limit.
+    pub http_rate_limited: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -92,8 +96,10 @@ impl Default for Metrics {
             store_errors: AtomicU64::new(0),
             mqtt_reconnects: AtomicU64::new(0),
             mqtt_connected: AtomicBool::new(false),
+            mqtt_subscribed: AtomicBool::new(false),
             batch_size: Histogram::new(&BATCH_BUCKETS),
             commit_seconds: Histogram::new(&LATENCY_BUCKETS),
+            http_rate_limited: AtomicU64::new(0),
         }
     }
 }
@@ -181,6 +187,11 @@ impl Metrics {
             o,
             "# HELP ogm_mqtt_connected Whether the ingest is connected to the broker.\n# TYPE ogm_mqtt_connected gauge\nogm_mqtt_connected {}",
             u8::from(self.mqtt_connected.load(Relaxed))
+        );
+        let _ = writeln!(
+            o,
+            "# HELP ogm_http_rate_limited_total API requests refused with 429 by the per-client rate limit.\n# TYPE ogm_http_rate_limited_total counter\nogm_http_rate_limited_total {}",
+            self.http_rate_limited.load(Relaxed)
         );
         self.batch_size.render(
             &mut o,

@@ -87,8 +87,8 @@ async fn a_failing_store_holds_back_acks_and_loses_nothing() {
         stop_rx,
     ));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !metrics.mqtt_connected.load(Ordering::Relaxed) {
-        assert!(Instant::now() < deadline, "never connected");
+    while !metrics.mqtt_subscribed.load(Ordering::Relaxed) {
+        assert!(Instant::now() < deadline, "never subscribed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut dev = MqttProbe::connect(broker.ports.mqtt, "dev-x", "pw")

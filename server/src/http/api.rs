@@ -27,14 +27,17 @@ pub async fn config(State(state): State<AppState>, headers: HeaderMap) -> Json<D
             .and_then(|h| h.to_str().ok())
             .map(host_without_port)
             .unwrap_or("127.0.0.1");
-        let scheme = match headers
+        // A page loaded over https may only open wss:// (browsers block mixed content); the
+        // reverse proxy that terminates TLS says so. Its wss port is a separate listener.
+        let https = headers
             .get("x-forwarded-proto")
             .and_then(|h| h.to_str().ok())
-        {
-            Some("https") => "wss",
-            _ => "ws",
-        };
-        format!("{scheme}://{host}:{}", c.mqtt_ws_port)
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+        if https {
+            format!("wss://{host}:{}", c.mqtt_wss_port)
+        } else {
+            format!("ws://{host}:{}", c.mqtt_ws_port)
+        }
     });
     Json(DashboardConfig {
         mqtt_ws_url,

@@ -299,16 +299,21 @@ pub async fn export_csv(
     Ok(res)
 }
 
-/// Largest Flux query accepted, in bytes.
-const MAX_FLUX_BYTES: usize = 64 * 1024;
+/// Largest Flux query accepted, in bytes (the router's body limit).
+const MAX_FLUX_BYTES: usize = super::limits::MAX_BODY_BYTES;
 
 /// `POST /api/flux`: the body is a Flux query; the answer is InfluxDB's annotated CSV, streamed.
-pub async fn flux(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    if body.len() > MAX_FLUX_BYTES {
-        return Err(ApiError::BadRequest(format!(
-            "the query is longer than {MAX_FLUX_BYTES} bytes"
-        )));
-    }
+pub async fn flux(
+    State(state): State<AppState>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(format!("the query is longer than {MAX_FLUX_BYTES} bytes"))
+        } else {
+            ApiError::BadRequest(e.body_text())
+        }
+    })?;
     let query = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::BadRequest("the query is not UTF-8".into()))?;
     if query.trim().is_empty() {

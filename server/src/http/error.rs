@@ -2,7 +2,7 @@
 //! the log keeps the detail of server-side failures.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// An API failure.
@@ -18,6 +18,12 @@ pub enum ApiError {
     /// A dependency (the store) is down; try again later.
     #[error("{0}")]
     Unavailable(String),
+    /// The request body is larger than the server reads.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// This client sent too many requests; it may try again after `retry_after`.
+    #[error("too many requests; retry in {} s", retry_after_secs(*retry_after))]
+    TooManyRequests { retry_after: std::time::Duration },
     /// Something failed on our side; the client gets a generic message.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -30,6 +36,16 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
             ApiError::NotImplemented(m) => (StatusCode::NOT_IMPLEMENTED, m.clone()),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m.clone()),
+            ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m.clone()),
+            ApiError::TooManyRequests { retry_after } => {
+                let secs = retry_after_secs(*retry_after);
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, secs.to_string())],
+                    Json(serde_json::json!({ "error": self.to_string() })),
+                )
+                    .into_response();
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error");
                 (
@@ -40,4 +56,9 @@ impl IntoResponse for ApiError {
         };
         (status, Json(serde_json::json!({ "error": message }))).into_response()
     }
+}
+
+/// Whole seconds for `Retry-After`, at least 1.
+fn retry_after_secs(d: std::time::Duration) -> u64 {
+    (d.as_secs_f64().ceil() as u64).max(1)
 }

@@ -14,10 +14,11 @@ use crate::ingest::Rejected;
 /// `GET /api/health`: `ok` when the broker connection and the store both answer.
 pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
     let mqtt = state.metrics.mqtt_connected.load(Relaxed);
+    let subscribed = state.metrics.mqtt_subscribed.load(Relaxed);
     let store_ok = state.store.healthy().await;
     Json(json!({
         "status": if mqtt && store_ok { "ok" } else { "degraded" },
-        "mqtt": { "connected": mqtt },
+        "mqtt": { "connected": mqtt, "subscribed": subscribed },
         "store": { "kind": state.store.kind(), "ok": store_ok },
     }))
 }

@@ -116,6 +116,8 @@ impl MqttIngest {
         let mut connections = 0u64;
         let mut backoff = Duration::from_millis(250);
         let mut failures = 0u32;
+        // SUBACKs granted since the last CONNACK.
+        let mut granted = 0usize;
         loop {
             let ev = tokio::select! {
                 () = stopped(&mut shutdown) => break,
@@ -128,6 +130,8 @@ impl MqttIngest {
                         metrics.mqtt_reconnects.fetch_add(1, Relaxed);
                     }
                     metrics.mqtt_connected.store(true, Relaxed);
+                    metrics.mqtt_subscribed.store(false, Relaxed);
+                    granted = 0;
                     backoff = Duration::from_millis(250);
                     failures = 0;
                     tracing::info!(
@@ -148,6 +152,12 @@ impl MqttIngest {
                         .any(|c| matches!(c, SubscribeReasonCode::Failure))
                     {
                         tracing::error!(?ack, "the broker refused a subscription; check the ACL");
+                    } else {
+                        granted += 1;
+                        if granted == filters.len() {
+                            metrics.mqtt_subscribed.store(true, Relaxed);
+                            tracing::info!(filters = ?filters, "subscribed");
+                        }
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -158,6 +168,7 @@ impl MqttIngest {
                 Ok(_) => {}
                 Err(e) => {
                     metrics.mqtt_connected.store(false, Relaxed);
+                    metrics.mqtt_subscribed.store(false, Relaxed);
                     failures += 1;
                     if failures == 1 || failures.is_power_of_two() {
                         tracing::warn!(error = %e, failures, retry_in = ?backoff, "broker connection failed");

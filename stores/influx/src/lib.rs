@@ -18,9 +18,12 @@
 //! - `http.rs`: the only code that talks to InfluxDB (writes through the `influxdb2` crate,
 //!   queries and health through reqwest).
 //! - `store.rs`: [`InfluxStore`], tying them together, and the spool's replay task.
+//! - [`tokens`]: the deployment's one-shot set-up: with the admin token, the server's scoped
+//!   write and read tokens (`POST /api/v2/authorizations`); not used by the running store.
 //!
-//! Invariants: only `http.rs` does network I/O and only `spool.rs` touches spool files; nothing
-//! InfluxDB answers can panic the store (no `influxdb2` query helpers, our own CSV parser).
+//! Invariants: only `http.rs` (the store) and `tokens.rs` (set-up) do network I/O, and only
+//! `spool.rs` touches spool files; nothing InfluxDB answers can panic the store (no `influxdb2`
+//! query helpers, our own CSV parser).
 
 pub mod annotated_csv;
 mod answers;
@@ -31,6 +34,7 @@ mod http;
 pub mod line_protocol;
 mod spool;
 mod store;
+pub mod tokens;
 
 pub use config::{DEFAULT_BUCKET, InfluxConfig, default_host};
 pub use line_protocol::encode;

@@ -1,0 +1,200 @@
+//! Scale-out: two `ogm-server` replicas (their own client ids, the same
+//! `OGM_MQTT_SHARE_GROUP`) against one real Mosquitto split the device stream between them
+//! through the shared subscription `$share/<group>/open_grid_monitor/...`.
+//!
+//! Each replica keeps its own embedded store here, on purpose: a message delivered to both
+//! replicas would then show up in both stores and be caught. (With one shared store, InfluxDB in
+//! production, the idempotent writes would hide such a double delivery: a weaker test.) So the
+//! union of the two stores must hold every published message exactly once, and each store a
+//! share of them.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ogm_devstack::{
+    BrokerPorts, ChildProcess, Credentials, DASHBOARD_USER, Mosquitto, MqttProbe, SERVER_USER,
+    cargo_bin, free_port, http_get, wait_for_port,
+};
+use ogm_protocol::{DeviceId, Kind, Measurement, TOPIC_PREFIX, Topic};
+
+const GROUP: &str = "ogm-ingest";
+const DEVICES: [&str; 2] = ["scale-a", "scale-b"];
+const PER_DEVICE: usize = 300;
+
+struct Replica {
+    url: String,
+    _process: ChildProcess,
+}
+
+fn start_replica(n: usize, dir: &Path, broker: &Mosquitto, creds: &Credentials) -> Replica {
+    let port = free_port();
+    let data = dir.join(format!("replica-{n}"));
+    std::fs::create_dir_all(&data).unwrap();
+    let mut cmd = Command::new(cargo_bin("ogm-server").unwrap());
+    cmd.env("OGM_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("OGM_MQTT_URL", broker.mqtt_url())
+        .env("OGM_MQTT_USERNAME", SERVER_USER)
+        .env("OGM_MQTT_PASSWORD", &creds.server)
+        .env("OGM_DASHBOARD_MQTT_USERNAME", DASHBOARD_USER)
+        .env("OGM_DASHBOARD_MQTT_PASSWORD", &creds.dashboard)
+        .env("OGM_MQTT_CLIENT_ID", format!("ogm-server-{n}"))
+        .env("OGM_MQTT_SHARE_GROUP", GROUP)
+        .env("OGM_DATA_DIR", data.join("store"))
+        .env("OGM_DIST_DIR", data.join("no-dashboard"))
+        .env("OGM_RATE_LIMIT_PER_SEC", "0");
+    let process = ChildProcess::spawn("ogm-server", cmd, Some(&data.join("server.log"))).unwrap();
+    wait_for_port(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(20),
+    )
+    .unwrap_or_else(|e| panic!("replica {n}: {e}\n{}", process.log_text()));
+    Replica {
+        url: format!("http://127.0.0.1:{port}"),
+        _process: process,
+    }
+}
+
+fn metric(r: &Replica, name: &str) -> u64 {
+    let body = http_get(&format!("{}/metrics", r.url)).unwrap().body;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in\n{body}"))
+}
+
+/// The measurement timestamps `r` stored for `device` (none if it never saw the device).
+fn stored(r: &Replica, device: &str) -> Vec<i64> {
+    let res = http_get(&format!(
+        "{}/api/export.csv?device_id={device}&start=-1d&stop=now",
+        r.url
+    ))
+    .unwrap();
+    if res.status != 200 {
+        return Vec::new();
+    }
+    res.body
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next()?.parse().ok())
+        .collect()
+}
+
+fn measurement(t: i64) -> Vec<u8> {
+    Measurement {
+        timestamp: t,
+        frequency: 50.01,
+        voltage: 230.0,
+        current: 1.0,
+        power: 230.0,
+    }
+    .to_json()
+}
+
+fn topic(id: &str) -> String {
+    Topic::new(DeviceId::new(id).unwrap(), Kind::Measurement).to_topic(TOPIC_PREFIX)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_in_one_share_group_split_the_stream_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = Credentials::generate();
+    let mut users = creds.service_users().to_vec();
+    users.extend(DEVICES.iter().map(|d| (*d, creds.device.as_str())));
+    let broker = Mosquitto::start(&dir.path().join("broker"), BrokerPorts::free(), &users).unwrap();
+    let replicas = [
+        start_replica(1, dir.path(), &broker, &creds),
+        start_replica(2, dir.path(), &broker, &creds),
+    ];
+    let mut devices = Vec::new();
+    for d in DEVICES {
+        devices.push(
+            MqttProbe::connect(broker.ports.mqtt, d, &creds.device)
+                .await
+                .unwrap(),
+        );
+    }
+    let base = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+        - 600_000_000;
+
+    // Until both replicas have subscribed, a message may go to the one that has: publish one
+    // at a time until each has stored something. These messages count like the others.
+    let mut sent = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while replicas
+        .iter()
+        .any(|r| metric(r, "ogm_messages_stored_total") == 0)
+    {
+        assert!(Instant::now() < deadline, "a replica never stored anything");
+        for (d, probe) in DEVICES.iter().zip(devices.iter_mut()) {
+            probe
+                .publish(&topic(d), measurement(base + sent as i64 * 1000), false)
+                .await
+                .unwrap();
+        }
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(sent < PER_DEVICE, "warm-up took {sent} messages");
+    for i in sent..PER_DEVICE {
+        for (d, probe) in DEVICES.iter().zip(devices.iter_mut()) {
+            probe
+                .publish(&topic(d), measurement(base + i as i64 * 1000), false)
+                .await
+                .unwrap();
+        }
+    }
+
+    let total = DEVICES.len() * PER_DEVICE;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while replicas
+        .iter()
+        .map(|r| metric(r, "ogm_messages_stored_total"))
+        .sum::<u64>()
+        < total as u64
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not everything was stored in time"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let expected: BTreeSet<i64> = (0..PER_DEVICE).map(|i| base + i as i64 * 1000).collect();
+    let mut shares = Vec::new();
+    for d in DEVICES {
+        let per_replica: Vec<Vec<i64>> = replicas.iter().map(|r| stored(r, d)).collect();
+        let all: Vec<i64> = per_replica.iter().flatten().copied().collect();
+        let unique: BTreeSet<i64> = all.iter().copied().collect();
+        assert_eq!(
+            all.len(),
+            unique.len(),
+            "{d}: a message stored by both replicas"
+        );
+        assert_eq!(
+            unique,
+            expected,
+            "{d}: stored {} of {PER_DEVICE}",
+            unique.len()
+        );
+        shares.push(per_replica.iter().map(Vec::len).collect::<Vec<_>>());
+    }
+    let per_replica: Vec<usize> = (0..replicas.len())
+        .map(|i| shares.iter().map(|s| s[i]).sum())
+        .collect();
+    for (i, n) in per_replica.iter().enumerate() {
+        assert!(*n > 0, "replica {} got no share: {per_replica:?}", i + 1);
+    }
+    for r in &replicas {
+        assert_eq!(metric(r, "ogm_messages_duplicate_total"), 0);
+    }
+    println!(
+        "FIGURE shared subscription: {total} messages split {per_replica:?} between two replicas"
+    );
+}
