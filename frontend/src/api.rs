@@ -1,36 +1,118 @@
-//! The server's HTTP API as the page uses it: `GET /api/config`. Browser only.
+//! The server's HTTP API as the page calls it: `fetch` with a timeout, and retrying with
+//! backoff for as long as the caller still wants the answer. Browser only; the URLs and the
+//! answers' shapes are in [`crate::wire`].
 
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::Response;
+use web_sys::{AbortController, RequestInit, Response};
 
+use crate::backoff::Backoff;
 use crate::config::DashboardConfig;
 use crate::mqtt_ws::js_text;
 
 /// Where the page finds its configuration (same origin).
 pub const CONFIG_PATH: &str = "/api/config";
+/// A request that takes longer than this is abandoned, ms.
+pub const TIMEOUT_MS: u64 = 15_000;
 
-/// Fetches and checks the dashboard configuration; the error is a sentence for the page.
-pub async fn fetch_config() -> Result<DashboardConfig, String> {
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchError {
+    /// A sentence for the page.
+    pub message: String,
+    /// The server refused the request itself (4xx): asking again will not help.
+    pub permanent: bool,
+}
+
+impl From<String> for FetchError {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            permanent: false,
+        }
+    }
+}
+
+impl From<&str> for FetchError {
+    fn from(message: &str) -> Self {
+        message.to_owned().into()
+    }
+}
+
+/// `GET url` and its body as text.
+pub async fn get_text(url: &str) -> Result<String, FetchError> {
     let window = web_sys::window().ok_or("no window")?;
-    let response = JsFuture::from(window.fetch_with_str(CONFIG_PATH))
+    let init = RequestInit::new();
+    let abort = AbortController::new().ok();
+    if let Some(a) = &abort {
+        init.set_signal(Some(&a.signal()));
+        let a = a.clone();
+        leptos::prelude::set_timeout(
+            move || a.abort(),
+            std::time::Duration::from_millis(TIMEOUT_MS),
+        );
+    }
+    let response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
         .await
-        .map_err(|e| format!("GET {CONFIG_PATH}: {}", js_text(&e)))?;
+        .map_err(|e| format!("GET {url}: {}", js_text(&e)))?;
     let response: Response = response
         .dyn_into()
-        .map_err(|_| format!("GET {CONFIG_PATH}: not a response"))?;
-    if !response.ok() {
-        return Err(format!("GET {CONFIG_PATH}: HTTP {}", response.status()));
-    }
+        .map_err(|_| format!("GET {url}: not a response"))?;
     let text = response
         .text()
-        .map_err(|e| format!("GET {CONFIG_PATH}: {}", js_text(&e)))?;
+        .map_err(|e| format!("GET {url}: {}", js_text(&e)))?;
     let text = JsFuture::from(text)
         .await
-        .map_err(|e| format!("GET {CONFIG_PATH}: {}", js_text(&e)))?
+        .map_err(|e| format!("GET {url}: {}", js_text(&e)))?
         .as_string()
-        .ok_or_else(|| format!("GET {CONFIG_PATH}: body is not text"))?;
-    DashboardConfig::from_json(&text)
+        .ok_or_else(|| format!("GET {url}: body is not text"))?;
+    if !response.ok() {
+        let detail = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+            .unwrap_or_default();
+        return Err(FetchError {
+            message: format!("GET {url}: HTTP {} {detail}", response.status()),
+            permanent: (400..500).contains(&response.status()),
+        });
+    }
+    Ok(text)
+}
+
+/// Fetches and checks the dashboard configuration.
+pub async fn fetch_config() -> Result<DashboardConfig, String> {
+    DashboardConfig::from_json(&get_text(CONFIG_PATH).await.map_err(|e| e.message)?)
+}
+
+/// `GET url`, parsed by `parse`, retried with backoff until it works, the server refuses the
+/// request (4xx), or `wanted()` turns false (the view that asked is gone). `on_error` hears each
+/// failure and when the next try is due.
+pub async fn get_retrying<T>(
+    url: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+    wanted: impl Fn() -> bool,
+    on_error: impl Fn(&str, f64),
+    seed: u64,
+) -> Option<T> {
+    let mut backoff = Backoff::new(seed);
+    loop {
+        if !wanted() {
+            return None;
+        }
+        let result = match get_text(url).await {
+            Ok(t) => parse(&t).map_err(FetchError::from),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(v) => return Some(v),
+            Err(e) if e.permanent => return None,
+            Err(e) => {
+                let delay = backoff.next_delay_ms();
+                on_error(&e.message, js_sys::Date::now() + delay as f64);
+                sleep_ms(delay).await;
+            }
+        }
+    }
 }
 
 /// Resolves after `ms` milliseconds.

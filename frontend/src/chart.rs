@@ -1,19 +1,20 @@
-//! The live chart: turning ring buffers into drawable traces (pure), and drawing them on a
-//! `<canvas>` with plotters (browser only).
+//! Charts: reducing [`Series`] to pixel columns and describing what to draw (pure), and drawing
+//! that description on a `<canvas>` with plotters (browser only).
 //!
-//! Traces are reduced to a min/max envelope per pixel column, so a device sending 50 Hz for five
-//! minutes costs as much to draw as one sending 1 Hz, and spikes survive the reduction. A trace
-//! breaks where a device was silent for more than [`GAP_US`] instead of bridging the hole.
-
-use std::collections::BTreeMap;
+//! Every chart is a [`ChartSpec`]: an x range in seconds before its right edge, a y range,
+//! filled bands (min/max envelopes, the dead band), lines (means, device traces) and labelled
+//! horizontal rules (nominal, band limits). Series are reduced to one min/mean/max [`Column`]
+//! per pixel column first, so a chart costs the same to draw whatever the data rate, and a spike
+//! survives as a column's min or max instead of being averaged away. Traces break where data is
+//! missing for longer than the gap limit instead of bridging the hole.
 
 use ogm_protocol::DeviceId;
 
-use crate::devices::Device;
+use crate::series::{Sample, Series};
 
-/// Silence longer than this breaks a trace, µs.
+/// Silence longer than this breaks a live trace, µs.
 pub const GAP_US: i64 = 10_000_000;
-/// The y axis shows at least nominal ± this, Hz.
+/// The y axis of a frequency chart shows at least nominal ± this, Hz.
 pub const MIN_HALF_SPAN_HZ: f64 = 0.050;
 
 /// Line colours, told apart on dark and light backgrounds alike.
@@ -30,6 +31,60 @@ pub const PALETTE: [(u8, u8, u8); 10] = [
     (170, 120, 90),
 ];
 
+/// Where the plotting area starts inside a canvas, CSS px from its left edge (margin and y
+/// labels), for labels `font_px` tall: wider for the large type of a wall screen.
+pub fn plot_left_px(font_px: f64) -> f64 {
+    8.0 + (4.6 * font_px).max(64.0)
+}
+/// Where it ends, CSS px from the canvas' right edge.
+pub const PLOT_RIGHT_PX: f64 = 24.0;
+
+/// The size of axis labels for a page whose root font is `root_px`, px.
+pub fn label_px(root_px: f64) -> f64 {
+    (root_px * 0.8).clamp(11.0, 26.0)
+}
+
+/// The time under `x_px` (from the canvas' left edge) on a chart of `[t0, t1]` drawn
+/// `width_px` wide with labels `font_px` tall; clamped to the range.
+pub fn x_to_time(x_px: f64, width_px: f64, font_px: f64, t0: i64, t1: i64) -> i64 {
+    let left = plot_left_px(font_px);
+    let plot = (width_px - left - PLOT_RIGHT_PX).max(1.0);
+    let f = ((x_px - left) / plot).clamp(0.0, 1.0);
+    t0 + (f * (t1 - t0) as f64) as i64
+}
+
+/// Pixel columns all the traces of one chart may use together: each column is at most two
+/// points, so a hundred devices cost a chart what a few do.
+pub const TRACE_COLUMN_BUDGET: usize = 4_000;
+/// Fewest columns a trace gets however many there are.
+pub const MIN_TRACE_COLUMNS: usize = 40;
+
+/// Line width of each trace, px: thinner when many overlap (and cheaper to paint).
+pub fn trace_width(traces: usize) -> f64 {
+    if traces > 10 { 1.0 } else { 2.0 }
+}
+
+/// Columns per trace for `traces` traces on a chart `width` px wide.
+pub fn columns_per_trace(width: usize, traces: usize) -> usize {
+    (TRACE_COLUMN_BUDGET / traces.max(1))
+        .max(MIN_TRACE_COLUMNS)
+        .min(width.max(1))
+}
+
+/// Shortest and longest time between two redraws of the charts, ms.
+pub const REDRAW_MS: (f64, f64) = (200.0, 1_000.0);
+
+/// How long to leave between redraws: about the time the live window takes to move by one
+/// pixel of a wide chart, plus 2 ms per trace (a chart of a hundred devices costs more to
+/// paint), within [`REDRAW_MS`]; and never less than three times what the last redraw cost
+/// (so drawing takes at most a quarter of the main thread).
+pub fn redraw_interval_ms(window_us: i64, traces: usize, last_cost_ms: f64) -> f64 {
+    let per_pixel = window_us as f64 / 1_000.0 / 1_800.0;
+    (per_pixel.max(REDRAW_MS.0) + 2.0 * traces as f64)
+        .min(REDRAW_MS.1)
+        .max(3.0 * last_cost_ms)
+}
+
 /// A device's colour: stable for its id, whatever other devices come and go.
 pub fn color_of(id: &str) -> (u8, u8, u8) {
     // FNV-1a.
@@ -45,151 +100,400 @@ pub fn css_color((r, g, b): (u8, u8, u8)) -> String {
     format!("rgb({r}, {g}, {b})")
 }
 
-/// One device's line: `(seconds before now, Hz)` points, split at gaps.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Trace {
-    pub id: DeviceId,
-    pub color: (u8, u8, u8),
-    pub segments: Vec<Vec<(f64, f64)>>,
+/// One pixel column of a series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Column {
+    /// Mean time of the samples in the column, µs.
+    pub t: i64,
+    pub min: f64,
+    pub mean: f64,
+    pub max: f64,
 }
 
-/// Everything the canvas needs for one frame.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChartData {
-    /// x from `-window_s` to 0.
-    pub window_s: f64,
-    pub nominal_hz: f64,
-    pub y_min: f64,
-    pub y_max: f64,
-    pub traces: Vec<Trace>,
-}
-
-/// Prepares a frame: the last `window_us` before `now_us`, reduced to `columns` pixel columns.
-pub fn prepare(
-    devices: &BTreeMap<DeviceId, Device>,
-    now_us: i64,
-    window_us: i64,
-    nominal_hz: f64,
-    columns: usize,
-) -> ChartData {
-    let t0 = now_us - window_us;
-    let traces: Vec<Trace> = devices
-        .iter()
-        .map(|(id, d)| Trace {
-            id: id.clone(),
-            color: color_of(id),
-            segments: envelope(d.frequency.iter(), t0, now_us, columns.max(1))
-                .into_iter()
-                .map(|seg| {
-                    seg.into_iter()
-                        .map(|(t, f)| ((t - now_us) as f64 / 1e6, f))
-                        .collect()
-                })
-                .collect(),
-        })
-        .filter(|t: &Trace| !t.segments.is_empty())
-        .collect();
-    let values = traces
-        .iter()
-        .flat_map(|t| t.segments.iter().flatten().map(|p| p.1));
-    let (y_min, y_max) = y_range(values, nominal_hz);
-    ChartData {
-        window_s: window_us as f64 / 1e6,
-        nominal_hz,
-        y_min,
-        y_max,
-        traces,
-    }
-}
-
-/// A y range centred on nominal: at least ±[`MIN_HALF_SPAN_HZ`], else the largest deviation
-/// plus a tenth.
-pub fn y_range(values: impl Iterator<Item = f64>, nominal_hz: f64) -> (f64, f64) {
-    let max_dev = values
-        .filter(|v| v.is_finite())
-        .map(|v| (v - nominal_hz).abs())
-        .fold(0.0, f64::max);
-    let half = (max_dev * 1.1).max(MIN_HALF_SPAN_HZ);
-    (nominal_hz - half, nominal_hz + half)
-}
-
-/// Keeps, per column of `[t0, t1]`, the first, lowest, highest and last points in time order,
-/// and splits the result where consecutive points are more than [`GAP_US`] apart.
-pub fn envelope(
-    points: impl Iterator<Item = (i64, f64)>,
+/// Reduces samples to at most one [`Column`] per pixel column of `[t0, t1]`, split into
+/// segments where consecutive samples are more than `gap_us` apart.
+pub fn reduce<'a>(
+    samples: impl Iterator<Item = &'a Sample>,
     t0: i64,
     t1: i64,
     columns: usize,
-) -> Vec<Vec<(i64, f64)>> {
+    gap_us: i64,
+) -> Vec<Vec<Column>> {
+    let columns = columns.max(1);
     let span = (t1 - t0).max(1) as f64;
-    let mut segments: Vec<Vec<(i64, f64)>> = Vec::new();
-    let mut current: Vec<(i64, f64)> = Vec::new();
-    let mut bucket: Vec<(i64, f64)> = Vec::new();
-    let mut bucket_col = usize::MAX;
+    let mut segments: Vec<Vec<Column>> = Vec::new();
+    let mut current: Vec<Column> = Vec::new();
+    let mut acc: Option<(usize, Acc)> = None;
     let mut prev_t: Option<i64> = None;
-    for (t, v) in points.filter(|&(t, v)| t >= t0 && t <= t1 && v.is_finite()) {
-        let col = (((t - t0) as f64 / span) * columns as f64) as usize;
-        let gap = prev_t.is_some_and(|p| t - p > GAP_US);
-        if col != bucket_col || gap {
-            flush(&mut bucket, &mut current);
-            bucket_col = col;
+    for s in samples.filter(|s| s.t >= t0 && s.t <= t1) {
+        let col = (((s.t - t0) as f64 / span) * columns as f64) as usize;
+        let gap = prev_t.is_some_and(|p| s.t - p > gap_us);
+        prev_t = Some(s.t);
+        match &mut acc {
+            Some((c, a)) if *c == col && !gap => a.add(s),
+            _ => {
+                if let Some((_, a)) = acc.take() {
+                    current.push(a.column());
+                }
+                if gap && !current.is_empty() {
+                    segments.push(std::mem::take(&mut current));
+                }
+                acc = Some((col, Acc::new(s)));
+            }
         }
-        if gap && !current.is_empty() {
-            segments.push(std::mem::take(&mut current));
-        }
-        bucket.push((t, v));
-        prev_t = Some(t);
     }
-    flush(&mut bucket, &mut current);
+    if let Some((_, a)) = acc {
+        current.push(a.column());
+    }
     if !current.is_empty() {
         segments.push(current);
     }
     segments
 }
 
-fn flush(bucket: &mut Vec<(i64, f64)>, out: &mut Vec<(i64, f64)>) {
-    let (Some(&first), Some(&last)) = (bucket.first(), bucket.last()) else {
-        return;
-    };
-    let lo = bucket
-        .iter()
-        .copied()
-        .fold(first, |a, b| if b.1 < a.1 { b } else { a });
-    let hi = bucket
-        .iter()
-        .copied()
-        .fold(first, |a, b| if b.1 > a.1 { b } else { a });
-    let mut keep = [first, lo, hi, last];
-    keep.sort_by_key(|p| p.0);
-    let mut prev: Option<(i64, f64)> = None;
-    for p in keep {
-        if prev != Some(p) {
-            out.push(p);
+struct Acc {
+    t_sum: f64,
+    n: f64,
+    min: f64,
+    max: f64,
+    weighted: f64,
+    weight: f64,
+}
+
+impl Acc {
+    fn new(s: &Sample) -> Self {
+        let w = s.count.max(1) as f64;
+        Self {
+            t_sum: s.mid() as f64,
+            n: 1.0,
+            min: s.min,
+            max: s.max,
+            weighted: s.mean * w,
+            weight: w,
         }
-        prev = Some(p);
     }
-    bucket.clear();
+
+    fn add(&mut self, s: &Sample) {
+        let w = s.count.max(1) as f64;
+        self.t_sum += s.mid() as f64;
+        self.n += 1.0;
+        self.min = self.min.min(s.min);
+        self.max = self.max.max(s.max);
+        self.weighted += s.mean * w;
+        self.weight += w;
+    }
+
+    fn column(&self) -> Column {
+        Column {
+            t: (self.t_sum / self.n) as i64,
+            min: self.min,
+            mean: self.weighted / self.weight,
+            max: self.max,
+        }
+    }
+}
+
+/// The gap limit for a series: [`GAP_US`], or three slots (or history buckets) if longer.
+pub fn gap_for(series: &Series, history_interval_us: i64) -> i64 {
+    GAP_US.max(3 * series.slot_us().max(history_interval_us))
+}
+
+/// A polyline through each column's extremes: a live trace on which spikes stay visible.
+pub fn zigzag(columns: &[Column]) -> Vec<(i64, f64)> {
+    let mut out = Vec::with_capacity(columns.len() * 2);
+    let mut last: Option<f64> = None;
+    for c in columns {
+        if c.min == c.max {
+            out.push((c.t, c.mean));
+            last = Some(c.mean);
+            continue;
+        }
+        // Visit the extreme nearer to where the line is first.
+        let low_first = last.is_some_and(|l| (l - c.min).abs() < (l - c.max).abs());
+        let (a, b) = if low_first {
+            (c.min, c.max)
+        } else {
+            (c.max, c.min)
+        };
+        out.push((c.t, a));
+        out.push((c.t, b));
+        last = Some(b);
+    }
+    out
+}
+
+/// A y range centred on `centre`: at least ± `min_half`, else the largest distance plus a
+/// tenth.
+pub fn centred_range(values: impl Iterator<Item = f64>, centre: f64, min_half: f64) -> (f64, f64) {
+    let max_dev = values
+        .filter(|v| v.is_finite())
+        .map(|v| (v - centre).abs())
+        .fold(0.0, f64::max);
+    let half = (max_dev * 1.1).max(min_half);
+    (centre - half, centre + half)
+}
+
+/// A y range around the data with 5 % padding and at least `min_span`.
+pub fn padded_range(values: impl Iterator<Item = f64>, min_span: f64) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    if lo > hi {
+        return (0.0, min_span);
+    }
+    let mid = (lo + hi) / 2.0;
+    let half = ((hi - lo) * 1.1 / 2.0).max(min_span / 2.0);
+    (mid - half, mid + half)
+}
+
+/// How the x axis is labelled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum XLabels {
+    /// `−30 s`, `−4 min`, `now`.
+    Relative,
+    /// Local clock time (`14:05`, or `27.11 14:05` over days), at this UTC offset in minutes.
+    Clock { tz_offset_min: i32 },
+}
+
+/// Tick positions and labels for the x axis of `[t0, t1]`: at most about `max` of them, on
+/// round steps (relative: multiples of the step before the right edge; clock: round local
+/// times).
+pub fn time_ticks(t0: i64, t1: i64, labels: XLabels, max: usize) -> Vec<(i64, String)> {
+    const S: i64 = 1_000_000;
+    const STEPS: [i64; 20] = [
+        S,
+        2 * S,
+        5 * S,
+        10 * S,
+        15 * S,
+        30 * S,
+        60 * S,
+        120 * S,
+        300 * S,
+        600 * S,
+        900 * S,
+        1_800 * S,
+        3_600 * S,
+        7_200 * S,
+        10_800 * S,
+        21_600 * S,
+        43_200 * S,
+        86_400 * S,
+        2 * 86_400 * S,
+        7 * 86_400 * S,
+    ];
+    let span = (t1 - t0).max(1);
+    let max = max.max(2) as i64;
+    let step = STEPS
+        .into_iter()
+        .find(|s| span / s < max)
+        .unwrap_or(STEPS[STEPS.len() - 1]);
+    let span_s = span as f64 / 1e6;
+    let mut out = Vec::new();
+    match labels {
+        XLabels::Relative => {
+            let mut t = t1;
+            while t >= t0 {
+                out.push((t, crate::format::relative_seconds((t - t1) as f64 / 1e6)));
+                t -= step;
+            }
+            out.reverse();
+        }
+        XLabels::Clock { tz_offset_min } => {
+            let tz = i64::from(tz_offset_min) * 60 * S;
+            let mut t = (t0 + tz).div_euclid(step) * step - tz;
+            if t < t0 {
+                t += step;
+            }
+            // Seconds only when the ticks are less than a minute apart.
+            let label_span = if step >= 60 * S {
+                span_s.max(301.0)
+            } else {
+                span_s
+            };
+            while t <= t1 {
+                out.push((t, crate::format::axis_time(t, tz_offset_min, label_span)));
+                t += step;
+            }
+        }
+    }
+    out
+}
+
+/// A filled band: between two y values, or a min/max envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fill {
+    pub color: (u8, u8, u8),
+    pub alpha: f64,
+    /// Upper edge left to right, then lower edge right to left: `(x, y)`.
+    pub polygon: Vec<(f64, f64)>,
+}
+
+/// A polyline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub color: (u8, u8, u8),
+    pub width: f64,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A labelled horizontal rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub y: f64,
+    /// None: the axis colour.
+    pub color: Option<(u8, u8, u8)>,
+    pub label: String,
+}
+
+/// Everything one canvas needs for one frame. x is in seconds relative to the right edge
+/// (`-span_s ..= 0`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartSpec {
+    pub span_s: f64,
+    /// The right edge, µs since the epoch (for clock labels).
+    pub end_us: i64,
+    pub x_labels: XLabels,
+    pub y_min: f64,
+    pub y_max: f64,
+    /// Decimals of the y labels.
+    pub y_decimals: usize,
+    pub fills: Vec<Fill>,
+    pub lines: Vec<Line>,
+    pub rules: Vec<Rule>,
+}
+
+impl ChartSpec {
+    /// An empty chart over `[t0, t1]`.
+    pub fn new(t0: i64, t1: i64, x_labels: XLabels) -> Self {
+        Self {
+            span_s: ((t1 - t0).max(1)) as f64 / 1e6,
+            end_us: t1,
+            x_labels,
+            y_min: 0.0,
+            y_max: 1.0,
+            y_decimals: 1,
+            fills: Vec::new(),
+            lines: Vec::new(),
+            rules: Vec::new(),
+        }
+    }
+
+    /// x of a time.
+    pub fn x(&self, t_us: i64) -> f64 {
+        (t_us - self.end_us) as f64 / 1e6
+    }
+
+    /// Adds a min/max envelope and its mean line for each segment, with `map` applied to the
+    /// values (e.g. Hz to mHz).
+    pub fn add_envelope(
+        &mut self,
+        segments: &[Vec<Column>],
+        color: (u8, u8, u8),
+        map: impl Fn(f64) -> f64,
+    ) {
+        for seg in segments {
+            let mut poly: Vec<(f64, f64)> = seg.iter().map(|c| (self.x(c.t), map(c.max))).collect();
+            poly.extend(seg.iter().rev().map(|c| (self.x(c.t), map(c.min))));
+            if seg.iter().any(|c| c.min != c.max) {
+                self.fills.push(Fill {
+                    color,
+                    alpha: 0.28,
+                    polygon: poly,
+                });
+            }
+            self.lines.push(Line {
+                color,
+                width: 1.5,
+                points: seg.iter().map(|c| (self.x(c.t), map(c.mean))).collect(),
+            });
+        }
+    }
+
+    /// Adds a trace through each column's extremes.
+    pub fn add_trace(&mut self, segments: &[Vec<Column>], color: (u8, u8, u8), width: f64) {
+        for seg in segments {
+            let points = zigzag(seg)
+                .into_iter()
+                .map(|(t, v)| (self.x(t), v))
+                .collect();
+            self.lines.push(Line {
+                color,
+                width,
+                points,
+            });
+        }
+    }
+}
+
+/// One device's trace on the overview chart.
+#[derive(Debug, Clone)]
+pub struct TraceInput<'a> {
+    pub id: &'a DeviceId,
+    pub series: &'a Series,
+}
+
+/// The overview's live frequency chart: one trace per device over the window before `now_us`.
+pub fn live_frequency(
+    traces: &[TraceInput<'_>],
+    now_us: i64,
+    window_us: i64,
+    nominal_hz: f64,
+    columns: usize,
+) -> ChartSpec {
+    let t0 = now_us - window_us;
+    let mut spec = ChartSpec::new(t0, now_us, XLabels::Relative);
+    let mut values: Vec<f64> = Vec::new();
+    for tr in traces {
+        let segs = reduce(tr.series.iter(), t0, now_us, columns, gap_for(tr.series, 0));
+        values.extend(segs.iter().flatten().flat_map(|c| [c.min, c.max]));
+        spec.add_trace(&segs, color_of(tr.id), trace_width(traces.len()));
+    }
+    let (lo, hi) = centred_range(values.into_iter(), nominal_hz, MIN_HALF_SPAN_HZ);
+    spec.y_min = lo;
+    spec.y_max = hi;
+    spec.y_decimals = 3;
+    spec.rules.push(Rule {
+        y: nominal_hz,
+        color: None,
+        label: String::new(),
+    });
+    spec
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use canvas::draw;
+pub use canvas::{PlotArea, draw};
 
 #[cfg(target_arch = "wasm32")]
 mod canvas {
     use plotters::prelude::*;
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
     use plotters_canvas::CanvasBackend;
     use wasm_bindgen::JsCast;
     use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
-    use super::ChartData;
+    use super::ChartSpec;
 
-    /// Draws `data` on `canvas`, sized to its CSS box at the device pixel ratio, in the text
-    /// colour CSS gives the canvas. Errors leave the old frame; the next frame tries again.
-    pub fn draw(canvas: &HtmlCanvasElement, data: &ChartData) {
-        let _ = try_draw(canvas, data);
+    /// Where the plotting area lies in the canvas, CSS px from its left edge: what a drag on
+    /// the canvas maps to in time.
+    #[derive(Debug, Clone, Copy, PartialEq, Default)]
+    pub struct PlotArea {
+        pub left: f64,
+        pub right: f64,
     }
 
-    fn try_draw(canvas: &HtmlCanvasElement, data: &ChartData) -> Option<()> {
+    /// Draws `spec` on `canvas`, sized to its CSS box at the device pixel ratio, in the text
+    /// colour CSS gives the canvas. Errors leave the old frame; the next frame tries again.
+    pub fn draw(canvas: &HtmlCanvasElement, spec: &ChartSpec) -> Option<PlotArea> {
+        try_draw(canvas, spec)
+    }
+
+    const MARGIN_PX: f64 = 8.0;
+    const MARGIN_RIGHT_PX: f64 = super::PLOT_RIGHT_PX;
+
+    fn try_draw(canvas: &HtmlCanvasElement, spec: &ChartSpec) -> Option<PlotArea> {
         let window = web_sys::window()?;
         let dpr = window.device_pixel_ratio().clamp(1.0, 4.0);
         let (w, h) = (canvas.client_width(), canvas.client_height());
@@ -201,61 +505,131 @@ mod canvas {
             canvas.set_width(pw);
             canvas.set_height(ph);
         }
-        let fg = window
-            .get_computed_style(canvas)
-            .ok()??
-            .get_property_value("color")
-            .ok()
-            .and_then(|c| parse_rgb(&c))
-            .unwrap_or((128, 128, 128));
+        let (fg, font_px) = text_style(&window, canvas);
         let fg = RGBColor(fg.0, fg.1, fg.2);
+        let y_label_px = super::plot_left_px(font_px) - MARGIN_PX;
         let ctx: CanvasRenderingContext2d = canvas.get_context("2d").ok()??.dyn_into().ok()?;
         ctx.clear_rect(0.0, 0.0, f64::from(pw), f64::from(ph));
 
         let px = |v: f64| (v * dpr).round() as u32;
         let root = CanvasBackend::with_canvas_object(canvas.clone())?.into_drawing_area();
         let mut chart = ChartBuilder::on(&root)
-            .margin(px(8.0))
-            .margin_right(px(24.0))
-            .x_label_area_size(px(28.0))
-            .y_label_area_size(px(64.0))
-            .build_cartesian_2d(-data.window_s..0.0, data.y_min..data.y_max)
+            .margin(px(MARGIN_PX))
+            .margin_right(px(MARGIN_RIGHT_PX))
+            .x_label_area_size(px(font_px * 2.2))
+            .y_label_area_size(px(y_label_px))
+            .build_cartesian_2d(-spec.span_s..0.0, spec.y_min..spec.y_max)
             .ok()?;
-        let font = ("sans-serif", 13.0 * dpr).into_font().color(&fg);
+        let font = ("sans-serif", font_px * dpr).into_font().color(&fg);
+        let decimals = spec.y_decimals;
         chart
             .configure_mesh()
-            .label_style(font)
+            .label_style(font.clone())
             .axis_style(fg.mix(0.6))
             .bold_line_style(fg.mix(0.15))
+            .max_light_lines(1)
             .light_line_style(fg.mix(0.05))
-            .x_labels(6)
+            .disable_x_mesh()
+            .x_labels(0)
             .y_labels(7)
-            .x_label_formatter(&|x| {
-                if *x >= -0.5 {
-                    "now".to_owned()
-                } else {
-                    format!("−{:.0} s", -x)
-                }
-            })
-            .y_label_formatter(&|y| format!("{y:.3}"))
+            .y_label_formatter(&|y| format!("{y:.decimals$}"))
             .draw()
             .ok()?;
-        chart
-            .draw_series(LineSeries::new(
-                [(-data.window_s, data.nominal_hz), (0.0, data.nominal_hz)],
-                fg.mix(0.5).stroke_width(px(1.0)),
+        // Round times on the x axis, drawn by hand: plotters would pick round seconds before
+        // the right edge, not round clock times.
+        let t1 = spec.end_us;
+        let t0 = t1 - (spec.span_s * 1e6) as i64;
+        let max_ticks = (f64::from(w) / 90.0).clamp(3.0, 12.0) as usize;
+        let label_font = font.clone().pos(Pos::new(HPos::Center, VPos::Top));
+        for (t, label) in super::time_ticks(t0, t1, spec.x_labels, max_ticks) {
+            let x = spec.x(t);
+            chart
+                .draw_series(LineSeries::new(
+                    [(x, spec.y_min), (x, spec.y_max)],
+                    fg.mix(0.15).stroke_width(1),
+                ))
+                .ok()?;
+            let (px_x, px_y) = chart.backend_coord(&(x, spec.y_min));
+            root.draw(&Text::new(
+                label,
+                (px_x, px_y + px(6.0) as i32),
+                label_font.clone(),
             ))
             .ok()?;
-        for trace in &data.traces {
-            let (r, g, b) = trace.color;
-            let style = RGBColor(r, g, b).stroke_width(px(2.0).max(1));
-            for segment in &trace.segments {
+        }
+        for fill in &spec.fills {
+            let (r, g, b) = fill.color;
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    fill.polygon.clone(),
+                    RGBColor(r, g, b).mix(fill.alpha).filled(),
+                )))
+                .ok()?;
+        }
+        let in_range = |y: f64| y >= spec.y_min && y <= spec.y_max;
+        for rule in spec.rules.iter().filter(|r| in_range(r.y)) {
+            let color = rule
+                .color
+                .map_or(fg.mix(0.5), |(r, g, b)| RGBColor(r, g, b).mix(0.8));
+            chart
+                .draw_series(LineSeries::new(
+                    [(-spec.span_s, rule.y), (0.0, rule.y)],
+                    color.stroke_width(px(1.0)),
+                ))
+                .ok()?;
+            if !rule.label.is_empty() {
+                let style = font.clone().color(&color);
                 chart
-                    .draw_series(LineSeries::new(segment.iter().copied(), style))
+                    .draw_series(std::iter::once(Text::new(
+                        rule.label.clone(),
+                        (-spec.span_s, rule.y),
+                        style,
+                    )))
                     .ok()?;
             }
         }
-        root.present().ok()
+        for line in &spec.lines {
+            let (r, g, b) = line.color;
+            let style = RGBColor(r, g, b).stroke_width(px(line.width).max(1));
+            chart
+                .draw_series(LineSeries::new(line.points.iter().copied(), style))
+                .ok()?;
+        }
+        root.present().ok()?;
+        let left = MARGIN_PX + y_label_px;
+        Some(PlotArea {
+            left,
+            right: f64::from(w) - MARGIN_RIGHT_PX,
+        })
+    }
+
+    thread_local! {
+        /// The canvas text colour, the label size and when they were read (ms): reading them
+        /// is a style recalc, and they change only with the theme and the window size.
+        static STYLE: std::cell::Cell<(f64, (u8, u8, u8), f64)> =
+            const { std::cell::Cell::new((f64::MIN, (128, 128, 128), 13.0)) };
+    }
+
+    /// The canvas' text colour and the size of its axis labels, px.
+    fn text_style(window: &web_sys::Window, canvas: &HtmlCanvasElement) -> ((u8, u8, u8), f64) {
+        let now = js_sys::Date::now();
+        let (at, colour, font) = STYLE.with(|c| c.get());
+        if now - at < 500.0 {
+            return (colour, font);
+        }
+        let style = window.get_computed_style(canvas).ok().flatten();
+        let colour = style
+            .as_ref()
+            .and_then(|s| s.get_property_value("color").ok())
+            .and_then(|c| parse_rgb(&c))
+            .unwrap_or(colour);
+        let font = style
+            .as_ref()
+            .and_then(|s| s.get_property_value("font-size").ok())
+            .and_then(|f| f.trim_end_matches("px").parse::<f64>().ok())
+            .map_or(font, super::label_px);
+        STYLE.with(|c| c.set((now, colour, font)));
+        (colour, font)
     }
 
     /// `rgb(1, 2, 3)` or `rgba(1, 2, 3, 0.5)` → (1, 2, 3).
@@ -270,78 +644,188 @@ mod canvas {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::Limits;
-    use crate::series::Series;
 
     const S: i64 = 1_000_000;
 
     #[test]
-    fn y_range_is_centred_with_a_minimum_span() {
-        assert_eq!(y_range([50.01, 49.99].into_iter(), 50.0), (49.95, 50.05));
-        assert_eq!(y_range(std::iter::empty(), 60.0), (59.95, 60.05));
-        let (lo, hi) = y_range([50.0, 49.8, f64::NAN].into_iter(), 50.0);
-        assert!((lo - 49.78).abs() < 1e-9 && (hi - 50.22).abs() < 1e-9);
-    }
-
-    #[test]
-    fn envelope_keeps_extremes_and_bounds_the_point_count() {
-        // 300 s at 50 Hz = 15 000 points into 100 columns.
-        let pts: Vec<(i64, f64)> = (0..15_000)
-            .map(|i| (i * 20_000, 50.0 + if i == 7_777 { 0.3 } else { 0.0 }))
-            .collect();
-        let segs = envelope(pts.iter().copied(), 0, 300 * S, 100);
-        assert_eq!(segs.len(), 1);
-        assert!(segs[0].len() <= 400, "{}", segs[0].len());
-        assert!(segs[0].iter().any(|p| p.1 == 50.3), "the spike survives");
-        assert!(
-            segs[0].windows(2).all(|w| w[0].0 <= w[1].0),
-            "in time order"
-        );
-        // Few points pass through untouched.
-        let few = [(0, 1.0), (S, 2.0), (2 * S, 3.0)];
-        assert_eq!(envelope(few.into_iter(), 0, 300 * S, 1000), [few.to_vec()]);
-    }
-
-    #[test]
-    fn envelope_breaks_at_gaps_and_drops_points_outside() {
-        let pts = [
-            (-S, 9.0),
-            (0, 1.0),
-            (S, 1.0),
-            (30 * S, 2.0),
-            (31 * S, 2.0),
-            (400 * S, 3.0),
-        ];
-        let segs = envelope(pts.into_iter(), 0, 300 * S, 1000);
+    fn ranges() {
         assert_eq!(
-            segs,
-            [vec![(0, 1.0), (S, 1.0)], vec![(30 * S, 2.0), (31 * S, 2.0)]]
+            centred_range([50.01, 49.99].into_iter(), 50.0, 0.05),
+            (49.95, 50.05)
         );
+        assert_eq!(
+            centred_range(std::iter::empty(), 60.0, 0.05),
+            (59.95, 60.05)
+        );
+        let (lo, hi) = centred_range([50.0, 49.8, f64::NAN].into_iter(), 50.0, 0.05);
+        assert!((lo - 49.78).abs() < 1e-9 && (hi - 50.22).abs() < 1e-9);
+        assert_eq!(padded_range([1.0, 1.0].into_iter(), 2.0), (0.0, 2.0));
+        let (lo, hi) = padded_range([10.0, 20.0].into_iter(), 1.0);
+        assert!((lo - 9.5).abs() < 1e-9 && (hi - 20.5).abs() < 1e-9);
+        assert_eq!(padded_range(std::iter::empty(), 1.0), (0.0, 1.0));
     }
 
     #[test]
-    fn prepare_places_points_relative_to_now() {
-        let limits = Limits::default();
-        let mut devices = BTreeMap::new();
-        let mut series = Series::new(limits.max_points, limits.window_us);
+    fn reduce_keeps_extremes_and_bounds_the_column_count() {
+        // 300 s at 50 Hz = 15 000 points into 100 columns.
+        let samples: Vec<Sample> = (0..15_000)
+            .map(|i| Sample::point(i * 20_000, 50.0 + if i == 7_777 { 0.3 } else { 0.0 }))
+            .collect();
+        let segs = reduce(samples.iter(), 0, 300 * S, 100, GAP_US);
+        assert_eq!(segs.len(), 1);
+        assert_eq!(segs[0].len(), 100);
+        assert!(segs[0].iter().any(|c| c.max == 50.3), "the spike survives");
+        assert!(segs[0].iter().all(|c| c.min == 50.0));
+        assert!(segs[0].windows(2).all(|w| w[0].t < w[1].t), "in time order");
+        // The zigzag goes through the spike.
+        assert!(zigzag(&segs[0]).iter().any(|p| p.1 == 50.3));
+    }
+
+    #[test]
+    fn reduce_breaks_at_gaps_and_drops_samples_outside() {
+        let pts: Vec<Sample> = [
+            (-1, 9.0),
+            (0, 1.0),
+            (1, 1.0),
+            (30, 2.0),
+            (31, 2.0),
+            (400, 3.0),
+        ]
+        .into_iter()
+        .map(|(t, v)| Sample::point(t * S, v))
+        .collect();
+        let segs = reduce(pts.iter(), 0, 300 * S, 1000, GAP_US);
+        let flat: Vec<Vec<(i64, f64)>> = segs
+            .iter()
+            .map(|s| s.iter().map(|c| (c.t / S, c.mean)).collect())
+            .collect();
+        assert_eq!(flat, [vec![(0, 1.0), (1, 1.0)], vec![(30, 2.0), (31, 2.0)]]);
+    }
+
+    #[test]
+    fn means_are_weighted_by_count() {
+        let a = Sample {
+            t: 0,
+            first: 0,
+            last: 0,
+            min: 1.0,
+            mean: 1.0,
+            max: 1.0,
+            count: 3,
+        };
+        let b = Sample {
+            t: 1,
+            first: 1,
+            last: 1,
+            min: 5.0,
+            mean: 5.0,
+            max: 5.0,
+            count: 1,
+        };
+        let segs = reduce([a, b].iter(), 0, 10, 1, GAP_US);
+        assert_eq!(segs[0][0].mean, 2.0);
+        assert_eq!((segs[0][0].min, segs[0][0].max), (1.0, 5.0));
+    }
+
+    #[test]
+    fn live_chart_places_traces_relative_to_now() {
         let now = 1_000 * S;
+        let mut series = Series::sliding(300 * S, 1200);
         series.push(now - 10 * S, 50.01, now);
         series.push(now, 50.02, now);
-        devices.insert(
-            DeviceId::new("a").unwrap(),
-            Device {
-                measurement: None,
-                status: None,
-                last_seen_us: now,
-                online: None,
-                frequency: series,
-            },
+        let id = DeviceId::new("a").unwrap();
+        let c = live_frequency(
+            &[TraceInput {
+                id: &id,
+                series: &series,
+            }],
+            now,
+            300 * S,
+            50.0,
+            800,
         );
-        let c = prepare(&devices, now, limits.window_us, 50.0, 800);
-        assert_eq!(c.window_s, 300.0);
-        assert_eq!(c.traces.len(), 1);
-        assert_eq!(c.traces[0].segments, [vec![(-10.0, 50.01), (0.0, 50.02)]]);
+        assert_eq!(c.span_s, 300.0);
+        assert_eq!(c.lines.len(), 1);
+        assert_eq!(c.lines[0].points, [(-10.0, 50.01), (0.0, 50.02)]);
         assert_eq!((c.y_min, c.y_max), (49.95, 50.05));
-        assert_eq!(c.traces[0].color, color_of("a"));
+        assert_eq!(c.lines[0].color, color_of("a"));
+    }
+
+    #[test]
+    fn drawing_is_budgeted() {
+        assert_eq!(columns_per_trace(1_800, 2), 1_800);
+        assert_eq!(columns_per_trace(1_800, 100), 40);
+        assert_eq!(columns_per_trace(1_800, 10), 400);
+        assert_eq!(columns_per_trace(1_800, 500), MIN_TRACE_COLUMNS);
+        assert_eq!(columns_per_trace(40, 1), 40);
+        assert_eq!(redraw_interval_ms(300_000_000, 0, 1.0), 200.0);
+        assert_eq!(redraw_interval_ms(300_000_000, 3, 1.0), 206.0);
+        assert_eq!(redraw_interval_ms(300_000_000, 100, 1.0), 400.0);
+        assert!((redraw_interval_ms(600_000_000, 0, 1.0) - 333.33).abs() < 0.01);
+        assert_eq!(redraw_interval_ms(86_400_000_000, 0, 1.0), 1_000.0);
+        assert_eq!(redraw_interval_ms(300_000_000, 0, 100.0), 300.0);
+    }
+
+    #[test]
+    fn ticks_are_round() {
+        let t1 = 1_703_123_456 * S; // 01:50:56 UTC
+        let rel = time_ticks(t1 - 300 * S, t1, XLabels::Relative, 7);
+        let labels: Vec<&str> = rel.iter().map(|t| t.1.as_str()).collect();
+        assert_eq!(labels, ["−5:00", "−4:00", "−3:00", "−2:00", "−1:00", "now"]);
+        let clock = time_ticks(t1 - 300 * S, t1, XLabels::Clock { tz_offset_min: 60 }, 7);
+        let labels: Vec<&str> = clock.iter().map(|t| t.1.as_str()).collect();
+        assert_eq!(labels, ["02:46", "02:47", "02:48", "02:49", "02:50"]);
+        let short = time_ticks(t1 - 60 * S, t1, XLabels::Clock { tz_offset_min: 0 }, 5);
+        assert_eq!(short.first().unwrap().1, "01:50:00");
+        let day = time_ticks(t1 - 86_400 * S, t1, XLabels::Clock { tz_offset_min: 0 }, 7);
+        assert_eq!(day.first().unwrap().1, "06:00");
+        assert!(day.len() <= 7);
+        let month = time_ticks(
+            t1 - 30 * 86_400 * S,
+            t1,
+            XLabels::Clock { tz_offset_min: 0 },
+            7,
+        );
+        assert!(month.len() <= 7 && month.len() >= 3, "{month:?}");
+    }
+
+    #[test]
+    fn dragging_maps_pixels_to_time() {
+        let left = plot_left_px(13.0);
+        assert_eq!(left, 72.0);
+        let w = left + 1000.0 + PLOT_RIGHT_PX;
+        assert_eq!(x_to_time(left, w, 13.0, 0, 1_000_000), 0);
+        assert_eq!(x_to_time(left + 250.0, w, 13.0, 0, 1_000_000), 250_000);
+        assert_eq!(x_to_time(0.0, w, 13.0, 0, 1_000_000), 0);
+        assert_eq!(x_to_time(w, w, 13.0, 0, 1_000_000), 1_000_000);
+        assert!(
+            plot_left_px(label_px(36.0)) > 120.0,
+            "room for large labels"
+        );
+    }
+
+    #[test]
+    fn envelopes_are_closed_polygons() {
+        let cols = vec![
+            Column {
+                t: 0,
+                min: 1.0,
+                mean: 2.0,
+                max: 3.0,
+            },
+            Column {
+                t: S,
+                min: 1.5,
+                mean: 2.0,
+                max: 2.5,
+            },
+        ];
+        let mut c = ChartSpec::new(0, S, XLabels::Relative);
+        c.add_envelope(&[cols], (1, 2, 3), |v| v * 10.0);
+        assert_eq!(
+            c.fills[0].polygon,
+            [(-1.0, 30.0), (0.0, 25.0), (0.0, 15.0), (-1.0, 10.0)]
+        );
+        assert_eq!(c.lines[0].points, [(-1.0, 20.0), (0.0, 20.0)]);
     }
 }

@@ -1,29 +1,40 @@
 //! [`DeviceStore`]: everything the dashboard knows about devices, fed one MQTT message at a time.
 //!
-//! Pure and bounded: at most [`Limits::max_devices`] devices, each with a [`Series`] of its last
-//! five minutes of frequency. Messages that are not ours or not valid are ignored and counted by
-//! reason in [`Diagnostics`]; nothing a publisher sends can make this panic or grow without
-//! bound. The store also remembers which devices changed since the view last looked
+//! Pure and bounded: at most [`Limits::max_devices`] devices, each with a [`Series`] of its
+//! frequency over the live window. Messages that are not ours or not valid are ignored and
+//! counted by reason in [`Diagnostics`]; nothing a publisher sends can make this panic or grow
+//! without bound. The store also remembers which devices changed since the view last looked
 //! ([`DeviceStore::take_changes`]), so the page updates only what moved.
+//!
+//! Whether a device is live is [`Liveness::of`]: offline after its last will, silent after
+//! nothing for three times its usual interval (learnt from its own timestamps), live otherwise.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use ogm_protocol::{DeviceId, Measurement, Payload, Status, Topic, payload};
 
 use crate::series::Series;
+use crate::wire::DeviceView;
 
 /// Reason counted when a topic is not `{prefix}/{device_id}/{kind}`.
 pub const UNKNOWN_TOPIC: &str = "unknown_topic";
 /// Reason counted when a new device would exceed [`Limits::max_devices`].
 pub const TOO_MANY_DEVICES: &str = "too_many_devices";
 
+/// The usual interval assumed before a device has shown its own: the status interval, µs.
+pub const DEFAULT_INTERVAL_US: i64 = 10_000_000;
+/// A device is silent after this many usual intervals without a message.
+pub const SILENT_INTERVALS: i64 = 3;
+/// ... but never after less than this, µs (delivery jitter on fast devices).
+pub const MIN_SILENCE_US: i64 = 5_000_000;
+
 /// The bounds that keep memory flat however long the page runs.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Devices tracked at once.
     pub max_devices: usize,
-    /// Chart points kept per device.
-    pub max_points: usize,
+    /// Chart slots kept per device (see [`Series`]).
+    pub slots: usize,
     /// How much history the chart keeps, in µs.
     pub window_us: i64,
     /// A device not heard from for this long may be dropped to make room for a new one.
@@ -36,7 +47,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_devices: 500,
-            max_points: 15_000,
+            slots: 1_200,
             window_us: 5 * 60 * 1_000_000,
             stale_us: 10 * 60 * 1_000_000,
             max_ahead_us: 5 * 1_000_000,
@@ -49,12 +60,52 @@ impl Default for Limits {
 pub struct Device {
     pub measurement: Option<Measurement>,
     pub status: Option<Status>,
-    /// Receive time of the last valid message of any kind, µs.
+    /// Newest time of anything it sent, µs: the receive time, or the device's own timestamp
+    /// for a retained message (which may be old).
     pub last_seen_us: i64,
     /// From the last status (`online` absent counts as true); a measurement also proves it.
     pub online: Option<bool>,
     /// Frequency over the chart window, on the chart's time axis.
     pub frequency: Series,
+    /// Usual time between measurements, and between statuses (device clock), µs.
+    pub measurement_interval_us: Option<i64>,
+    pub status_interval_us: Option<i64>,
+}
+
+impl Device {
+    fn new(limits: &Limits, now_us: i64) -> Self {
+        Self {
+            measurement: None,
+            status: None,
+            last_seen_us: now_us,
+            online: None,
+            frequency: Series::sliding(limits.window_us, limits.slots),
+            measurement_interval_us: None,
+            status_interval_us: None,
+        }
+    }
+
+    /// The usual interval between messages, µs.
+    pub fn interval_us(&self) -> i64 {
+        self.measurement_interval_us
+            .or(self.status_interval_us)
+            .unwrap_or(DEFAULT_INTERVAL_US)
+    }
+}
+
+/// Exponentially weighted interval from consecutive device timestamps (up to 10 min apart).
+fn learn_interval(current: Option<i64>, prev_ts: Option<i64>, ts: i64) -> Option<i64> {
+    let Some(prev) = prev_ts else {
+        return current;
+    };
+    let dt = ts - prev;
+    if dt <= 0 || dt > 600_000_000 {
+        return current;
+    }
+    Some(match current {
+        None => dt,
+        Some(c) => c + (dt - c) / 10,
+    })
 }
 
 /// What the views show for one device; cheap to clone and compare.
@@ -70,6 +121,44 @@ pub struct DeviceSnapshot {
     pub battery: Option<f64>,
     pub online: Option<bool>,
     pub last_seen_us: i64,
+    /// The usual interval between its messages, µs.
+    pub interval_us: i64,
+}
+
+/// Whether a device's data is current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// Sending as usual.
+    Live,
+    /// Nothing for [`SILENT_INTERVALS`] usual intervals.
+    Silent,
+    /// Its last will (or its own status) says it is offline.
+    Offline,
+}
+
+impl Liveness {
+    pub fn of(s: &DeviceSnapshot, now_us: i64) -> Self {
+        if s.online == Some(false) {
+            Liveness::Offline
+        } else if now_us - s.last_seen_us > silence_limit_us(s.interval_us) {
+            Liveness::Silent
+        } else {
+            Liveness::Live
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Liveness::Live => "online",
+            Liveness::Silent => "silent",
+            Liveness::Offline => "offline",
+        }
+    }
+}
+
+/// How long a device with this usual interval may be silent before it counts as silent, µs.
+pub fn silence_limit_us(interval_us: i64) -> i64 {
+    (SILENT_INTERVALS * interval_us).max(MIN_SILENCE_US)
 }
 
 /// Counters of what arrived and what was ignored.
@@ -94,6 +183,15 @@ pub struct Changes {
     pub chart: bool,
     /// The diagnostics changed.
     pub diagnostics: bool,
+}
+
+/// A message the store took, for whoever else wants it (insight, logs, the device page).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ingested {
+    pub device: DeviceId,
+    pub payload: Payload,
+    /// Where a measurement goes on the time axis (see [`chart_time`]), µs.
+    pub t_us: i64,
 }
 
 /// All devices and the diagnostics, for one topic prefix.
@@ -129,13 +227,57 @@ impl DeviceStore {
         &self.devices
     }
 
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     pub fn diagnostics(&self) -> &Diagnostics {
         &self.diagnostics
+    }
+
+    /// A new live window: every chart series starts over (empty, to be refilled from history).
+    pub fn set_window(&mut self, window_us: i64) {
+        if window_us == self.limits.window_us {
+            return;
+        }
+        self.limits.window_us = window_us;
+        for d in self.devices.values_mut() {
+            d.frequency = Series::sliding(window_us, self.limits.slots);
+        }
+        self.chart_dirty = true;
+    }
+
+    /// Fills a device's chart series from history; returns whether anything was used.
+    pub fn fill_history(
+        &mut self,
+        id: &DeviceId,
+        buckets: &[crate::series::Sample],
+        interval_us: i64,
+        now_us: i64,
+    ) -> bool {
+        let Some(d) = self.devices.get_mut(id) else {
+            return false;
+        };
+        let used = d.frequency.fill(buckets, interval_us, now_us) > 0;
+        self.chart_dirty |= used;
+        used
     }
 
     /// Takes one MQTT message received at `now_us`. Returns whether it was used; if not, it was
     /// counted under its reason.
     pub fn ingest(&mut self, topic: &str, bytes: &[u8], now_us: i64) -> bool {
+        self.ingest_message(topic, bytes, now_us, false).is_some()
+    }
+
+    /// Takes one MQTT message received at `now_us` (`retained`: the broker's stored copy, which
+    /// may be old). Returns what it was, if it was used.
+    pub fn ingest_message(
+        &mut self,
+        topic: &str,
+        bytes: &[u8],
+        now_us: i64,
+        retained: bool,
+    ) -> Option<Ingested> {
         self.diagnostics.received += 1;
         self.diagnostics_dirty = true;
         let topic = match Topic::parse(&self.prefix, topic) {
@@ -150,34 +292,80 @@ impl DeviceStore {
             return self.ignore(TOO_MANY_DEVICES);
         }
         let limits = self.limits;
+        let is_new = !self.devices.contains_key(&topic.device_id);
         let device = self
             .devices
             .entry(topic.device_id.clone())
-            .or_insert_with(|| Device {
-                measurement: None,
-                status: None,
-                last_seen_us: now_us,
-                online: None,
-                frequency: Series::new(limits.max_points, limits.window_us),
-            });
-        device.last_seen_us = now_us;
-        match decoded.payload {
+            .or_insert_with(|| Device::new(&limits, now_us));
+        if retained {
+            // The broker's stored copy: as old as its own timestamp says.
+            let seen = decoded.payload.timestamp().min(now_us);
+            device.last_seen_us = if is_new {
+                seen
+            } else {
+                device.last_seen_us.max(seen)
+            };
+        } else {
+            device.last_seen_us = now_us;
+        }
+        let mut t_us = now_us;
+        match &decoded.payload {
             Payload::Measurement(m) => {
-                let t = chart_time(m.timestamp, now_us, &limits);
-                if device.frequency.push(t, m.frequency, now_us) {
+                t_us = chart_time(m.timestamp, now_us, &limits);
+                if device.frequency.push(t_us, m.frequency, now_us) {
                     self.chart_dirty = true;
                 }
-                device.measurement = Some(m);
+                device.measurement_interval_us = learn_interval(
+                    device.measurement_interval_us,
+                    device.measurement.map(|p| p.timestamp),
+                    m.timestamp,
+                );
+                device.measurement = Some(*m);
                 device.online = Some(true);
             }
             Payload::Status(s) => {
+                device.status_interval_us = learn_interval(
+                    device.status_interval_us,
+                    device.status.as_ref().map(|p| p.timestamp),
+                    s.timestamp,
+                );
                 device.online = Some(s.online.unwrap_or(true));
-                device.status = Some(s);
+                device.status = Some(s.clone());
             }
             Payload::Logs(_) => {}
         }
-        self.dirty.insert(topic.device_id);
-        true
+        self.dirty.insert(topic.device_id.clone());
+        Some(Ingested {
+            device: topic.device_id,
+            payload: decoded.payload,
+            t_us,
+        })
+    }
+
+    /// Adds the devices the server knows that the page has not heard of yet (silent or
+    /// offline ones included), as the server last saw them.
+    pub fn seed(&mut self, views: &[DeviceView], now_us: i64) {
+        for v in views {
+            if self.devices.contains_key(&v.device_id)
+                || self.devices.len() >= self.limits.max_devices
+            {
+                continue;
+            }
+            let mut d = Device::new(&self.limits, now_us);
+            d.last_seen_us = v.last_seen.min(now_us);
+            d.measurement = v.last_measurement;
+            d.status = v.last_status.clone();
+            let will = v.last_status.as_ref().and_then(|s| s.online) == Some(false);
+            d.online = if v.online {
+                Some(true)
+            } else if will {
+                Some(false)
+            } else {
+                None // silent: the page's own silence rule says so
+            };
+            self.devices.insert(v.device_id.clone(), d);
+            self.dirty.insert(v.device_id.clone());
+        }
     }
 
     /// Drops chart points older than the window; call about once a second.
@@ -230,13 +418,14 @@ impl DeviceStore {
             battery: s.and_then(|s| s.battery),
             online: d.online,
             last_seen_us: d.last_seen_us,
+            interval_us: d.interval_us(),
         })
     }
 
-    fn ignore(&mut self, reason: &'static str) -> bool {
+    fn ignore(&mut self, reason: &'static str) -> Option<Ingested> {
         *self.diagnostics.ignored.entry(reason).or_default() += 1;
         self.diagnostics.ignored_total += 1;
-        false
+        None
     }
 
     /// Whether `id` has (or now has) a slot: a full store gives up its longest-silent device if
@@ -407,7 +596,8 @@ mod tests {
             NOW,
         );
         let d = &s.devices()[&DeviceId::new("d").unwrap()];
-        assert_eq!(d.frequency.iter().collect::<Vec<_>>(), [(NOW, 50.1)]);
+        let pts: Vec<(i64, f64)> = d.frequency.iter().map(|x| (x.mid(), x.mean)).collect();
+        assert_eq!(pts, [(NOW, 50.1)]);
     }
 
     #[test]
@@ -419,7 +609,7 @@ mod tests {
         assert_eq!(c.updated.len(), 2);
         assert!(c.chart && c.diagnostics);
         assert_eq!(s.take_changes(), Changes::default());
-        s.prune(NOW + Limits::default().window_us + 1);
+        s.prune(NOW + 2 * Limits::default().window_us);
         assert!(s.take_changes().chart);
     }
 
@@ -432,5 +622,68 @@ mod tests {
         }
         s.sample_rate(2_000_000);
         assert_eq!(s.diagnostics().rate_per_s, 5.0);
+    }
+
+    #[test]
+    fn silence_is_three_usual_intervals_and_retained_messages_are_as_old_as_they_say() {
+        let mut s = DeviceStore::new(TOPIC_PREFIX, Limits::default());
+        let id = DeviceId::new("d").unwrap();
+        // 10 Hz by the device's clock, however bursty the delivery.
+        for i in 0..50 {
+            s.ingest(
+                &topic("d", Kind::Measurement),
+                &measurement(NOW + i * 100_000, 50.0),
+                NOW,
+            );
+        }
+        let snap = s.snapshot(&id).unwrap();
+        assert_eq!(snap.interval_us, 100_000);
+        assert_eq!(Liveness::of(&snap, NOW + MIN_SILENCE_US), Liveness::Live);
+        assert_eq!(
+            Liveness::of(&snap, NOW + MIN_SILENCE_US + 1),
+            Liveness::Silent
+        );
+        // A device heard only through its retained status from an hour ago is silent at once.
+        let old = NOW - 3_600_000_000;
+        let status = format!(r#"{{"timestamp":{old},"rssi":-60,"free_heap":1}}"#);
+        s.ingest_message(&topic("r", Kind::Status), status.as_bytes(), NOW, true)
+            .unwrap();
+        let r = s.snapshot(&DeviceId::new("r").unwrap()).unwrap();
+        assert_eq!(r.last_seen_us, old);
+        assert_eq!(r.interval_us, DEFAULT_INTERVAL_US);
+        assert_eq!(Liveness::of(&r, NOW), Liveness::Silent);
+        // Its last will.
+        let will = format!(r#"{{"timestamp":{NOW},"rssi":-60,"free_heap":1,"online":false}}"#);
+        s.ingest(&topic("d", Kind::Status), will.as_bytes(), NOW);
+        assert_eq!(
+            Liveness::of(&s.snapshot(&id).unwrap(), NOW),
+            Liveness::Offline
+        );
+        assert_eq!(silence_limit_us(10_000_000), 30_000_000);
+    }
+
+    #[test]
+    fn the_server_seeds_devices_not_heard_yet() {
+        let mut s = DeviceStore::new(TOPIC_PREFIX, Limits::default());
+        s.ingest(&topic("a", Kind::Measurement), &measurement(NOW, 50.0), NOW);
+        let views = crate::wire::devices_from_json(&format!(
+            r#"[{{"device_id":"a","last_seen":1,"online":false}},
+                {{"device_id":"b","last_seen":{},"online":false,
+                  "last_status":{{"timestamp":{NOW},"rssi":-50,"free_heap":1,"online":false}}}},
+                {{"device_id":"c","last_seen":{},"online":false}}]"#,
+            NOW,
+            NOW - 3_600_000_000
+        ))
+        .unwrap();
+        s.take_changes();
+        s.seed(&views, NOW);
+        let a = s.snapshot(&DeviceId::new("a").unwrap()).unwrap();
+        assert_eq!(a.online, Some(true), "what the page heard itself wins");
+        let b = s.snapshot(&DeviceId::new("b").unwrap()).unwrap();
+        assert_eq!(Liveness::of(&b, NOW), Liveness::Offline);
+        assert_eq!(b.rssi, Some(-50));
+        let c = s.snapshot(&DeviceId::new("c").unwrap()).unwrap();
+        assert_eq!(Liveness::of(&c, NOW), Liveness::Silent);
+        assert_eq!(s.take_changes().updated.len(), 2);
     }
 }

@@ -57,7 +57,12 @@ pub enum LinkState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkEvent {
     State(LinkState),
-    Message { topic: String, payload: Vec<u8> },
+    /// A PUBLISH; `retained` when it is the broker's stored copy (sent on subscribing).
+    Message {
+        topic: String,
+        payload: Vec<u8>,
+        retained: bool,
+    },
 }
 
 /// What the adapter must do.
@@ -317,6 +322,7 @@ impl MqttLink {
                 out.push(Action::Notify(LinkEvent::Message {
                     topic: p.topic_name().to_owned(),
                     payload: p.payload().as_slice().to_vec(),
+                    retained: p.retain(),
                 }));
             }
             _ => {}
@@ -501,7 +507,8 @@ mod tests {
             got,
             [Action::Notify(LinkEvent::Message {
                 topic: "open_grid_monitor/d/measurement".into(),
-                payload: b"{\"x\":1}".to_vec()
+                payload: b"{\"x\":1}".to_vec(),
+                retained: false,
             })]
         );
     }

@@ -1,80 +1,310 @@
-//! [`Series`]: a bounded, time-ordered ring buffer of `(t_us, value)` points.
+//! [`Series`]: a bounded time series of min/mean/max [`Sample`]s where history and live data
+//! meet. Pure.
 //!
-//! Bounded twice: by age (only the last [`Series::window_us`] before "now" is kept) and by
-//! capacity (the oldest point goes first). Points arrive mostly in order; a late one is inserted
-//! at its place so the chart never zigzags back in time.
+//! Time is cut into fixed slots (`slot_us`); a slot holds one [`Sample`] that merges every value
+//! that fell into it, so a series never holds more than `capacity` samples however fast a device
+//! sends, and a spike survives as the slot's min or max. Live points are merged in with
+//! [`Series::push`]; history buckets from `/api/history` with [`Series::fill`], which only fills
+//! slots that held nothing yet: the initial load, and the backfill of a gap after a reconnect,
+//! never count a live point twice and never overwrite what was seen live. A sliding series
+//! (a window) drops what falls out of the window; a fixed one (a custom range) keeps its range.
 
 use std::collections::VecDeque;
 
-/// A bounded, time-ordered series of `(t_us, value)`.
-#[derive(Debug, Clone)]
-pub struct Series {
-    points: VecDeque<(i64, f64)>,
-    capacity: usize,
-    window_us: i64,
+use serde::Deserialize;
+
+/// One slot (or one history bucket): every value seen in `[t, t + slot)`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct Sample {
+    /// Start of the slot (or bucket, or the raw point's own time), µs.
+    pub t: i64,
+    /// Time of the first and the last value merged in, µs; 0 until known (a history bucket
+    /// before [`Series::fill`] spans its interval).
+    #[serde(default)]
+    pub first: i64,
+    #[serde(default)]
+    pub last: i64,
+    pub min: f64,
+    pub mean: f64,
+    pub max: f64,
+    /// Values merged into this sample.
+    pub count: u64,
 }
 
-impl Series {
-    /// An empty series keeping at most `capacity` points from the last `window_us`.
-    pub fn new(capacity: usize, window_us: i64) -> Self {
+impl Sample {
+    /// One raw value.
+    pub fn point(t: i64, v: f64) -> Self {
         Self {
-            points: VecDeque::new(),
-            capacity: capacity.max(1),
-            window_us,
+            t,
+            first: t,
+            last: t,
+            min: v,
+            mean: v,
+            max: v,
+            count: 1,
         }
     }
 
-    /// How far back points are kept, in µs.
-    pub fn window_us(&self) -> i64 {
+    /// Merges `other` into `self`: min of mins, max of maxes, mean weighted by count.
+    pub fn merge(&mut self, other: &Sample) {
+        let n = self.count.max(1) as f64;
+        let m = other.count.max(1) as f64;
+        self.mean = (self.mean * n + other.mean * m) / (n + m);
+        self.first = self.first.min(other.first);
+        self.last = self.last.max(other.last);
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.count = self.count.max(1) + other.count.max(1);
+    }
+
+    /// The middle of the time the sample covers, µs.
+    pub fn mid(&self) -> i64 {
+        if self.first == 0 && self.last == 0 {
+            self.t
+        } else {
+            self.first + (self.last - self.first) / 2
+        }
+    }
+
+    fn is_finite(&self) -> bool {
+        self.min.is_finite() && self.mean.is_finite() && self.max.is_finite()
+    }
+}
+
+/// A bounded, slotted time series.
+#[derive(Debug, Clone)]
+pub struct Series {
+    samples: VecDeque<Sample>,
+    slot_us: i64,
+    /// Sliding window, µs; `None` for a fixed range.
+    window_us: Option<i64>,
+    capacity: usize,
+}
+
+/// Smallest slot, µs.
+pub const MIN_SLOT_US: i64 = 1_000;
+
+impl Series {
+    /// A sliding series over the last `window_us`, cut into about `slots` slots.
+    pub fn sliding(window_us: i64, slots: usize) -> Self {
+        let slots = slots.max(1);
+        let slot_us = (window_us / slots as i64).max(MIN_SLOT_US);
+        Self {
+            samples: VecDeque::new(),
+            slot_us,
+            window_us: Some(window_us.max(1)),
+            capacity: slots + 2,
+        }
+    }
+
+    /// A fixed series over `[start, stop)`, cut into about `slots` slots.
+    pub fn fixed(start_us: i64, stop_us: i64, slots: usize) -> Self {
+        let slots = slots.max(1);
+        let slot_us = ((stop_us - start_us).max(1) / slots as i64).max(MIN_SLOT_US);
+        Self {
+            samples: VecDeque::new(),
+            slot_us,
+            window_us: None,
+            capacity: slots + 2,
+        }
+    }
+
+    pub fn slot_us(&self) -> i64 {
+        self.slot_us
+    }
+
+    pub fn window_us(&self) -> Option<i64> {
         self.window_us
     }
 
-    /// Adds a point at `t_us`, then drops what is older than the window before `now_us`.
-    /// Returns whether the point was kept.
-    pub fn push(&mut self, t_us: i64, value: f64, now_us: i64) -> bool {
-        if t_us < now_us.saturating_sub(self.window_us) {
-            return false;
-        }
-        if self.points.len() >= self.capacity {
-            match self.points.front() {
-                Some(&(oldest, _)) if t_us < oldest => return false,
-                _ => {
-                    self.points.pop_front();
-                }
-            }
-        }
-        match self.points.back() {
-            Some(&(last, _)) if t_us < last => {
-                let at = self.points.partition_point(|&(t, _)| t <= t_us);
-                self.points.insert(at, (t_us, value));
-            }
-            _ => self.points.push_back((t_us, value)),
-        }
-        self.prune(now_us);
-        true
-    }
-
-    /// Drops points older than the window before `now_us`; returns whether any went.
-    pub fn prune(&mut self, now_us: i64) -> bool {
-        let cutoff = now_us.saturating_sub(self.window_us);
-        let before = self.points.len();
-        while self.points.front().is_some_and(|&(t, _)| t < cutoff) {
-            self.points.pop_front();
-        }
-        self.points.len() != before
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     pub fn len(&self) -> usize {
-        self.points.len()
+        self.samples.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.points.is_empty()
+        self.samples.is_empty()
     }
 
     /// Oldest first.
-    pub fn iter(&self) -> impl Iterator<Item = (i64, f64)> + '_ {
-        self.points.iter().copied()
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Sample> + '_ {
+        self.samples.iter()
+    }
+
+    pub fn last(&self) -> Option<&Sample> {
+        self.samples.back()
+    }
+
+    pub fn clear(&mut self) {
+        self.samples.clear();
+    }
+
+    fn slot_of(&self, t: i64) -> i64 {
+        t.div_euclid(self.slot_us) * self.slot_us
+    }
+
+    fn too_old(&self, t: i64, now_us: i64) -> bool {
+        self.window_us
+            .is_some_and(|w| t < now_us.saturating_sub(w).saturating_sub(self.slot_us))
+    }
+
+    /// Merges a live value at `t_us` into its slot, then drops what left the window before
+    /// `now_us`. Returns whether it was kept.
+    pub fn push(&mut self, t_us: i64, value: f64, now_us: i64) -> bool {
+        if !value.is_finite() || self.too_old(t_us, now_us) {
+            return false;
+        }
+        let slot = self.slot_of(t_us);
+        let kept = self.merge_into(slot, &Sample::point(t_us, value));
+        self.prune(now_us);
+        kept
+    }
+
+    /// Merges `sample` into slot `slot` (inserting it in order); false if the series is full
+    /// and the slot is older than everything in it.
+    fn merge_into(&mut self, slot: i64, sample: &Sample) -> bool {
+        // Live data nearly always lands in the last slot or after it.
+        match self.samples.back_mut() {
+            Some(last) if last.t == slot => {
+                last.merge(sample);
+                return true;
+            }
+            Some(last) if last.t < slot => {
+                self.samples.push_back(Sample { t: slot, ..*sample });
+                self.bound();
+                return true;
+            }
+            None => {
+                self.samples.push_back(Sample { t: slot, ..*sample });
+                return true;
+            }
+            _ => {}
+        }
+        let at = self.samples.partition_point(|s| s.t < slot);
+        if let Some(s) = self.samples.get_mut(at)
+            && s.t == slot
+        {
+            s.merge(sample);
+            return true;
+        }
+        if self.samples.len() >= self.capacity && at == 0 {
+            return false;
+        }
+        self.samples.insert(at, Sample { t: slot, ..*sample });
+        self.bound();
+        true
+    }
+
+    fn bound(&mut self) {
+        while self.samples.len() > self.capacity {
+            self.samples.pop_front();
+        }
+    }
+
+    /// Fills in history buckets of `interval_us` (0 for raw points; any order): a bucket goes
+    /// into its slot unless the slot already holds data from the time the bucket covers (seen
+    /// live, or filled before). So the seams between history and live data close, and nothing
+    /// is counted twice. Returns how many buckets were used.
+    pub fn fill(&mut self, buckets: &[Sample], interval_us: i64, now_us: i64) -> usize {
+        let mut sorted: Vec<Sample> = buckets
+            .iter()
+            .filter(|b| b.is_finite() && b.count > 0 && !self.too_old(b.t, now_us))
+            .map(|b| Sample {
+                first: if b.first == 0 { b.t } else { b.first },
+                last: if b.last == 0 {
+                    b.t + (interval_us - 1).max(0)
+                } else {
+                    b.last
+                },
+                ..*b
+            })
+            .collect();
+        sorted.sort_by_key(|b| b.t);
+        let mut used = 0;
+        for b in &sorted {
+            let slot = self.slot_of(b.t);
+            let at = self.samples.partition_point(|s| s.t < slot);
+            if let Some(s) = self.samples.get(at)
+                && s.t == slot
+            {
+                let (first, last) = if s.first == 0 && s.last == 0 {
+                    (s.t, s.t)
+                } else {
+                    (s.first, s.last)
+                };
+                if b.last >= first && b.first <= last {
+                    continue; // that time is already there
+                }
+            }
+            if self.merge_into(slot, b) {
+                used += 1;
+            }
+        }
+        self.prune(now_us);
+        used
+    }
+
+    /// Drops samples that left the window before `now_us` (sliding series only); returns whether
+    /// any went.
+    pub fn prune(&mut self, now_us: i64) -> bool {
+        let Some(w) = self.window_us else {
+            return false;
+        };
+        let cutoff = now_us.saturating_sub(w).saturating_sub(self.slot_us);
+        let before = self.samples.len();
+        while self.samples.front().is_some_and(|s| s.t < cutoff) {
+            self.samples.pop_front();
+        }
+        self.samples.len() != before
+    }
+
+    /// The longest stretch without data between two samples inside `[from, to]`, µs (the edges
+    /// not counted: a device that started late has no hole).
+    pub fn max_inner_gap_us(&self, from_us: i64, to_us: i64) -> i64 {
+        self.max_inner_gap(from_us, to_us).0
+    }
+
+    /// [`Self::max_inner_gap_us`] and where that hole starts, µs.
+    pub fn max_inner_gap(&self, from_us: i64, to_us: i64) -> (i64, i64) {
+        let mut prev: Option<i64> = None;
+        let mut gap = (0, 0);
+        for s in self
+            .samples
+            .iter()
+            .filter(|s| s.t >= from_us && s.t <= to_us)
+        {
+            let (first, last) = if s.first == 0 && s.last == 0 {
+                (s.t, s.t)
+            } else {
+                (s.first, s.last)
+            };
+            if let Some(p) = prev
+                && first - p > gap.0
+            {
+                gap = (first - p, p);
+            }
+            prev = Some(last.max(prev.unwrap_or(i64::MIN)));
+        }
+        gap
+    }
+
+    /// The longest stretch without data inside `[from, to]`, µs, counting the edges: how big
+    /// the hole is that a backfill should close.
+    pub fn max_gap_us(&self, from_us: i64, to_us: i64) -> i64 {
+        let mut prev = from_us;
+        let mut gap = 0;
+        for s in self
+            .samples
+            .iter()
+            .filter(|s| s.t >= from_us && s.t <= to_us)
+        {
+            gap = gap.max(s.t - prev);
+            prev = s.t + self.slot_us;
+        }
+        gap.max(to_us - prev)
     }
 }
 
@@ -84,49 +314,141 @@ mod tests {
 
     const S: i64 = 1_000_000;
 
-    #[test]
-    fn evicts_by_capacity_oldest_first() {
-        let mut s = Series::new(3, 300 * S);
-        for i in 0..5 {
-            assert!(s.push(i * S, i as f64, 10 * S));
+    fn bucket(t: i64, min: f64, mean: f64, max: f64, count: u64) -> Sample {
+        Sample {
+            t,
+            first: 0,
+            last: 0,
+            min,
+            mean,
+            max,
+            count,
         }
-        assert_eq!(s.iter().map(|p| p.1).collect::<Vec<_>>(), [2.0, 3.0, 4.0]);
-        // A point older than everything in a full buffer is not worth keeping.
-        assert!(!s.push(0, 0.0, 10 * S));
-        assert_eq!(s.len(), 3);
     }
 
     #[test]
-    fn evicts_by_age() {
-        let mut s = Series::new(100, 10 * S);
-        for i in 0..20 {
-            s.push(i * S, 50.0, i * S);
+    fn values_in_one_slot_merge_into_min_mean_max() {
+        let mut s = Series::sliding(100 * S, 100); // 1 s slots
+        for (i, v) in [50.0, 50.3, 49.9, 50.0].into_iter().enumerate() {
+            assert!(s.push(10 * S + i as i64 * 200_000, v, 11 * S));
         }
-        assert_eq!(s.len(), 11);
-        assert_eq!(s.iter().next().map(|p| p.0), Some(9 * S));
-        assert!(s.prune(100 * S));
-        assert!(s.is_empty());
-        assert!(!s.prune(100 * S));
-        assert!(!s.push(80 * S, 50.0, 100 * S), "too old for the window");
-    }
-
-    #[test]
-    fn late_points_are_inserted_in_order() {
-        let mut s = Series::new(10, 100 * S);
-        for t in [1, 2, 5, 3, 4, 4] {
-            s.push(t * S, t as f64, 10 * S);
-        }
-        let ts: Vec<i64> = s.iter().map(|p| p.0 / S).collect();
-        assert_eq!(ts, [1, 2, 3, 4, 4, 5]);
+        assert_eq!(s.len(), 1);
+        let x = s.last().unwrap();
+        assert_eq!((x.t, x.min, x.max, x.count), (10 * S, 49.9, 50.3, 4));
+        assert!((x.mean - 50.05).abs() < 1e-12);
     }
 
     #[test]
     fn never_exceeds_capacity_under_a_flood() {
-        let mut s = Series::new(15_000, 300 * S);
+        let mut s = Series::sliding(300 * S, 1_200);
         for i in 0..100_000i64 {
-            s.push(i * 1000, 50.0, i * 1000);
-            assert!(s.len() <= 15_000);
+            s.push(i * 1000, 50.0, i * 1000); // 1 kHz for 100 s
+            assert!(s.len() <= s.capacity());
         }
-        assert_eq!(s.len(), 15_000);
+        // A fixed series with late, out-of-order points stays bounded too.
+        let mut f = Series::fixed(0, 1_000 * S, 100);
+        for i in (0..10_000i64).rev() {
+            f.push(i * 100_000, 1.0, 0);
+        }
+        assert!(f.len() <= f.capacity());
+    }
+
+    #[test]
+    fn the_window_slides() {
+        let mut s = Series::sliding(10 * S, 10);
+        for i in 0..20 {
+            s.push(i * S, 50.0, i * S);
+        }
+        assert!(s.iter().next().unwrap().t >= 8 * S);
+        assert!(s.prune(100 * S));
+        assert!(s.is_empty());
+        assert!(!s.push(80 * S, 50.0, 100 * S), "too old for the window");
+        assert!(!s.push(0, f64::NAN, 0));
+    }
+
+    #[test]
+    fn late_points_go_in_order() {
+        let mut s = Series::sliding(100 * S, 100);
+        for t in [1, 2, 5, 3, 4, 4] {
+            s.push(t * S, t as f64, 10 * S);
+        }
+        let ts: Vec<i64> = s.iter().map(|p| p.t / S).collect();
+        assert_eq!(ts, [1, 2, 3, 4, 5]);
+        assert_eq!(s.iter().nth(3).unwrap().count, 2);
+    }
+
+    #[test]
+    fn history_fills_what_live_data_did_not_see() {
+        let mut s = Series::sliding(100 * S, 100); // 1 s slots
+        // Live data at 50 s and 51 s.
+        s.push(50 * S, 50.5, 60 * S);
+        s.push(51 * S + 500_000, 50.6, 60 * S);
+        // History with 0.5 s buckets from 48 s to 53 s, some overlapping the live slots.
+        let h: Vec<Sample> = (96..106)
+            .map(|i| bucket(i * S / 2, 49.0, 49.5, 50.0, 5))
+            .collect();
+        let used = s.fill(&h, S / 2, 60 * S);
+        assert_eq!(
+            used, 8,
+            "all but the two buckets that cover the live points"
+        );
+        let got: Vec<(i64, u64)> = s.iter().map(|x| (x.t / S, x.count)).collect();
+        assert_eq!(got, [(48, 10), (49, 10), (50, 6), (51, 6), (52, 10)]);
+        // Filling again changes nothing.
+        assert_eq!(s.fill(&h, S / 2, 60 * S), 0);
+        // Coarse buckets (10 s) land in their start's slot, with their extremes.
+        let mut c = Series::sliding(3_600 * S, 3_600);
+        c.fill(
+            &[
+                bucket(0, 49.8, 50.0, 50.3, 100),
+                bucket(10 * S, 49.9, 50.0, 50.1, 100),
+            ],
+            10 * S,
+            20 * S,
+        );
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.iter().map(|x| x.max).fold(0.0, f64::max), 50.3);
+        let first = c.iter().next().unwrap();
+        assert_eq!(
+            (first.first, first.last),
+            (0, 10 * S - 1),
+            "the bucket's span"
+        );
+        // Garbage in history is skipped.
+        let mut g = Series::sliding(100 * S, 100);
+        assert_eq!(
+            g.fill(
+                &[
+                    bucket(S, f64::NAN, 1.0, 1.0, 1),
+                    bucket(2 * S, 1.0, 1.0, 1.0, 0)
+                ],
+                0,
+                3 * S
+            ),
+            0
+        );
+    }
+
+    #[test]
+    fn gaps_are_measured() {
+        let mut s = Series::sliding(100 * S, 100);
+        for t in [10, 11, 12, 20, 21] {
+            s.push(t * S, 50.0, 22 * S);
+        }
+        assert_eq!(s.max_gap_us(10 * S, 22 * S), 7 * S);
+        assert_eq!(s.max_gap_us(0, 22 * S), 10 * S);
+        s.fill(
+            &(13..20)
+                .map(|t| Sample::point(t * S, 50.0))
+                .collect::<Vec<_>>(),
+            0,
+            22 * S,
+        );
+        assert_eq!(s.max_gap_us(10 * S, 22 * S), 0);
+        let mut r = Series::sliding(100 * S, 100_000); // 1 ms slots: one point each
+        for t in [10, 11, 12, 20, 21] {
+            r.push(t * S, 50.0, 22 * S);
+        }
+        assert_eq!(r.max_inner_gap_us(0, 22 * S), 8 * S);
     }
 }

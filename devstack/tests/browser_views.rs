@@ -1,0 +1,667 @@
+//! Every view of the dashboard in real Chromium, with the simulator and with messages from an
+//! outside client: overview, device page (history joined with live, zoom, CSV export), a long
+//! history range, grid insight (figures checked against known input), logs and devices.
+//!
+//! Screenshots land in target/screenshots/ (`view-*.png`). Figures are printed; run with
+//! `--nocapture` to see them.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ogm_devstack::{Browser, MqttProbe, Stack, StackOptions, http_get};
+use ogm_protocol::{
+    DeviceId, Kind, LogEntry, LogLevel, Measurement, Payload, Status, TOPIC_PREFIX, Topic,
+};
+
+/// Ten minutes at +10 mHz in its history; steps live.
+const FLAT: &str = "outside-1";
+/// Six hours of a wandering frequency in its history, silent since ten minutes.
+const WAVY: &str = "outside-2";
+const PW: &str = "outside-pw";
+const S: i64 = 1_000_000;
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+fn topic(id: &str, kind: Kind) -> String {
+    Topic::new(DeviceId::new(id).unwrap(), kind).to_topic(TOPIC_PREFIX)
+}
+
+fn measurement(timestamp: i64, frequency: f64) -> Vec<u8> {
+    Payload::Measurement(Measurement {
+        timestamp,
+        frequency,
+        voltage: 230.0 + (timestamp / S % 7) as f64 * 0.3,
+        current: 2.0 + (timestamp / S % 11) as f64 * 0.1,
+        power: 460.0,
+    })
+    .to_json()
+}
+
+fn log(timestamp: i64, level: LogLevel, message: &str) -> Vec<u8> {
+    Payload::Logs(LogEntry {
+        timestamp,
+        level,
+        message: message.into(),
+        module: "test".into(),
+    })
+    .to_json()
+}
+
+/// Number of elements matching a CSS selector.
+fn count(selector: &str) -> String {
+    format!("document.querySelectorAll('{selector}').length")
+}
+
+/// An attribute of the first element matching a selector, or null.
+fn attr(selector: &str, name: &str) -> String {
+    format!(
+        "(() => {{ const e = document.querySelector('{selector}'); return e && e.getAttribute('{name}'); }})()"
+    )
+}
+
+const CONNECTED: &str = r#"document.querySelector('#conn-state')?.dataset.state === 'connected'"#;
+
+/// Navigates inside the page (no reload), as a link would.
+async fn go(browser: &Browser, query: &str) {
+    browser
+        .run(&format!(
+            "history.pushState(null, '', location.pathname + '{query}'); dispatchEvent(new PopStateEvent('popstate'));"
+        ))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_view_with_the_simulator_and_an_outside_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = StackOptions::for_test(dir.path().to_path_buf(), 3);
+    options.rate_hz = 5.0;
+    options.extra_devices = vec![(FLAT.into(), PW.into()), (WAVY.into(), PW.into())];
+    assert!(
+        options.dist_dir.join("index.html").exists(),
+        "build the dashboard first: trunk build --release"
+    );
+    let sim_ids = options.sim_device_ids();
+    let stack = Stack::up(options).unwrap();
+    let mqtt_port = stack.broker.ports.mqtt;
+    let base = stack.http_url();
+    let long = Duration::from_secs(30);
+
+    // History written by outside clients before the page opens.
+    let now = now_us();
+    let mut flat = MqttProbe::connect(mqtt_port, FLAT, PW).await.unwrap();
+    let t_flat = now - 600 * S;
+    for i in 0..=600 {
+        flat.publish(
+            &topic(FLAT, Kind::Measurement),
+            measurement(t_flat + i * S, 50.010),
+            false,
+        )
+        .await
+        .unwrap();
+    }
+    flat.publish(
+        &topic(FLAT, Kind::Logs),
+        log(now - 300 * S, LogLevel::Warn, "an older warning"),
+        false,
+    )
+    .await
+    .unwrap();
+    let mut wavy = MqttProbe::connect(mqtt_port, WAVY, PW).await.unwrap();
+    let t_wavy = now - 6 * 3_600 * S;
+    for i in 0..=2_100i64 {
+        let t = t_wavy + i * 10 * S;
+        let x = i as f64 / 2_100.0 * std::f64::consts::TAU;
+        let mut f = 50.0 + 0.045 * (3.0 * x).sin() + 0.02 * (11.0 * x).sin();
+        if (1_200..1_215).contains(&i) {
+            f -= 0.12; // a dip: an event in history
+        }
+        wavy.publish(&topic(WAVY, Kind::Measurement), measurement(t, f), false)
+            .await
+            .unwrap();
+    }
+    wavy.disconnect().await;
+    // Wait until the server has stored them all.
+    let deadline = Instant::now() + long;
+    loop {
+        let r = http_get(&format!(
+            "{base}/api/history?device_id={FLAT}&start=-15m&max_points=10000"
+        ))
+        .unwrap();
+        let n = r
+            .json()
+            .ok()
+            .and_then(|v| v["points"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        if n >= 601 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "history not stored: {n} points");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let browser = Browser::start(1400, 1000).await.unwrap();
+
+    // 1. Overview.
+    let t0 = Instant::now();
+    browser.goto(&base).await.unwrap();
+    browser
+        .wait_for("the MQTT connection", CONNECTED, long)
+        .await
+        .unwrap();
+    for id in &sim_ids {
+        browser
+            .wait_for(
+                &format!("{id}'s card"),
+                &attr(
+                    &format!(".device-card[data-device-id=\"{id}\"] .freq"),
+                    "data-frequency",
+                ),
+                long,
+            )
+            .await
+            .unwrap();
+    }
+    println!(
+        "FIGURE page load to the first live values of 3 devices: {:?}",
+        t0.elapsed()
+    );
+    // The server's devices appear too, the silent one as stale.
+    browser
+        .wait_for(
+            "the silent device, stale",
+            &attr(
+                &format!(".device-card[data-device-id=\"{WAVY}\"]"),
+                "data-stale",
+            ),
+            long,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        browser
+            .js(&attr(
+                &format!(".device-card[data-device-id=\"{WAVY}\"]"),
+                "data-stale"
+            ))
+            .await
+            .unwrap(),
+        "true"
+    );
+    browser
+        .wait_for(
+            "the live chart filled from history",
+            "Number(document.querySelector('#live-chart')?.dataset.samples) > 100",
+            long,
+        )
+        .await
+        .unwrap();
+    browser
+        .wait_for(
+            "the message rate of three devices at 5 Hz",
+            "Number(document.querySelector('#diag-rate')?.dataset.rate) >= 10",
+            long,
+        )
+        .await
+        .unwrap();
+    shot(&browser, "view-overview").await;
+
+    // 2. The device page: history joined with live, all four fields.
+    let t0 = Instant::now();
+    go(
+        &browser,
+        &format!("?view=device&device={}&range=5m", sim_ids[0]),
+    )
+    .await;
+    for field in ["frequency", "voltage", "current", "power"] {
+        browser
+            .wait_for(
+                &format!("the {field} chart"),
+                &format!(
+                    "(() => {{ const e = document.querySelector('.field-chart[data-field=\"{field}\"]'); return e && e.dataset.state === 'ready' && Number(e.dataset.samples) > 5; }})()"
+                ),
+                long,
+            )
+            .await
+            .unwrap();
+    }
+    println!(
+        "FIGURE device page (4 charts, 5 m) ready after {:?}",
+        t0.elapsed()
+    );
+    let before = browser
+        .js("Number(document.querySelector('.field-chart[data-field=\"frequency\"]').dataset.samples)")
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    browser
+        .wait_for(
+            "live points to continue the history",
+            &format!("Number(document.querySelector('.field-chart[data-field=\"frequency\"]').dataset.samples) > {before}"),
+            long,
+        )
+        .await
+        .unwrap();
+    // The CSV export of the range on screen.
+    let href = browser
+        .js(&attr("#export-csv", "href"))
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        href.contains(&format!("device_id={}", sim_ids[0])),
+        "{href}"
+    );
+    let csv = http_get(&format!("{base}{href}")).unwrap();
+    assert_eq!(csv.status, 200, "{}", csv.body);
+    assert!(
+        csv.body
+            .starts_with("timestamp,frequency,voltage,current,power\n")
+    );
+    assert!(
+        csv.body.lines().count() > 10,
+        "{}",
+        csv.body.lines().count()
+    );
+    shot(&browser, "view-device").await;
+
+    // Zoom by dragging across the frequency chart: the URL gets the custom range, the charts
+    // load it.
+    browser
+        .run(
+            r#"const c = document.querySelector('#chart-frequency');
+            const r = c.getBoundingClientRect();
+            const ev = (type, x) => c.dispatchEvent(new PointerEvent(type, {
+                bubbles: true, pointerId: 1, button: 0, buttons: 1, isPrimary: true,
+                clientX: r.left + x, clientY: r.top + r.height / 2 }));
+            ev('pointerdown', r.width * 0.8); ev('pointermove', r.width * 0.9); ev('pointerup', r.width - 1);"#,
+        )
+        .await
+        .unwrap();
+    browser
+        .wait_for(
+            "the zoomed range in the URL",
+            "location.search.includes('range=custom')",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let (start, stop) = {
+        let q = browser.js("location.search").await.unwrap();
+        let q = q.as_str().unwrap().to_owned();
+        let get = |k: &str| -> i64 {
+            q.split(['?', '&'])
+                .find_map(|p| p.strip_prefix(&format!("{k}=")))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        (get("start"), get("stop"))
+    };
+    let span_s = (stop - start) as f64 / 1e6;
+    assert!(
+        (40.0..=80.0).contains(&span_s),
+        "zoomed to {span_s} s of 300"
+    );
+    browser
+        .wait_for(
+            "the zoomed charts",
+            &format!(
+                "(() => {{ const e = document.querySelector('.field-chart[data-field=\"frequency\"]'); return e.dataset.state === 'ready' && e.dataset.start === '{start}' && e.dataset.stop === '{stop}'; }})()"
+            ),
+            long,
+        )
+        .await
+        .unwrap();
+    assert!(
+        browser
+            .js(&attr("#export-csv", "href"))
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("start={start}&stop={stop}")),
+        "the export follows the zoom"
+    );
+    shot(&browser, "view-device-zoomed").await;
+    // Back returns to the range before the zoom.
+    browser.run("history.back()").await.unwrap();
+    browser
+        .wait_for(
+            "back to 5 m",
+            "document.querySelector('#range-picker button[data-range=\"5m\"]')?.getAttribute('aria-pressed') === 'true'",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+
+    // 3. A long range: six hours of history as a min/max envelope.
+    let t0 = Instant::now();
+    go(&browser, &format!("?view=device&device={WAVY}&range=6h")).await;
+    let points = browser
+        .wait_for(
+            "six hours of history",
+            "(() => { const e = document.querySelector('.field-chart[data-field=\"frequency\"]'); return e && e.dataset.state === 'ready' && e.dataset.points; })()",
+            long,
+        )
+        .await
+        .unwrap();
+    println!(
+        "FIGURE 6 h chart filled after {:?} ({points} buckets)",
+        t0.elapsed()
+    );
+    let max_points: f64 = browser
+        .js("document.querySelector('#chart-frequency').clientWidth")
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    let points: f64 = points.as_str().unwrap().parse().unwrap();
+    assert!(
+        points <= max_points && points > 100.0,
+        "{points} buckets for {max_points} px"
+    );
+    shot(&browser, "view-history").await;
+
+    // 4. Grid insight, against known input: ten minutes at +10 mHz is +0.120 s of grid time.
+    go(&browser, &format!("?view=insight&device={FLAT}&range=1h")).await;
+    let grid_time = browser
+        .wait_for(
+            "the grid time deviation",
+            &attr("#fig-grid-time", "data-seconds"),
+            long,
+        )
+        .await
+        .unwrap();
+    assert_eq!(grid_time, "0.120", "grid time of 10 min at +10 mHz");
+    assert_eq!(
+        browser
+            .js(&attr(
+                "#bands li[data-band=\"load-shedding\"]",
+                "data-low-hz"
+            ))
+            .await
+            .unwrap(),
+        "49.000"
+    );
+    assert_eq!(
+        browser
+            .js(&attr("#bands li[data-band=\"deadband\"]", "data-high-hz"))
+            .await
+            .unwrap(),
+        "50.020"
+    );
+    let quality = browser
+        .js(&attr("#fig-quality", "data-std-mhz"))
+        .await
+        .unwrap();
+    assert_eq!(quality, "0.00", "a constant offset has no spread");
+    browser
+        .wait_for(
+            "agreement between the simulated devices",
+            "Number(document.querySelector('#fig-spread')?.dataset.devices) >= 3",
+            long,
+        )
+        .await
+        .unwrap();
+    let spread: f64 = browser
+        .js(&attr("#fig-spread", "data-mhz"))
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    println!("FIGURE spread between the live devices: {spread} mHz");
+    assert!(
+        spread < 100.0,
+        "devices on one grid (the outside one, 10 mHz off, may count too): {spread} mHz"
+    );
+
+    // A step of −150 mHz, live from the outside client at 10 Hz: exactly one event, its
+    // extreme −150 mHz.
+    for f in [50.0; 20].into_iter().chain([49.85; 20]).chain([50.0; 25]) {
+        flat.publish(
+            &topic(FLAT, Kind::Measurement),
+            measurement(now_us(), f),
+            false,
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await; // pacing the stream: 10 Hz
+    }
+    let sel = format!("#events tbody tr[data-device-id=\"{FLAT}\"][data-source=\"live\"]");
+    browser
+        .wait_for(
+            "the step's event, closed",
+            &format!(
+                "(() => {{ const r = document.querySelectorAll('{sel}'); return r.length === 1 && r[0].dataset.ongoing === 'false'; }})()"
+            ),
+            long,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        browser.js(&attr(&sel, "data-extreme-mhz")).await.unwrap(),
+        "-150.0"
+    );
+    assert_eq!(
+        browser.js(&attr(&sel, "data-kind")).await.unwrap(),
+        "frequency"
+    );
+    let duration: f64 = browser
+        .js(&attr(&sel, "data-duration-s"))
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1.8..=3.0).contains(&duration),
+        "a 2 s step lasted {duration} s"
+    );
+    // The histogram of the range shows the +10 mHz offset.
+    let bin = browser
+        .js(&attr("#histogram .bin[data-bin-mhz=\"10\"]", "data-share"))
+        .await
+        .unwrap();
+    let bin: f64 = bin.as_str().unwrap().parse().unwrap();
+    assert!(bin > 0.8, "most readings at +10 mHz: {bin}");
+    shot(&browser, "view-insight").await;
+    browser
+        .run("document.querySelector('#events').scrollIntoView({ block: 'end' })")
+        .await
+        .unwrap();
+    shot(&browser, "view-insight-events").await;
+
+    // The bands follow the nominal frequency.
+    go(
+        &browser,
+        &format!("?view=insight&device={FLAT}&range=1h&nominal=60"),
+    )
+    .await;
+    browser
+        .wait_for(
+            "the 60 Hz bands",
+            &format!(
+                "{} === '59.000'",
+                attr("#bands li[data-band=\"load-shedding\"]", "data-low-hz")
+            ),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    // History events of the six-hour device (its dip).
+    go(&browser, &format!("?view=insight&device={WAVY}&range=6h")).await;
+    browser
+        .wait_for(
+            "the dip in the history",
+            &format!(
+                "{} >= 1",
+                count(&format!(
+                    "#events tbody tr[data-device-id=\"{WAVY}\"][data-source=\"history\"]"
+                ))
+            ),
+            long,
+        )
+        .await
+        .unwrap();
+    shot(&browser, "view-insight-history").await;
+
+    // 5. Logs: older entries from /api/logs, new ones live, filters.
+    go(&browser, "?view=logs").await;
+    browser
+        .wait_for(
+            "the older warning from the server",
+            &format!(
+                "{} >= 1",
+                count(&format!(
+                    "#log-list li[data-device-id=\"{FLAT}\"][data-origin=\"history\"]"
+                ))
+            ),
+            long,
+        )
+        .await
+        .unwrap();
+    flat.publish(
+        &topic(FLAT, Kind::Logs),
+        log(now_us(), LogLevel::Error, "a live error"),
+        false,
+    )
+    .await
+    .unwrap();
+    browser
+        .wait_for(
+            "the live error",
+            &format!(
+                "{} === 1",
+                count(&format!(
+                    "#log-list li[data-device-id=\"{FLAT}\"][data-origin=\"live\"][data-level=\"ERROR\"]"
+                ))
+            ),
+            long,
+        )
+        .await
+        .unwrap();
+    shot(&browser, "view-logs").await;
+    browser
+        .run(
+            "const s = document.querySelector('#log-level'); s.value = 'ERROR'; s.dispatchEvent(new Event('change', { bubbles: true }));",
+        )
+        .await
+        .unwrap();
+    browser
+        .wait_for(
+            "only errors",
+            "location.search.includes('level=ERROR') && [...document.querySelectorAll('#log-list li')].every(l => l.dataset.level === 'ERROR') && document.querySelectorAll('#log-list li').length >= 1",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+
+    // 6. Devices: online, silent, and offline by last will.
+    go(&browser, "?view=devices").await;
+    browser
+        .wait_for(
+            "the simulated devices online",
+            &format!(
+                "{} === 3",
+                count("#devices td.online[data-state=\"online\"]")
+            ),
+            long,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        browser
+            .js(&attr(
+                &format!("#devices tr[data-device-id=\"{WAVY}\"] td.online"),
+                "data-state"
+            ))
+            .await
+            .unwrap(),
+        "silent"
+    );
+    flat.publish(
+        &topic(FLAT, Kind::Status),
+        Payload::Status(Status {
+            timestamp: now_us(),
+            rssi: -71,
+            free_heap: 123_456,
+            online: Some(false),
+            battery: None,
+            dropped: None,
+        })
+        .to_json(),
+        false,
+    )
+    .await
+    .unwrap();
+    browser
+        .wait_for(
+            "the last will",
+            &format!(
+                "{} === 'offline'",
+                attr(
+                    &format!("#devices tr[data-device-id=\"{FLAT}\"] td.online"),
+                    "data-state"
+                )
+            ),
+            long,
+        )
+        .await
+        .unwrap();
+    let rssi = browser
+        .js(&format!(
+            "document.querySelector('#devices tr[data-device-id=\"{FLAT}\"] td.rssi').textContent"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rssi, "-71 dBm");
+    shot(&browser, "view-devices").await;
+
+    // Navigation links carry the route: from the devices table to a device page.
+    browser
+        .run(&format!(
+            "document.querySelector('#devices tr[data-device-id=\"{}\"] td.device a').click()",
+            sim_ids[1]
+        ))
+        .await
+        .unwrap();
+    browser
+        .wait_for(
+            "the device page by link",
+            &format!(
+                "location.search.includes('view=device') && location.search.includes('device={}') && document.querySelector('#device-page')?.dataset.deviceId === '{}'",
+                sim_ids[1], sim_ids[1]
+            ),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+
+    flat.disconnect().await;
+    browser.close().await.unwrap();
+}
+
+async fn shot(browser: &Browser, name: &str) {
+    // Let the next chart frame land (charts redraw at most every 200 ms).
+    browser
+        .run("return await new Promise(r => setTimeout(() => requestAnimationFrame(() => r(true)), 300));")
+        .await
+        .unwrap();
+    println!(
+        "screenshot: {}",
+        browser.screenshot(name).await.unwrap().display()
+    );
+}

@@ -1,0 +1,43 @@
+//! The address bar: reading the [`Route`] from `window.location` and writing it back with
+//! `history.pushState` (navigation, so Back works) or `replaceState` (settings). Browser only.
+
+use crate::route::Route;
+
+/// The route in the address bar now.
+pub fn current() -> Route {
+    web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .map(|q| Route::parse(&q))
+        .unwrap_or_default()
+}
+
+/// `pathname?query` for a route (the page's own path, so it works behind a prefix).
+pub fn href(route: &Route) -> String {
+    let path = web_sys::window()
+        .and_then(|w| w.location().pathname().ok())
+        .unwrap_or_else(|| "/".to_owned());
+    format!("{path}{}", route.to_query())
+}
+
+/// Writes `route` into the address bar, as a new history entry when `push`.
+pub fn write(route: &Route, push: bool) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let url = href(route);
+    let same = window
+        .location()
+        .search()
+        .ok()
+        .is_some_and(|q| Route::parse(&q) == *route && q == route.to_query());
+    if same {
+        return;
+    }
+    if let Ok(history) = window.history() {
+        let _ = if push {
+            history.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url))
+        } else {
+            history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url))
+        };
+    }
+}

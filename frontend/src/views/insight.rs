@@ -1,0 +1,436 @@
+//! Grid insight: the deviation from nominal with the Continental Europe bands, RoCoF, grid
+//! time deviation, a histogram and quality figures over the range, the event list, and how far
+//! apart the devices are. Everything is computed in the page (`crate::insight`).
+
+use leptos::html::Canvas;
+use leptos::prelude::*;
+
+use super::{RouteLink, link_live, load_text};
+use crate::app::{close_insight_page, navigate, open_insight_page, set_insight_canvas, ui};
+use crate::format::{self, Band};
+use crate::insight::{Bands, Source};
+use crate::route::{ROCOF_WINDOW_LIMITS_MS, Span, TimeRange, View};
+
+/// `#insight`.
+#[component]
+pub fn InsightView() -> impl IntoView {
+    let ui = ui();
+    // The reference device: the URL's, else the first one heard.
+    let device = Memo::new(move |_| {
+        ui.route.with(|r| r.device.clone()).or_else(|| {
+            ui.rows.with(|rows| {
+                rows.iter()
+                    .find(|r| r.snap.with_untracked(|s| s.frequency.is_some()))
+                    .map(|r| r.id.clone())
+            })
+        })
+    });
+    let range = Memo::new(move |_| ui.route.with(|r| r.range()));
+    Effect::new(move |_| match device.get() {
+        Some(d) => open_insight_page(d, range.get()),
+        None => close_insight_page(),
+    });
+    on_cleanup(close_insight_page);
+    let canvas = NodeRef::<Canvas>::new();
+    canvas.on_load(|c| set_insight_canvas(false, Some(c)));
+    on_cleanup(|| set_insight_canvas(false, None));
+    let range_canvas = NodeRef::<Canvas>::new();
+    range_canvas.on_load(|c| set_insight_canvas(true, Some(c)));
+    on_cleanup(|| set_insight_canvas(true, None));
+
+    let nominal = move || ui.nominal_hz.get().unwrap_or(50.0);
+    let bands = move || Bands::continental_europe(nominal());
+    let fig = ui.figures;
+    let live = move || link_live(&ui);
+    let deviation = move || {
+        fig.with(|f| f.frequency)
+            .filter(|_| live())
+            .map(|f| (f - nominal()) * 1000.0)
+    };
+    let band_class = move || {
+        fig.with(|f| f.frequency)
+            .filter(|_| live())
+            .map_or("band-unknown", |f| Band::of(f, nominal()).css_class())
+    };
+    let range_text = move || match range.get() {
+        TimeRange::Last(s) => format!("last {}", s.as_str()),
+        TimeRange::Custom { .. } => "custom range".to_owned(),
+    };
+    view! {
+        <section id="insight" data-device-id=move || device.get().map(|d| d.to_string())>
+            <h2>
+                "Grid insight "
+                <span class="muted">
+                    {move || device.get().map(|d| format!("· {d}")).unwrap_or_default()}
+                </span>
+            </h2>
+            <InsightSettings />
+            <div id="insight-figures" class="figures">
+                <div id="fig-deviation" class=move || format!("figure {}", band_class())
+                    data-mhz=move || deviation().map(|d| format!("{d:.1}"))>
+                    <span class="label">"Deviation"</span>
+                    <span class="value">
+                        {move || deviation().map_or_else(|| "—".into(), |d| format!("{} mHz", format::signed(d, 1)))}
+                    </span>
+                </div>
+                <div id="fig-rocof" class="figure"
+                    data-hz-per-s=move || fig.with(|f| f.rocof).filter(|_| live()).map(|r| format!("{r:.4}"))>
+                    <span class="label">"RoCoF"</span>
+                    <span class="value">
+                        {move || fig.with(|f| f.rocof).filter(|_| live())
+                            .map_or_else(|| "—".into(), |r| format!("{} Hz/s", format::signed(r, 3)))}
+                    </span>
+                </div>
+                <div id="fig-grid-time" class="figure"
+                    data-seconds=move || fig.with(|f| f.grid_time_s).map(|g| format!("{g:.3}"))>
+                    <span class="label">"Grid time deviation " <small>{range_text}</small></span>
+                    <span class="value">
+                        {move || fig.with(|f| f.grid_time_s)
+                            .map_or_else(|| "—".into(), |g| format!("{} s", format::signed(g, 3)))}
+                    </span>
+                </div>
+                <div id="fig-spread" class="figure"
+                    data-mhz=move || fig.with(|f| f.spread).map(|s| format!("{:.1}", s.0))
+                    data-devices=move || fig.with(|f| f.spread).map(|s| s.1.to_string())>
+                    <span class="label">"Agreement between devices"</span>
+                    <span class="value">
+                        {move || fig.with(|f| f.spread).map_or_else(
+                            || "needs two live devices".into(),
+                            |(mhz, n)| format!("{mhz:.1} mHz spread · {n} devices"))}
+                    </span>
+                </div>
+                <div id="fig-quality" class="figure"
+                    title=move || fig.with(|f| f.quality).map(|q| format!("{:.3}–{:.3} Hz", q.min_hz, q.max_hz))
+                    data-outside-normal=move || fig.with(|f| f.quality).map(|q| format!("{:.4}", q.outside_normal))
+                    data-std-mhz=move || fig.with(|f| f.quality).map(|q| format!("{:.2}", q.std_mhz))>
+                    <span class="label">"Quality " <small>{range_text}</small></span>
+                    <span class="value small">
+                        {move || fig.with(|f| f.quality).map_or_else(|| "—".into(), |q| format!(
+                            "{:.1} % beyond ±50 mHz · σ {:.1} mHz",
+                            q.outside_normal * 100.0, q.std_mhz))}
+                    </span>
+                </div>
+            </div>
+            <p class="load-state">{move || load_text(&ui.insight_state.get(), ui.now_ms.get())}</p>
+            <div class="chart-box">
+                <h3>"Deviation from nominal, mHz " <small class="muted">"(live window)"</small></h3>
+                <canvas id="deviation-chart" node_ref=canvas></canvas>
+                <ul id="bands">
+                    {move || {
+                        let b = bands();
+                        b.table()
+                            .into_iter()
+                            .map(|(name, lo, hi)| {
+                                let text = match name {
+                                    "deadband" => format!("dead band {lo:.2}–{hi:.2} Hz"),
+                                    "normal" => format!("±{:.0} mHz {lo:.2}–{hi:.2} Hz", b.normal_mhz),
+                                    "limits" => format!("normal limits {lo:.1}–{hi:.1} Hz"),
+                                    _ => format!("load shedding from {lo:.1} Hz"),
+                                };
+                                view! {
+                                    <li
+                                        class=format!("band-mark band-{name}")
+                                        data-band=name
+                                        data-low-hz=format!("{lo:.3}")
+                                        data-high-hz=hi.is_finite().then(|| format!("{hi:.3}"))
+                                    >
+                                        {text}
+                                    </li>
+                                }
+                            })
+                            .collect_view()
+                    }}
+                </ul>
+            </div>
+            <div class="chart-box">
+                <h3>
+                    "Deviation over the range, mHz "
+                    <small class="muted">
+                        {move || device.get().map(|d| d.to_string()).unwrap_or_default()} " · "
+                        {range_text} " · min/max and mean"
+                    </small>
+                </h3>
+                <canvas id="deviation-range-chart" node_ref=range_canvas></canvas>
+            </div>
+            <div class="insight-columns">
+                <div class="chart-box">
+                    <h3>"Histogram " <small class="muted">{range_text}</small></h3>
+                    <Histogram />
+                </div>
+                <div class="chart-box">
+                    <h3>"Devices"</h3>
+                    <table id="agreement">
+                        <tbody>
+                            <For
+                                each=move || fig.get().readings
+                                key=|(id, f)| (id.clone(), f.to_bits())
+                                children=move |(id, f)| {
+                                    view! {
+                                        <tr data-device-id=id.to_string()>
+                                            <td>{id.to_string()}</td>
+                                            <td class="num">{format::frequency(f)}</td>
+                                            <td class="num">{format!("{} mHz", format::signed((f - nominal()) * 1000.0, 1))}</td>
+                                        </tr>
+                                    }
+                                }
+                            />
+                        </tbody>
+                    </table>
+                </div>
+            </div>
+            <Events />
+        </section>
+    }
+}
+
+/// Nominal frequency, range, RoCoF window and limit; all in the URL.
+#[component]
+fn InsightSettings() -> impl IntoView {
+    let ui = ui();
+    let update = move |f: &dyn Fn(&mut crate::route::Route)| {
+        let mut r = ui.route.get_untracked();
+        f(&mut r);
+        navigate(r, false);
+    };
+    let range = Memo::new(move |_| ui.route.with(|r| r.range()));
+    view! {
+        <div class="settings">
+            <label>
+                "Range "
+                <select
+                    id="insight-range"
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        update(&|r| r.range = Span::parse(&v).map(TimeRange::Last));
+                    }
+                >
+                    {Span::ALL
+                        .into_iter()
+                        .map(|s| {
+                            view! {
+                                <option
+                                    value=s.as_str()
+                                    selected=move || range.get() == TimeRange::Last(s)
+                                >
+                                    {s.as_str()}
+                                </option>
+                            }
+                        })
+                        .collect_view()}
+                </select>
+            </label>
+            <label>
+                "Nominal "
+                <select
+                    id="nominal-select"
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        update(&|r| r.nominal_hz = v.parse().ok());
+                    }
+                >
+                    <option value="" selected=move || ui.route.with(|r| r.nominal_hz.is_none())>
+                        "server"
+                    </option>
+                    <option value="50" selected=move || ui.route.with(|r| r.nominal_hz == Some(50.0))>
+                        "50 Hz"
+                    </option>
+                    <option value="60" selected=move || ui.route.with(|r| r.nominal_hz == Some(60.0))>
+                        "60 Hz"
+                    </option>
+                </select>
+            </label>
+            <label>
+                "RoCoF window "
+                <select
+                    id="rocof-window"
+                    on:change=move |ev| {
+                        if let Ok(ms) = event_target_value(&ev).parse::<u32>() {
+                            update(&|r| {
+                                r.rocof_window_ms = ms.clamp(ROCOF_WINDOW_LIMITS_MS.0, ROCOF_WINDOW_LIMITS_MS.1)
+                            });
+                        }
+                    }
+                >
+                    {[100u32, 200, 500, 1000, 2000]
+                        .into_iter()
+                        .map(|ms| {
+                            view! {
+                                <option
+                                    value=ms.to_string()
+                                    selected=move || ui.route.with(|r| r.rocof_window_ms == ms)
+                                >
+                                    {format!("{ms} ms")}
+                                </option>
+                            }
+                        })
+                        .collect_view()}
+                </select>
+            </label>
+            <label>
+                "RoCoF event above "
+                <input
+                    id="rocof-limit"
+                    type="number"
+                    min="0.01"
+                    step="0.05"
+                    prop:value=move || ui.route.with(|r| r.rocof_limit.to_string())
+                    on:change=move |ev| {
+                        if let Ok(v) = event_target_value(&ev).parse::<f64>()
+                            && v.is_finite() && v > 0.0
+                        {
+                            update(&|r| r.rocof_limit = v.min(100.0));
+                        }
+                    }
+                />
+                " Hz/s"
+            </label>
+        </div>
+    }
+}
+
+/// `#histogram`: the share of readings per 10 mHz of deviation.
+#[component]
+fn Histogram() -> impl IntoView {
+    let ui = ui();
+    let hist = move || ui.figures.with(|f| f.histogram.clone());
+    view! {
+        <div id="histogram" data-total=move || hist().map(|h| h.total.to_string())>
+            {move || match hist() {
+                None => view! { <p class="empty">"No history yet."</p> }.into_any(),
+                Some(h) => {
+                    let shares = h.shares();
+                    let top = shares.iter().map(|s| s.1).fold(0.0, f64::max).max(1e-9);
+                    let total = h.total.max(1) as f64;
+                    let (under, over) = (h.under as f64 / total, h.over as f64 / total);
+                    view! {
+                        <div class="bars">
+                            {shares
+                                .into_iter()
+                                .map(|(lo, share)| {
+                                    let class = if lo.abs() < 20.0 && (lo + h.bin_mhz).abs() <= 20.0 {
+                                        "bin in-deadband"
+                                    } else if lo.abs() < 50.0 && (lo + h.bin_mhz).abs() <= 50.0 {
+                                        "bin in-normal"
+                                    } else {
+                                        "bin"
+                                    };
+                                    view! {
+                                        <div
+                                            class=class
+                                            data-bin-mhz=format!("{lo:.0}")
+                                            data-share=format!("{share:.5}")
+                                            title=format!("{lo:+.0}…{:+.0} mHz: {:.2} %", lo + h.bin_mhz, share * 100.0)
+                                            style=format!("height:{:.1}%", share / top * 100.0)
+                                        ></div>
+                                    }
+                                })
+                                .collect_view()}
+                        </div>
+                        <div class="axis">
+                            <span>{format!("{:+.0} mHz", h.lo_mhz)}</span>
+                            <span>"0"</span>
+                            <span>{format!("{:+.0} mHz", -h.lo_mhz)}</span>
+                        </div>
+                        <p class="muted small">
+                            {format!(
+                                "{:.2} % below, {:.2} % above the axis · {} readings",
+                                under * 100.0,
+                                over * 100.0,
+                                h.total
+                            )}
+                        </p>
+                    }
+                        .into_any()
+                }
+            }}
+        </div>
+    }
+}
+
+/// `#events`: excursions beyond ±100 mHz and RoCoF alarms, newest first.
+#[component]
+fn Events() -> impl IntoView {
+    let ui = ui();
+    let nominal = move || ui.nominal_hz.get().unwrap_or(50.0);
+    view! {
+        <div class="chart-box">
+            <h3>
+                "Events "
+                <small class="muted">
+                    {move || format!(
+                        "beyond ±100 mHz or |RoCoF| > {} Hz/s",
+                        ui.route.with(|r| r.rocof_limit)
+                    )}
+                </small>
+            </h3>
+            <Show when=move || ui.events.with(|e| e.is_empty())>
+                <p class="empty">"No events."</p>
+            </Show>
+            <div class="table-scroll">
+                <table id="events">
+                    <thead>
+                        <tr>
+                            <th>"Start"</th>
+                            <th>"Device"</th>
+                            <th>"Kind"</th>
+                            <th>"Extreme"</th>
+                            <th>"RoCoF"</th>
+                            <th>"Duration"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        <For
+                            each=move || ui.events.get()
+                            key=|e| (e.device.clone(), e.start_us, e.end_us, e.extreme_hz.to_bits(), e.last_us)
+                            children=move |e| {
+                                let n = nominal();
+                                let mhz = e.extreme_mhz(n);
+                                let tz = ui.tz_offset_min.get_untracked();
+                                let id = e.device.clone();
+                                let to = Signal::derive(move || {
+                                    let mut r = ui.route.get().with_view(View::Device);
+                                    r.device = Some(id.clone());
+                                    r.range = Some(TimeRange::custom(
+                                        e.start_us - 60_000_000,
+                                        e.end_us.unwrap_or(e.last_us) + 60_000_000,
+                                    ).unwrap_or(TimeRange::Last(Span::H1)));
+                                    r
+                                });
+                                let kind = if e.frequency { "frequency" } else { "rocof" };
+                                view! {
+                                    <tr
+                                        data-device-id=e.device.to_string()
+                                        data-start=e.start_us.to_string()
+                                        data-extreme-hz=format!("{:.4}", e.extreme_hz)
+                                        data-extreme-mhz=format!("{mhz:.1}")
+                                        data-duration-s=format!("{:.2}", e.duration_us() as f64 / 1e6)
+                                        data-kind=kind
+                                        data-source=match e.source { Source::Live => "live", Source::History => "history" }
+                                        data-ongoing=e.end_us.is_none().to_string()
+                                        class:ongoing=e.end_us.is_none()
+                                    >
+                                        <td>
+                                            <RouteLink to=to>{format::date_time(e.start_us, tz)}</RouteLink>
+                                        </td>
+                                        <td>{e.device.to_string()}</td>
+                                        <td>{kind}</td>
+                                        <td class="num">
+                                            {format!("{} mHz ({:.3} Hz)", format::signed(mhz, 1), e.extreme_hz)}
+                                        </td>
+                                        <td class="num">
+                                            {e.rocof.map_or_else(|| "—".into(), |r| format!("{} Hz/s", format::signed(r, 3)))}
+                                        </td>
+                                        <td class="num">
+                                            {format::duration(e.duration_us())}
+                                            {e.end_us.is_none().then_some(" (ongoing)")}
+                                        </td>
+                                    </tr>
+                                }
+                            }
+                        />
+                    </tbody>
+                </table>
+            </div>
+        </div>
+    }
+}
