@@ -131,6 +131,16 @@ impl Browser {
         Ok(path)
     }
 
+    /// Waits for the next chart frame to land (charts redraw at most every 200 ms), then saves
+    /// a screenshot like [`Self::screenshot`] and prints its path.
+    pub async fn settled_screenshot(&self, name: &str) -> anyhow::Result<PathBuf> {
+        self.run("return await new Promise(r => setTimeout(() => requestAnimationFrame(() => r(true)), 300));")
+            .await?;
+        let path = self.screenshot(name).await?;
+        println!("screenshot: {}", path.display());
+        Ok(path)
+    }
+
     /// Ends the WebDriver session.
     pub async fn close(self) -> anyhow::Result<()> {
         self.client.close().await?;

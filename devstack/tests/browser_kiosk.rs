@@ -43,14 +43,7 @@ async fn cut_network(browser: &Browser, cut: bool) {
 }
 
 async fn shot(browser: &Browser, name: &str) {
-    browser
-        .run("return await new Promise(r => setTimeout(() => requestAnimationFrame(() => r(true)), 300));")
-        .await
-        .unwrap();
-    println!(
-        "screenshot: {}",
-        browser.screenshot(name).await.unwrap().display()
-    );
+    browser.settled_screenshot(name).await.unwrap();
 }
 
 fn all_cards(stale: bool) -> String {

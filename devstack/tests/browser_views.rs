@@ -655,13 +655,5 @@ async fn every_view_with_the_simulator_and_an_outside_client() {
 }
 
 async fn shot(browser: &Browser, name: &str) {
-    // Let the next chart frame land (charts redraw at most every 200 ms).
-    browser
-        .run("return await new Promise(r => setTimeout(() => requestAnimationFrame(() => r(true)), 300));")
-        .await
-        .unwrap();
-    println!(
-        "screenshot: {}",
-        browser.screenshot(name).await.unwrap().display()
-    );
+    browser.settled_screenshot(name).await.unwrap();
 }
