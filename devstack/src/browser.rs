@@ -17,7 +17,20 @@ use crate::process::{ChildProcess, free_port, repo_root, wait_for_port};
 pub struct Browser {
     client: fantoccini::Client,
     _chromedriver: ChildProcess,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    /// chromedriver, stopped, leaves its Chromium running: a test that panicked (and so never
+    /// closed the session) would leave a browser busy with a live page behind it, slowing every
+    /// later test on the machine. The profile directory names this session's processes.
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .arg("-KILL")
+            .arg("-f")
+            .arg(format!("--user-data-dir={}", self.profile.path().display()))
+            .status();
+    }
 }
 
 impl std::fmt::Debug for Browser {
@@ -72,7 +85,7 @@ impl Browser {
         Ok(Self {
             client,
             _chromedriver: chromedriver,
-            _profile: profile,
+            profile,
         })
     }
 
@@ -143,7 +156,7 @@ impl Browser {
 
     /// Ends the WebDriver session.
     pub async fn close(self) -> anyhow::Result<()> {
-        self.client.close().await?;
+        self.client.clone().close().await?;
         Ok(())
     }
 }

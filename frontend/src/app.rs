@@ -256,6 +256,9 @@ const PAGE_SLOTS: usize = 2_048;
 /// and repainting them costs the browser more than everything else together.
 const ROW_THROTTLE_RATE: f64 = 200.0;
 const ROW_INTERVAL_MS: f64 = 250.0;
+/// Throttled cards change over this many frames of each [`ROW_INTERVAL_MS`] (15 at 60 Hz), a
+/// share in each, rather than all in one (see [`crate::devices::cards_due`]).
+const ROW_FRAMES_PER_INTERVAL: usize = 12;
 /// Most log entries the page holds, and shows.
 const LOG_CAPACITY: usize = 2_000;
 const LOG_SHOWN: usize = 500;
@@ -734,22 +737,22 @@ impl Runtime {
         }
         let mut new = Vec::new();
         let now = now_ms();
-        let min_interval = if store.diagnostics().rate_per_s > ROW_THROTTLE_RATE {
-            ROW_INTERVAL_MS
+        let (min_interval, budget) = if store.diagnostics().rate_per_s > ROW_THROTTLE_RATE {
+            (
+                ROW_INTERVAL_MS,
+                self.rows.len().div_ceil(ROW_FRAMES_PER_INTERVAL).max(1),
+            )
         } else {
-            0.0
+            (0.0, usize::MAX)
         };
         self.rows_waiting.extend(changes.updated);
-        let due: Vec<DeviceId> = self
-            .rows_waiting
-            .iter()
-            .filter(|id| {
-                self.row_shown_ms
-                    .get(*id)
-                    .is_none_or(|t| now - t >= min_interval)
-            })
-            .cloned()
-            .collect();
+        let due = crate::devices::cards_due(
+            &self.rows_waiting,
+            &self.row_shown_ms,
+            now,
+            min_interval,
+            budget,
+        );
         for id in &due {
             self.rows_waiting.remove(id);
             self.row_shown_ms.insert(id.clone(), now);

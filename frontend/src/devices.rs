@@ -465,6 +465,35 @@ pub fn chart_time(device_us: i64, now_us: i64, limits: &Limits) -> i64 {
     }
 }
 
+/// Which waiting cards to update in this frame, oldest update first.
+///
+/// Under a heavy stream a card changes at most every `min_interval_ms`, and at most `budget`
+/// cards change in one frame: without the budget, a hundred cards throttled at once stay in
+/// step and all change in the same frame four times a second, and that frame (a hundred
+/// cards' text laid out and painted) is the slowest the page has. With it, the updates spread
+/// over the frames between. A card never shown yet goes first.
+pub fn cards_due<'a>(
+    waiting: impl IntoIterator<Item = &'a DeviceId>,
+    shown_ms: &BTreeMap<DeviceId, f64>,
+    now_ms: f64,
+    min_interval_ms: f64,
+    budget: usize,
+) -> Vec<DeviceId> {
+    let mut due: Vec<(f64, &DeviceId)> = waiting
+        .into_iter()
+        .filter_map(|id| match shown_ms.get(id) {
+            None => Some((f64::NEG_INFINITY, id)),
+            Some(&t) if now_ms - t >= min_interval_ms => Some((t, id)),
+            Some(_) => None,
+        })
+        .collect();
+    due.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    due.into_iter()
+        .take(budget)
+        .map(|(_, id)| id.clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -685,5 +714,40 @@ mod tests {
         let c = s.snapshot(&DeviceId::new("c").unwrap()).unwrap();
         assert_eq!(Liveness::of(&c, NOW), Liveness::Silent);
         assert_eq!(s.take_changes().updated.len(), 2);
+    }
+
+    #[test]
+    fn cards_due_spreads_a_hundred_throttled_cards_over_frames() {
+        let ids: Vec<DeviceId> = (0..100)
+            .map(|i| DeviceId::new(&format!("dev{i:03}")).unwrap())
+            .collect();
+        let mut shown = BTreeMap::new();
+        let waiting: BTreeSet<DeviceId> = ids.iter().cloned().collect();
+        // All shown at the same moment, all due again 250 ms later: nine per frame, oldest first.
+        for id in &ids {
+            shown.insert(id.clone(), 0.0);
+        }
+        shown.insert(ids[42].clone(), -10.0);
+        let due = cards_due(&waiting, &shown, 250.0, 250.0, 9);
+        assert_eq!(due.len(), 9);
+        assert_eq!(due[0], ids[42]);
+        // Not due before the interval; never-shown cards first and always due.
+        assert!(cards_due(&waiting, &shown, 239.0, 250.0, 9).is_empty());
+        let fresh = DeviceId::new("fresh").unwrap();
+        let with_new: Vec<&DeviceId> = waiting.iter().chain([&fresh]).collect();
+        assert_eq!(cards_due(with_new, &shown, 10.0, 250.0, 9), vec![fresh]);
+        // Simulated frames: every card is updated again within 12 frames of becoming due.
+        let mut waiting = waiting;
+        let mut frames = 0;
+        let mut now = 250.0;
+        while !waiting.is_empty() {
+            for id in cards_due(&waiting, &shown, now, 250.0, 9) {
+                waiting.remove(&id);
+                shown.insert(id, now);
+            }
+            frames += 1;
+            now += 16.7;
+        }
+        assert_eq!(frames, 12);
     }
 }
