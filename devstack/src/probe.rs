@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, Event, MqttOptions, Packet, QoS, SubscribeReasonCode,
+    AsyncClient, ConnectReturnCode, Event, LastWill, MqttOptions, Packet, QoS, SubscribeReasonCode,
 };
 use tokio::sync::mpsc;
 
@@ -30,6 +30,7 @@ enum ProbeEvent {
 /// A connected MQTT 3.1.1 client driven by a background task.
 pub struct MqttProbe {
     client: AsyncClient,
+    task: tokio::task::JoinHandle<()>,
     events: mpsc::UnboundedReceiver<ProbeEvent>,
     messages: std::collections::VecDeque<Received>,
 }
@@ -43,14 +44,39 @@ impl std::fmt::Debug for MqttProbe {
 impl MqttProbe {
     /// Connects to `127.0.0.1:port` and waits for the CONNACK; an error if it is refused.
     pub async fn connect(port: u16, user: &str, password: &str) -> anyhow::Result<Self> {
+        Self::connect_with(port, user, password, None).await
+    }
+
+    /// As [`Self::connect`], with a last will (QoS 1, retained) that the broker publishes when
+    /// the connection drops without a DISCONNECT ([`Self::drop_connection`]).
+    pub async fn connect_with_will(
+        port: u16,
+        user: &str,
+        password: &str,
+        topic: &str,
+        payload: impl Into<Vec<u8>>,
+    ) -> anyhow::Result<Self> {
+        let will = LastWill::new(topic, payload.into(), QoS::AtLeastOnce, true);
+        Self::connect_with(port, user, password, Some(will)).await
+    }
+
+    async fn connect_with(
+        port: u16,
+        user: &str,
+        password: &str,
+        will: Option<LastWill>,
+    ) -> anyhow::Result<Self> {
         let id = format!("probe-{}", crate::credentials::random_password());
         let mut opts = MqttOptions::new(id, "127.0.0.1", port);
         opts.set_credentials(user, password)
             .set_keep_alive(Duration::from_secs(30));
         opts.set_max_packet_size(1 << 20, 1 << 20);
+        if let Some(will) = will {
+            opts.set_last_will(will);
+        }
         let (client, mut eventloop) = AsyncClient::new(opts, 1000);
         let (tx, events) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             loop {
                 let ev = match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(a))) => ProbeEvent::ConnAck(a.code),
@@ -74,6 +100,7 @@ impl MqttProbe {
         });
         let mut probe = Self {
             client,
+            task,
             events,
             messages: Default::default(),
         };
@@ -165,6 +192,11 @@ impl MqttProbe {
 
     pub async fn disconnect(self) {
         let _ = self.client.disconnect().await;
+    }
+
+    /// Drops the connection at once, without a DISCONNECT: the broker publishes the last will.
+    pub fn drop_connection(self) {
+        self.task.abort();
     }
 }
 

@@ -501,6 +501,30 @@ async fn every_view_with_the_simulator_and_an_outside_client() {
         )
         .await
         .unwrap();
+    // ... and the synchronous area, chosen as a user would: Great Britain's statutory limits
+    // (±500 mHz) and demand disconnection from 48.8 Hz, the choice kept in the URL.
+    go(&browser, &format!("?view=insight&device={FLAT}&range=1h")).await;
+    browser
+        .run(
+            "const s = document.querySelector('#area-select'); s.value = 'gb'; \
+             s.dispatchEvent(new Event('change', { bubbles: true }));",
+        )
+        .await
+        .unwrap();
+    browser
+        .wait_for(
+            "Great Britain's bands",
+            &format!(
+                "{} === '49.500' && {} === '48.800' && location.search.includes('area=gb')",
+                attr("#bands li[data-band=\"limits\"]", "data-low-hz"),
+                attr("#bands li[data-band=\"load-shedding\"]", "data-low-hz")
+            ),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    browser.run("window.scrollTo(0, 0)").await.unwrap();
+    shot(&browser, "view-insight-gb").await;
     // History events of the six-hour device (its dip).
     go(&browser, &format!("?view=insight&device={WAVY}&range=6h")).await;
     browser

@@ -306,3 +306,117 @@ async fn bad_input_is_rejected_and_reported_while_good_input_is_stored() {
         .unwrap();
     assert_eq!(health["status"], "ok", "{health}");
 }
+
+/// `device`'s entry of `GET /api/devices`, if listed.
+fn device_view(stack: &Stack, device: &str) -> Option<serde_json::Value> {
+    let v = http_get(&format!("{}/api/devices", stack.http_url()))
+        .unwrap()
+        .json()
+        .unwrap();
+    v.as_array()?
+        .iter()
+        .find(|d| d["device_id"] == device)
+        .cloned()
+}
+
+/// Polls `GET /api/devices` until `device`'s entry satisfies `done`; returns it and when.
+fn await_device(
+    stack: &Stack,
+    device: &str,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> (serde_json::Value, i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = device_view(stack, device);
+        let at = now_us();
+        if let Some(v) = seen.as_ref().filter(|v| done(v)) {
+            return (v.clone(), at);
+        }
+        assert!(Instant::now() < deadline, "{device} never {what}: {seen:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `GET /api/devices` follows the dashboard's rule (`ogm_protocol::liveness`): a device
+/// publishing at 1 Hz is silent after three of its intervals (here the rule's 5 s floor), not
+/// after the flat 30 s of old; the interval survives a restart (read back from the store); and a
+/// real last will, stamped when the device connected and so older than its measurements, makes
+/// it offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_are_silent_after_three_intervals_and_offline_after_their_last_will() {
+    use ogm_protocol::liveness::{MIN_SILENCE_US, silence_limit_us};
+    let (_dir, mut stack) = stack(&["beat"]);
+    let port = stack.broker.ports.mqtt;
+    let will = ogm_protocol::Status {
+        timestamp: now_us(),
+        rssi: -60,
+        free_heap: 1,
+        online: Some(false),
+        battery: None,
+        dropped: None,
+    };
+    let mut dev = MqttProbe::connect_with_will(
+        port,
+        "beat",
+        PW,
+        &topic("beat", Kind::Status),
+        will.to_json(),
+    )
+    .await
+    .unwrap();
+    // The device's own cadence (not a synchronisation): one measurement a second.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last = 0;
+    for i in 0..4 {
+        tick.tick().await;
+        last = now_us();
+        dev.publish(
+            &topic("beat", Kind::Measurement),
+            measurement(last, i),
+            false,
+        )
+        .await
+        .unwrap();
+    }
+    let limit = silence_limit_us(1_000_000);
+    assert_eq!(
+        limit, MIN_SILENCE_US,
+        "3 s of a 1 Hz device, raised to the floor"
+    );
+    let learnt = |v: &serde_json::Value| {
+        v["interval_ms"]
+            .as_i64()
+            .is_some_and(|ms| (900..=1100).contains(&ms))
+    };
+    let (v, _) = await_device(&stack, "beat", "learnt its interval", learnt);
+    assert_eq!(v["last_measurement"]["timestamp"], last, "{v}");
+    let (v, silent_at) = await_device(&stack, "beat", "fell silent", |v| v["state"] == "silent");
+    assert_eq!(v["online"], false, "{v}");
+    let after = silent_at - last;
+    assert!(
+        (limit..15_000_000).contains(&after),
+        "silent {after} µs after the last measurement; the rule says {limit} µs, not 30 s"
+    );
+
+    // A restart forgets what the ingest learnt; the store's recent measurements tell it again.
+    stack.restart_server().unwrap();
+    let (v, _) = await_device(&stack, "beat", "relearnt its interval", learnt);
+    assert_eq!(v["state"], "silent", "{v}");
+
+    // Back, then gone without a DISCONNECT: the broker publishes its last will.
+    let t = now_us();
+    dev.publish(&topic("beat", Kind::Measurement), measurement(t, 9), false)
+        .await
+        .unwrap();
+    await_device(&stack, "beat", "came back", |v| {
+        v["state"] == "online" && v["last_measurement"]["timestamp"] == t
+    });
+    dev.drop_connection();
+    let (v, _) = await_device(&stack, "beat", "went offline", |v| v["state"] == "offline");
+    assert_eq!(v["online"], false, "{v}");
+    assert_eq!(
+        v["last_measurement"]["timestamp"], t,
+        "the will is older: {v}"
+    );
+}

@@ -31,7 +31,8 @@ use crate::chart::{self, ChartSpec, Rule, TraceInput, XLabels};
 use crate::config::DashboardConfig;
 use crate::devices::{DeviceSnapshot, DeviceStore, Diagnostics, Limits, Liveness};
 use crate::insight::{
-    self, Bands, EventRules, GridEvent, Histogram, Insight, Quality, grid_time_s, spread_mhz,
+    self, Bands, EventRules, GridArea, GridEvent, Histogram, Insight, Quality, grid_time_s,
+    spread_mhz,
 };
 use crate::logs::{LogBuffer, LogFilter, LogLine};
 use crate::mqtt_link::{KEEP_ALIVE_S, LinkConfig, LinkEvent, LinkState};
@@ -130,6 +131,8 @@ pub struct Ui {
     pub tz_offset_min: RwSignal<i32>,
     /// The nominal frequency in force (the URL's, else the server's).
     pub nominal_hz: RwSignal<Option<f64>>,
+    /// The synchronous area in force (the URL's, else the server's).
+    pub area: RwSignal<GridArea>,
     pub rows: RwSignal<Vec<Row>>,
     pub diagnostics: RwSignal<Diagnostics>,
     pub events: RwSignal<Vec<GridEvent>>,
@@ -289,6 +292,14 @@ fn random_seed() -> u64 {
     (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64
 }
 
+impl Ui {
+    /// The bands in force (tracked), once the nominal frequency is known.
+    pub fn bands(&self) -> Option<Bands> {
+        let area = self.area.get();
+        self.nominal_hz.get().map(|n| Bands::of(area, n))
+    }
+}
+
 fn tz_offset_min() -> i32 {
     -(js_sys::Date::new_0().get_timezone_offset() as i32)
 }
@@ -296,7 +307,7 @@ fn tz_offset_min() -> i32 {
 fn event_rules(route: &Route, nominal_hz: f64) -> EventRules {
     EventRules {
         nominal_hz,
-        threshold_mhz: Bands::continental_europe(nominal_hz).event_mhz,
+        threshold_mhz: Bands::of(GridArea::default(), nominal_hz).event_mhz,
         rocof_limit: route.rocof_limit,
         max_gap_us: 5_000_000,
     }
@@ -312,6 +323,7 @@ pub fn App() -> impl IntoView {
         now_ms: RwSignal::new(now_ms()),
         tz_offset_min: RwSignal::new(tz_offset_min()),
         nominal_hz: RwSignal::new(route.nominal_hz),
+        area: RwSignal::new(route.area.unwrap_or_default()),
         rows: RwSignal::new(Vec::new()),
         diagnostics: RwSignal::new(Diagnostics::default()),
         events: RwSignal::new(Vec::new()),
@@ -392,6 +404,11 @@ pub fn App() -> impl IntoView {
         let nominal = r.nominal_hz.or(server_nominal);
         if ui.nominal_hz.get_untracked() != nominal {
             ui.nominal_hz.set(nominal);
+        }
+        let server_area = with_rt(|rt| rt.config.as_ref().map(DashboardConfig::area)).flatten();
+        let area = r.area.or(server_area).unwrap_or_default();
+        if ui.area.get_untracked() != area {
+            ui.area.set(area);
         }
         let refill = with_rt(|rt| {
             rt.insight.configure(
@@ -500,6 +517,7 @@ fn start_link(config: DashboardConfig) {
         rt.config = Some(config.clone());
     });
     ui.nominal_hz.set(Some(nominal));
+    ui.area.set(route.area.unwrap_or_else(|| config.area()));
     ui.conn.set(Conn::Link(LinkState::Connecting));
 
     let on_event: Rc<dyn Fn(LinkEvent)> = Rc::new(on_link_event);
@@ -862,6 +880,11 @@ impl Runtime {
             .unwrap_or(50.0)
     }
 
+    /// The bands in force: the area's, around the nominal frequency.
+    fn bands(&self) -> Bands {
+        Bands::of(self.ui.area.get_untracked(), self.nominal())
+    }
+
     /// The devices the overview shows: all, or the kiosk's one.
     fn overview_traces(&self) -> Vec<TraceInput<'_>> {
         let focus = self.ui.route.with_untracked(|r| {
@@ -985,8 +1008,7 @@ impl Runtime {
     }
 
     fn draw_insight(&mut self, now_us: i64) {
-        let nominal = self.nominal();
-        let bands = Bands::continental_europe(nominal);
+        let bands = self.bands();
         let to_mhz = |c: chart::Column| chart::Column {
             t: c.t,
             min: bands.deviation_mhz(c.min),
@@ -1043,9 +1065,11 @@ impl Runtime {
     }
 }
 
-/// A deviation chart's y range (at least the normal limits and a quarter) and its bands.
+/// A deviation chart's y range (at least ±250 mHz, the same in every area, so that wider
+/// limits such as Great Britain's ±500 mHz do not flatten an ordinary day) and its bands.
 fn finish_deviation_chart(spec: &mut ChartSpec, values: Vec<f64>, bands: &Bands) {
-    let (lo, hi) = chart::centred_range(values.into_iter(), 0.0, bands.limit_mhz * 1.25);
+    let min_half = bands.normal_mhz.max(200.0) * 1.25;
+    let (lo, hi) = chart::centred_range(values.into_iter(), 0.0, min_half);
     spec.y_min = lo;
     spec.y_max = hi;
     spec.y_decimals = 0;
@@ -1096,8 +1120,8 @@ fn add_band_marks(spec: &mut ChartSpec, b: &Bands) {
 /// Recomputes the insight view's figures.
 fn update_figures() {
     with_rt(|rt| {
-        let nominal = rt.nominal();
-        let bands = Bands::continental_europe(nominal);
+        let bands = rt.bands();
+        let nominal = bands.nominal_hz;
         let now = now_us();
         let link_up = rt.link_up;
         let Some(store) = &rt.store else {

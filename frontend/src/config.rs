@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use crate::insight::GridArea;
+
 /// The server's answer to `GET /api/config`. Unknown fields are ignored so the server can grow.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct DashboardConfig {
@@ -19,6 +21,10 @@ pub struct DashboardConfig {
     /// Nominal grid frequency, Hz (50 or 60).
     #[serde(default = "default_nominal")]
     pub nominal_hz: f64,
+    /// The synchronous area whose bands are drawn: `ce`, `gb` or `nordic` (an area this page
+    /// does not know falls back to Continental Europe's, as from an older server).
+    #[serde(default)]
+    pub grid_area: String,
 }
 
 fn default_prefix() -> String {
@@ -55,6 +61,11 @@ impl DashboardConfig {
         Ok(c)
     }
 
+    /// The synchronous area the server is set to.
+    pub fn area(&self) -> GridArea {
+        GridArea::parse(&self.grid_area).unwrap_or_default()
+    }
+
     /// The username to send, if any.
     pub fn username(&self) -> Option<String> {
         Some(self.mqtt_username.clone()).filter(|s| !s.is_empty())
@@ -77,8 +88,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.nominal_hz, 50.0);
+        assert_eq!(c.area(), GridArea::ContinentalEurope);
         assert_eq!(c.username().as_deref(), Some("ogm.dashboard"));
-        let c = DashboardConfig::from_json(r#"{"mqtt_ws_url":"wss://h/mqtt"}"#).unwrap();
+        let c = DashboardConfig::from_json(r#"{"mqtt_ws_url":"wss://h/mqtt","grid_area":"gb"}"#)
+            .unwrap();
+        assert_eq!(c.area(), GridArea::GreatBritain);
         assert_eq!(c.topic_prefix, "open_grid_monitor");
         assert_eq!((c.username(), c.password()), (None, None));
     }

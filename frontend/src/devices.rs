@@ -21,12 +21,12 @@ pub const UNKNOWN_TOPIC: &str = "unknown_topic";
 /// Reason counted when a new device would exceed [`Limits::max_devices`].
 pub const TOO_MANY_DEVICES: &str = "too_many_devices";
 
-/// The usual interval assumed before a device has shown its own: the status interval, µs.
-pub const DEFAULT_INTERVAL_US: i64 = 10_000_000;
-/// A device is silent after this many usual intervals without a message.
-pub const SILENT_INTERVALS: i64 = 3;
-/// ... but never after less than this, µs (delivery jitter on fast devices).
-pub const MIN_SILENCE_US: i64 = 5_000_000;
+// The rule itself (interval learning, silence limit) lives in `ogm_protocol::liveness`, shared
+// with the server's `GET /api/devices`.
+pub use ogm_protocol::liveness::{
+    DEFAULT_INTERVAL_US, MIN_SILENCE_US, SILENT_INTERVALS, silence_limit_us,
+};
+use ogm_protocol::liveness::{DeviceState, learn_interval, usual_interval_us};
 
 /// The bounds that keep memory flat however long the page runs.
 #[derive(Debug, Clone, Copy)]
@@ -87,25 +87,8 @@ impl Device {
 
     /// The usual interval between messages, µs.
     pub fn interval_us(&self) -> i64 {
-        self.measurement_interval_us
-            .or(self.status_interval_us)
-            .unwrap_or(DEFAULT_INTERVAL_US)
+        usual_interval_us(self.measurement_interval_us, self.status_interval_us)
     }
-}
-
-/// Exponentially weighted interval from consecutive device timestamps (up to 10 min apart).
-fn learn_interval(current: Option<i64>, prev_ts: Option<i64>, ts: i64) -> Option<i64> {
-    let Some(prev) = prev_ts else {
-        return current;
-    };
-    let dt = ts - prev;
-    if dt <= 0 || dt > 600_000_000 {
-        return current;
-    }
-    Some(match current {
-        None => dt,
-        Some(c) => c + (dt - c) / 10,
-    })
 }
 
 /// What the views show for one device; cheap to clone and compare.
@@ -138,12 +121,10 @@ pub enum Liveness {
 
 impl Liveness {
     pub fn of(s: &DeviceSnapshot, now_us: i64) -> Self {
-        if s.online == Some(false) {
-            Liveness::Offline
-        } else if now_us - s.last_seen_us > silence_limit_us(s.interval_us) {
-            Liveness::Silent
-        } else {
-            Liveness::Live
+        match DeviceState::of(s.online, s.last_seen_us, s.interval_us, now_us) {
+            DeviceState::Offline => Liveness::Offline,
+            DeviceState::Silent => Liveness::Silent,
+            DeviceState::Online => Liveness::Live,
         }
     }
 
@@ -154,11 +135,6 @@ impl Liveness {
             Liveness::Offline => "offline",
         }
     }
-}
-
-/// How long a device with this usual interval may be silent before it counts as silent, µs.
-pub fn silence_limit_us(interval_us: i64) -> i64 {
-    (SILENT_INTERVALS * interval_us).max(MIN_SILENCE_US)
 }
 
 /// Counters of what arrived and what was ignored.

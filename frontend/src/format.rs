@@ -1,28 +1,30 @@
 //! How numbers look on the page: frequency bands and the texts of cards and table cells.
 
-/// How far the frequency is from nominal, in the bands of Continental Europe's grid code.
+use crate::insight::Bands;
+
+/// How far the frequency is from nominal, in the bands of the area's grid code ([`Bands`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Band {
-    /// |Δf| ≤ 20 mHz: inside the primary-control dead band.
+    /// Inside the primary-control dead band (Continental Europe: |Δf| ≤ 20 mHz).
     Deadband,
-    /// |Δf| ≤ 50 mHz: normal operation.
+    /// Inside the standard frequency range (Continental Europe: ≤ 50 mHz).
     Normal,
-    /// |Δf| ≤ 200 mHz: primary reserve being deployed.
+    /// Within the limits of normal operation, reserves being deployed (≤ 200 mHz).
     Alert,
-    /// Beyond 200 mHz.
+    /// Beyond the limits.
     Emergency,
 }
 
 impl Band {
-    pub fn of(frequency_hz: f64, nominal_hz: f64) -> Self {
+    pub fn of(frequency_hz: f64, bands: &Bands) -> Self {
         // Rounded to 0.1 mHz so that 50.020 (which is 50.0199999… or 50.0200001… in binary)
         // lands in the band its digits say.
-        let mhz = ((frequency_hz - nominal_hz).abs() * 10_000.0).round() / 10.0;
-        if mhz <= 20.0 {
+        let mhz = ((frequency_hz - bands.nominal_hz).abs() * 10_000.0).round() / 10.0;
+        if mhz <= bands.deadband_mhz {
             Self::Deadband
-        } else if mhz <= 50.0 {
+        } else if mhz <= bands.normal_mhz {
             Self::Normal
-        } else if mhz <= 200.0 {
+        } else if mhz <= bands.limit_mhz {
             Self::Alert
         } else {
             Self::Emergency
@@ -221,7 +223,8 @@ mod tests {
 
     #[test]
     fn bands_follow_the_grid_code_edges() {
-        let n = 50.0;
+        use crate::insight::GridArea;
+        let n = &Bands::continental_europe(50.0);
         assert_eq!(Band::of(50.0, n), Band::Deadband);
         assert_eq!(Band::of(50.020, n), Band::Deadband);
         assert_eq!(Band::of(49.980, n), Band::Deadband);
@@ -229,7 +232,20 @@ mod tests {
         assert_eq!(Band::of(49.950, n), Band::Normal);
         assert_eq!(Band::of(50.2, n), Band::Alert);
         assert_eq!(Band::of(49.7999, n), Band::Emergency);
-        assert_eq!(Band::of(60.03, 60.0), Band::Normal);
+        assert_eq!(
+            Band::of(60.03, &Bands::continental_europe(60.0)),
+            Band::Normal
+        );
+        // The same reading is "normal" in Great Britain (±200 mHz) and an alert in the Nordic
+        // area (beyond ±100 mHz).
+        let (gb, nordic) = (
+            Bands::of(GridArea::GreatBritain, 50.0),
+            Bands::of(GridArea::Nordic, 50.0),
+        );
+        assert_eq!(Band::of(49.85, &gb), Band::Normal);
+        assert_eq!(Band::of(49.85, &nordic), Band::Alert);
+        assert_eq!(Band::of(49.6, &gb), Band::Alert);
+        assert_eq!(Band::of(49.45, &nordic), Band::Emergency);
         assert_eq!(Band::Alert.css_class(), "band-alert");
     }
 

@@ -1,6 +1,7 @@
 //! Grid insight computed from the stream and the history. Pure: values in, figures out.
 //!
-//! - [`Bands`]: the Continental Europe frequency bands, relative to the nominal frequency.
+//! - [`Bands`]: the frequency bands of a synchronous area ([`GridArea`]: Continental Europe,
+//!   Great Britain, the Nordic area), relative to the nominal frequency.
 //! - [`RocofEstimator`]: rate of change of frequency, Hz/s, as the least-squares slope over a
 //!   trailing window (robust to a noisy single reading, unlike a two-point difference).
 //! - [`grid_time_s`]: grid time deviation, the integral of (f − nominal)/nominal dt.
@@ -16,33 +17,97 @@ use ogm_protocol::DeviceId;
 
 use crate::series::Sample;
 
-/// Frequency bands around nominal, mHz (Continental Europe, ENTSO-E).
+/// A synchronous area: whose grid code's bands the page draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GridArea {
+    /// Continental Europe (ENTSO-E RG CE).
+    #[default]
+    ContinentalEurope,
+    /// Great Britain (NESO).
+    GreatBritain,
+    /// The Nordic synchronous area (Statnett, Svenska kraftnät, Fingrid, Energinet).
+    Nordic,
+}
+
+impl GridArea {
+    pub const ALL: [Self; 3] = [Self::ContinentalEurope, Self::GreatBritain, Self::Nordic];
+
+    /// `ce`, `gb`, `nordic`: the URL's `area=` and the server's `OGM_GRID_AREA`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ContinentalEurope => "ce",
+            Self::GreatBritain => "gb",
+            Self::Nordic => "nordic",
+        }
+    }
+
+    /// What the area's grid code calls the outer limits ([`Bands::limit_mhz`]).
+    pub fn limits_name(self) -> &'static str {
+        match self {
+            Self::ContinentalEurope => "normal limits",
+            Self::GreatBritain => "statutory limits",
+            Self::Nordic => "FCR-D fully active",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::ContinentalEurope => "Continental Europe",
+            Self::GreatBritain => "Great Britain",
+            Self::Nordic => "Nordic",
+        }
+    }
+}
+
+/// Frequency bands around nominal, mHz, of one synchronous area.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bands {
+    pub area: GridArea,
     pub nominal_hz: f64,
     /// Primary control dead band: ± this.
     pub deadband_mhz: f64,
-    /// Quality indicator: share of time outside ± this.
+    /// The standard frequency range (the quality indicator: share of time outside ± this).
     pub normal_mhz: f64,
-    /// Normal operating limits; primary reserve fully active at ± this.
+    /// The limits of normal operation: containment reserves fully active at ± this.
     pub limit_mhz: f64,
     /// Under-frequency load shedding starts this far below nominal.
     pub shedding_mhz: f64,
-    /// An excursion beyond ± this is an event.
+    /// An excursion beyond ± this is an event (the same in every area).
     pub event_mhz: f64,
 }
 
 impl Bands {
-    /// Continental Europe's bands around `nominal_hz` (49.0 Hz load shedding at 50 Hz).
-    pub fn continental_europe(nominal_hz: f64) -> Self {
+    /// The bands of `area` around `nominal_hz`:
+    /// - Continental Europe: dead band ±20 mHz, standard range ±50 mHz, FCR fully active and
+    ///   the maximum steady-state deviation at ±200 mHz, load shedding from 49.0 Hz.
+    /// - Great Britain: Dynamic Containment's dead band ±15 mHz, operational limits ±200 mHz,
+    ///   statutory limits ±500 mHz, low-frequency demand disconnection from 48.8 Hz.
+    /// - Nordic: FCR-N's ±10 mHz, the standard range 49.9–50.1 Hz (±100 mHz), FCR-D fully
+    ///   active at ±500 mHz, load shedding from 48.8 Hz.
+    pub fn of(area: GridArea, nominal_hz: f64) -> Self {
+        let (deadband_mhz, normal_mhz, limit_mhz, shedding_mhz) = match area {
+            GridArea::ContinentalEurope => (20.0, 50.0, 200.0, 1_000.0),
+            GridArea::GreatBritain => (15.0, 200.0, 500.0, 1_200.0),
+            GridArea::Nordic => (10.0, 100.0, 500.0, 1_200.0),
+        };
         Self {
+            area,
             nominal_hz,
-            deadband_mhz: 20.0,
-            normal_mhz: 50.0,
-            limit_mhz: 200.0,
-            shedding_mhz: 1_000.0,
+            deadband_mhz,
+            normal_mhz,
+            limit_mhz,
+            shedding_mhz,
             event_mhz: 100.0,
         }
+    }
+
+    /// Continental Europe's bands around `nominal_hz` (49.0 Hz load shedding at 50 Hz).
+    pub fn continental_europe(nominal_hz: f64) -> Self {
+        Self::of(GridArea::ContinentalEurope, nominal_hz)
     }
 
     /// Deviation from nominal, mHz.
@@ -754,6 +819,25 @@ mod tests {
         assert!((q.outside_normal - 5.0 / 6.0).abs() < 1e-12);
         assert_eq!((q.min_hz, q.max_hz), (49.5, 50.5));
         assert!(Quality::of(std::iter::empty(), &b).is_none());
+    }
+
+    #[test]
+    fn bands_follow_the_area() {
+        for a in GridArea::ALL {
+            assert_eq!(GridArea::parse(a.as_str()), Some(a));
+        }
+        assert_eq!(GridArea::parse("CE"), None);
+        let gb = Bands::of(GridArea::GreatBritain, 50.0).table();
+        assert!((gb[1].1 - 49.8).abs() < 1e-9 && (gb[2].2 - 50.5).abs() < 1e-9);
+        assert!((gb[3].1 - 48.8).abs() < 1e-9);
+        let nordic = Bands::of(GridArea::Nordic, 50.0).table();
+        assert!((nordic[1].1 - 49.9).abs() < 1e-9 && (nordic[2].1 - 49.5).abs() < 1e-9);
+        // Events are the same everywhere: ±100 mHz.
+        assert!(
+            GridArea::ALL
+                .iter()
+                .all(|a| Bands::of(*a, 50.0).event_mhz == 100.0)
+        );
     }
 
     #[test]

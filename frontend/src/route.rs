@@ -15,6 +15,8 @@
 
 use ogm_protocol::{DeviceId, LogLevel};
 
+use crate::insight::GridArea;
+
 /// The pages of the dashboard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum View {
@@ -191,6 +193,8 @@ pub struct Route {
     pub level: Option<LogLevel>,
     /// Overrides the server's nominal frequency (50 or 60).
     pub nominal_hz: Option<f64>,
+    /// Overrides the server's synchronous area (whose bands are drawn).
+    pub area: Option<GridArea>,
     /// RoCoF estimation window, ms.
     pub rocof_window_ms: u32,
     /// |RoCoF| beyond which an event starts, Hz/s.
@@ -208,6 +212,7 @@ impl Default for Route {
             window_us: DEFAULT_WINDOW_US,
             level: None,
             nominal_hz: None,
+            area: None,
             rocof_window_ms: DEFAULT_ROCOF_WINDOW_MS,
             rocof_limit: DEFAULT_ROCOF_LIMIT,
         }
@@ -242,6 +247,7 @@ impl Route {
                         .ok()
                         .filter(|n| *n == 50.0 || *n == 60.0)
                 }
+                "area" => r.area = GridArea::parse(&value),
                 "rocof_window" => {
                     if let Some(us) = parse_duration_us(&value) {
                         let ms = u32::try_from(us / 1000).unwrap_or(u32::MAX);
@@ -300,6 +306,9 @@ impl Route {
         }
         if let Some(n) = self.nominal_hz {
             out.push(format!("nominal={n}"));
+        }
+        if let Some(a) = self.area {
+            out.push(format!("area={}", a.as_str()));
         }
         if self.rocof_window_ms != d.rocof_window_ms {
             out.push(format!("rocof_window={}ms", self.rocof_window_ms));
@@ -439,6 +448,7 @@ mod tests {
             Route::parse("?kiosk&view=overview&theme=light&window=90s"),
             Route::parse("?view=logs&level=warn&device=x"),
             Route::parse("?view=insight&nominal=60&rocof_window=1s&rocof_limit=0.2&range=24h"),
+            Route::parse("?view=insight&area=nordic"),
         ];
         for r in routes {
             let q = r.to_query();
@@ -457,7 +467,7 @@ mod tests {
     #[test]
     fn nonsense_falls_back_to_defaults() {
         let r = Route::parse(
-            "?view=nope&device=bad.id&range=3y&theme=pink&window=x&level=LOUD&nominal=55&rocof_limit=-1&%zz=1",
+            "?view=nope&device=bad.id&range=3y&theme=pink&window=x&level=LOUD&nominal=55&area=mars&rocof_limit=-1&%zz=1",
         );
         assert_eq!(r, Route::default());
         // A custom range needs both ends, in order.

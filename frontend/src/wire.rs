@@ -103,7 +103,14 @@ pub struct DeviceView {
     pub device_id: DeviceId,
     /// Newest timestamp of anything it sent, µs.
     pub last_seen: i64,
+    /// True only while [`Self::state`] is `online`.
     pub online: bool,
+    /// `online`, `silent` or `offline` (`ogm_protocol::liveness`); absent from older servers.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// The interval the server learnt from its measurements, ms; absent when not known yet.
+    #[serde(default)]
+    pub interval_ms: Option<i64>,
     #[serde(default)]
     pub last_measurement: Option<Measurement>,
     #[serde(default)]
@@ -187,11 +194,18 @@ mod tests {
         let d = devices_from_json(
             r#"[{"device_id":"a","last_seen":7,"online":false,"last_measurement":null,
                  "last_status":{"timestamp":7,"rssi":-50,"free_heap":1000,"online":false}},
-                {"device_id":"bad.id","last_seen":1,"online":true}]"#,
+                {"device_id":"bad.id","last_seen":1,"online":true},
+                {"device_id":"b","last_seen":8,"online":false,"state":"silent",
+                 "interval_ms":1000}]"#,
         )
         .unwrap();
-        assert_eq!(d.len(), 1, "an entry that does not parse is skipped");
+        assert_eq!(d.len(), 2, "an entry that does not parse is skipped");
         assert_eq!(d[0].last_status.as_ref().unwrap().rssi, -50);
+        assert_eq!((d[0].state.as_deref(), d[0].interval_ms), (None, None));
+        assert_eq!(
+            (d[1].state.as_deref(), d[1].interval_ms),
+            (Some("silent"), Some(1000))
+        );
     }
 
     #[test]

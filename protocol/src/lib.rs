@@ -9,6 +9,9 @@
 //! - [`topic`]: building and parsing `open_grid_monitor/{device_id}/{kind}` and subscription filters.
 //! - [`payload`]: [`Measurement`], [`Status`], [`LogEntry`], decoding with typed errors and
 //!   plausibility checks, and encoding.
+//! - [`liveness`]: whether a device is online, silent or offline (last will, and silence for
+//!   three times its usual interval learnt from its own timestamps), shared by the dashboard
+//!   and the server.
 //! - [`fixtures`]: golden JSON (the seed's examples and bad variants) shared by every crate's tests.
 #![no_std]
 
@@ -18,10 +21,12 @@ extern crate std;
 
 pub mod device_id;
 pub mod fixtures;
+pub mod liveness;
 pub mod payload;
 pub mod topic;
 
 pub use device_id::{DeviceId, DeviceIdError};
+pub use liveness::{DeviceState, Presence};
 pub use payload::{
     Decoded, LogEntry, LogLevel, Measurement, Payload, PayloadError, Status, TimestampFix,
 };

@@ -247,6 +247,11 @@ pub struct Config {
     #[arg(long, env = "OGM_NOMINAL_HZ", default_value_t = 50, value_parser = parse_nominal)]
     pub nominal_hz: u32,
 
+    /// The synchronous area whose frequency bands the dashboard draws: `ce` (Continental
+    /// Europe), `gb` (Great Britain) or `nordic`. A page's `area=` overrides it.
+    #[arg(long, env = "OGM_GRID_AREA", default_value = "ce", value_parser = parse_grid_area)]
+    pub grid_area: &'static str,
+
     /// Other sites whose pages may call the API (CORS), comma-separated origins such as
     /// `https://grafana.example.org`, or `*` for any. Default: none, so only pages the server
     /// serves itself can read the API's answers.
@@ -325,6 +330,13 @@ pub fn parse_origin(s: &str) -> Result<String, String> {
         ));
     }
     Ok(s.to_ascii_lowercase())
+}
+
+fn parse_grid_area(s: &str) -> Result<&'static str, String> {
+    ["ce", "gb", "nordic"]
+        .into_iter()
+        .find(|a| *a == s)
+        .ok_or_else(|| format!("grid area must be ce, gb or nordic, not {s:?}"))
 }
 
 fn parse_nominal(s: &str) -> Result<u32, String> {

@@ -30,7 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use config::{Cli, Command, Config, StoreChoice};
-use ingest::{IngestConfig, MqttIngest, RejectedRing};
+use ingest::{IngestConfig, MqttIngest, Presences, RejectedRing};
 use metrics::Metrics;
 
 /// State shared by every request handler.
@@ -40,6 +40,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub rejected: Arc<RejectedRing>,
+    /// What the ingest learnt about each device, for `GET /api/devices`.
+    pub presences: Arc<Presences>,
     /// The per-client limit on `/api/*`; `None` when turned off.
     pub limiter: Option<Arc<http::limits::RateLimiter>>,
 }
@@ -63,6 +65,7 @@ impl AppState {
             store,
             metrics: Arc::default(),
             rejected: Arc::default(),
+            presences: Arc::default(),
         }
     }
 }
@@ -164,7 +167,14 @@ pub async fn run(
         state.store.clone(),
         state.metrics.clone(),
         state.rejected.clone(),
+        state.presences.clone(),
         stop_rx,
+    ));
+    // After a restart: the intervals of recently active devices, from what the store holds.
+    tokio::spawn(ingest::presence::seed_from_store(
+        state.store.clone(),
+        state.presences.clone(),
+        http::data::now_us(),
     ));
     let http_shutdown = async move {
         shutdown.await;

@@ -71,6 +71,7 @@ async fn config_tells_the_dashboard_where_the_broker_is() {
     assert_eq!(v["mqtt_password"], "dash-secret");
     assert_eq!(v["topic_prefix"], "open_grid_monitor");
     assert_eq!(v["nominal_hz"], 50);
+    assert_eq!(v["grid_area"], "ce");
 }
 
 #[tokio::test]
@@ -274,6 +275,8 @@ async fn logs_devices_export_and_flux() {
     assert_eq!(v[0]["last_measurement"]["timestamp"], T0 + 3_599_000_000);
     assert_eq!(v[0]["last_status"]["rssi"], -50);
     assert_eq!(v[0]["online"], false, "silent since 2023");
+    assert_eq!(v[0]["state"], "silent");
+    assert!(v[0].get("interval_ms").is_none(), "nothing learnt: {v}");
     let (status, _, csv) = get(
         app.clone(),
         &format!("/api/export.csv?device_id=dev-1&start={T0}&stop={stop}"),
@@ -321,4 +324,124 @@ async fn metrics_and_rejected_are_served() {
         (Some("degraded"), Some("embedded"), Some(true)),
         "no broker in this test"
     );
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+fn measurements(dev: &str, stamps: impl IntoIterator<Item = i64>) -> Vec<Record> {
+    stamps
+        .into_iter()
+        .map(|t| Record {
+            device_id: id(dev),
+            payload: Payload::Measurement(Measurement {
+                timestamp: t,
+                frequency: 50.0,
+                voltage: 230.0,
+                current: 1.0,
+                power: 230.0,
+            }),
+        })
+        .collect()
+}
+
+/// The entries of `GET /api/devices` by device id: (state, online, interval_ms).
+async fn device_states(
+    app: axum::Router,
+) -> std::collections::BTreeMap<String, (String, bool, Option<i64>)> {
+    let (status, v) = get_json(app, "/api/devices").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["device_id"].as_str().unwrap().to_owned(),
+                (
+                    d["state"].as_str().unwrap().to_owned(),
+                    d["online"].as_bool().unwrap(),
+                    d["interval_ms"].as_i64(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// `GET /api/devices` applies the dashboard's rule to what the ingest learnt (fed here as the
+/// ingest feeds it: committed records, in arrival order) and, after a restart, to what the store
+/// holds.
+#[tokio::test]
+async fn devices_are_online_silent_or_offline_by_their_own_interval_and_last_will() {
+    let dist = built_dist();
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config::defaults();
+    config.dist_dir = dist.path().to_path_buf();
+    let store = Arc::new(SqliteStore::open(data.path(), SqliteOptions::default()).unwrap());
+    let state = AppState::new(config, store.clone());
+    let presences = state.presences.clone();
+    let app = http::router(state);
+    let now = now_us();
+    const S: i64 = 1_000_000;
+    // "fresh": 1 Hz, last heard 2 s ago. "quiet": 1 Hz, last heard 8 s ago: silent after 5 s
+    // (three intervals, raised to the 5 s floor), where the flat rule said 30 s. "slow": one
+    // measurement a minute, last heard 2 min ago: still online. "gone": its last will, stamped
+    // before its measurements, arrived last.
+    let mut batch = measurements("fresh", (0..5).map(|i| now - 6 * S + i * S));
+    batch.extend(measurements("quiet", (0..5).map(|i| now - 12 * S + i * S)));
+    batch.extend(measurements(
+        "slow",
+        (0..5).map(|i| now - 6 * 60 * S + i * 60 * S),
+    ));
+    batch.extend(measurements("gone", (0..5).map(|i| now - 6 * S + i * S)));
+    batch.push(Record {
+        device_id: id("gone"),
+        payload: Payload::Status(Status {
+            timestamp: now - 60 * S,
+            rssi: -50,
+            free_heap: 1,
+            online: Some(false),
+            battery: None,
+            dropped: None,
+        }),
+    });
+    store.write(batch.clone()).await.unwrap();
+    presences.observe(&batch);
+    let s = |state: &str, online: bool, ms: Option<i64>| (state.to_owned(), online, ms);
+    let expected = [
+        ("fresh", s("online", true, Some(1_000))),
+        ("gone", s("offline", false, Some(1_000))),
+        ("quiet", s("silent", false, Some(1_000))),
+        ("slow", s("online", true, Some(60_000))),
+    ];
+    assert_eq!(
+        device_states(app.clone()).await,
+        expected
+            .iter()
+            .map(|(d, v)| ((*d).to_owned(), v.clone()))
+            .collect()
+    );
+
+    // After a restart nothing is learnt yet: the flat 30 s and the store's newest status (the
+    // will is older than the measurements there, so it is not known to be the last word).
+    let dist2 = built_dist();
+    let mut config = Config::defaults();
+    config.dist_dir = dist2.path().to_path_buf();
+    let state = AppState::new(config, store.clone());
+    let presences = state.presences.clone();
+    let app = http::router(state);
+    let before = device_states(app.clone()).await;
+    assert_eq!(before["quiet"], s("online", true, None), "30 s flat");
+    assert_eq!(before["slow"], s("silent", false, None), "30 s flat");
+    // ... until the start-up task reads the intervals back from the store.
+    let learnt =
+        ogm_server::ingest::presence::seed_from_store(store.clone(), presences, now_us()).await;
+    assert_eq!(learnt, 4);
+    let after = device_states(app).await;
+    assert_eq!(after["quiet"], s("silent", false, Some(1_000)));
+    assert_eq!(after["slow"], s("online", true, Some(60_000)));
+    assert_eq!(after["fresh"], s("online", true, Some(1_000)));
 }

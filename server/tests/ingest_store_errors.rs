@@ -84,6 +84,7 @@ async fn a_failing_store_holds_back_acks_and_loses_nothing() {
         store.clone(),
         metrics.clone(),
         Arc::new(RejectedRing::default()),
+        Arc::default(),
         stop_rx,
     ));
     let deadline = Instant::now() + Duration::from_secs(20);

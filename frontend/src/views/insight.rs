@@ -1,6 +1,6 @@
-//! Grid insight: the deviation from nominal with the Continental Europe bands, RoCoF, grid
-//! time deviation, a histogram and quality figures over the range, the event list, and how far
-//! apart the devices are. Everything is computed in the page (`crate::insight`).
+//! Grid insight: the deviation from nominal with the bands of the chosen synchronous area,
+//! RoCoF, grid time deviation, a histogram and quality figures over the range, the event list,
+//! and how far apart the devices are. Everything is computed in the page (`crate::insight`).
 
 use leptos::html::Canvas;
 use leptos::prelude::*;
@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use super::{RouteLink, link_live, load_text};
 use crate::app::{close_insight_page, navigate, open_insight_page, set_insight_canvas, ui};
 use crate::format::{self, Band};
-use crate::insight::{Bands, Source};
+use crate::insight::{Bands, GridArea, Source};
 use crate::route::{ROCOF_WINDOW_LIMITS_MS, Span, TimeRange, View};
 
 /// `#insight`.
@@ -39,7 +39,7 @@ pub fn InsightView() -> impl IntoView {
     on_cleanup(|| set_insight_canvas(true, None));
 
     let nominal = move || ui.nominal_hz.get().unwrap_or(50.0);
-    let bands = move || Bands::continental_europe(nominal());
+    let bands = move || Bands::of(ui.area.get(), nominal());
     let fig = ui.figures;
     let live = move || link_live(&ui);
     let deviation = move || {
@@ -50,7 +50,7 @@ pub fn InsightView() -> impl IntoView {
     let band_class = move || {
         fig.with(|f| f.frequency)
             .filter(|_| live())
-            .map_or("band-unknown", |f| Band::of(f, nominal()).css_class())
+            .map_or("band-unknown", |f| Band::of(f, &bands()).css_class())
     };
     let range_text = move || match range.get() {
         TimeRange::Last(s) => format!("last {}", s.as_str()),
@@ -106,14 +106,19 @@ pub fn InsightView() -> impl IntoView {
                     <span class="label">"Quality " <small>{range_text}</small></span>
                     <span class="value small">
                         {move || fig.with(|f| f.quality).map_or_else(|| "—".into(), |q| format!(
-                            "{:.1} % beyond ±50 mHz · σ {:.1} mHz",
-                            q.outside_normal * 100.0, q.std_mhz))}
+                            "{:.1} % beyond ±{:.0} mHz · σ {:.1} mHz",
+                            q.outside_normal * 100.0, bands().normal_mhz, q.std_mhz))}
                     </span>
                 </div>
             </div>
             <p class="load-state">{move || load_text(&ui.insight_state.get(), ui.now_ms.get())}</p>
             <div class="chart-box">
-                <h3>"Deviation from nominal, mHz " <small class="muted">"(live window)"</small></h3>
+                <h3>
+                    "Deviation from nominal, mHz "
+                    <small class="muted">
+                        {move || format!("(live window · {} bands)", ui.area.get().label())}
+                    </small>
+                </h3>
                 <canvas id="deviation-chart" node_ref=canvas></canvas>
                 <ul id="bands">
                     {move || {
@@ -122,9 +127,9 @@ pub fn InsightView() -> impl IntoView {
                             .into_iter()
                             .map(|(name, lo, hi)| {
                                 let text = match name {
-                                    "deadband" => format!("dead band {lo:.2}–{hi:.2} Hz"),
+                                    "deadband" => format!("dead band {lo:.3}–{hi:.3} Hz"),
                                     "normal" => format!("±{:.0} mHz {lo:.2}–{hi:.2} Hz", b.normal_mhz),
-                                    "limits" => format!("normal limits {lo:.1}–{hi:.1} Hz"),
+                                    "limits" => format!("{} {lo:.1}–{hi:.1} Hz", b.area.limits_name()),
                                     _ => format!("load shedding from {lo:.1} Hz"),
                                 };
                                 view! {
@@ -240,6 +245,33 @@ fn InsightSettings() -> impl IntoView {
                 </select>
             </label>
             <label>
+                "Area "
+                <select
+                    id="area-select"
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        update(&|r| r.area = GridArea::parse(&v));
+                    }
+                >
+                    <option value="" selected=move || ui.route.with(|r| r.area.is_none())>
+                        "server"
+                    </option>
+                    {GridArea::ALL
+                        .into_iter()
+                        .map(|a| {
+                            view! {
+                                <option
+                                    value=a.as_str()
+                                    selected=move || ui.route.with(|r| r.area == Some(a))
+                                >
+                                    {a.label()}
+                                </option>
+                            }
+                        })
+                        .collect_view()}
+                </select>
+            </label>
+            <label>
                 "RoCoF window "
                 <select
                     id="rocof-window"
@@ -302,14 +334,16 @@ fn Histogram() -> impl IntoView {
                     let top = shares.iter().map(|s| s.1).fold(0.0, f64::max).max(1e-9);
                     let total = h.total.max(1) as f64;
                     let (under, over) = (h.under as f64 / total, h.over as f64 / total);
+                    let b = ui.bands().unwrap_or_else(|| Bands::continental_europe(50.0));
+                    let inside = |lo: f64, edge: f64| lo.abs() < edge && (lo + h.bin_mhz).abs() <= edge;
                     view! {
                         <div class="bars">
                             {shares
                                 .into_iter()
                                 .map(|(lo, share)| {
-                                    let class = if lo.abs() < 20.0 && (lo + h.bin_mhz).abs() <= 20.0 {
+                                    let class = if inside(lo, b.deadband_mhz) {
                                         "bin in-deadband"
-                                    } else if lo.abs() < 50.0 && (lo + h.bin_mhz).abs() <= 50.0 {
+                                    } else if inside(lo, b.normal_mhz) {
                                         "bin in-normal"
                                     } else {
                                         "bin"

@@ -95,8 +95,8 @@ fn DeviceCard(
     let stale = Memo::new(move |_| snap.with(|s| is_stale(&ui, s)));
     let class = move || {
         let s = snap.get();
-        let band = match (s.frequency, nominal_hz.get()) {
-            (Some(f), Some(n)) if !stale.get() => Band::of(f, n).css_class(),
+        let band = match (s.frequency, ui.bands()) {
+            (Some(f), Some(b)) if !stale.get() => Band::of(f, &b).css_class(),
             _ => "band-unknown",
         };
         let offline = if s.online == Some(false) {

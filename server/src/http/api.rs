@@ -16,6 +16,8 @@ pub struct DashboardConfig {
     pub mqtt_password: String,
     pub topic_prefix: &'static str,
     pub nominal_hz: u32,
+    /// The synchronous area whose frequency bands the dashboard draws (`ce`, `gb`, `nordic`).
+    pub grid_area: &'static str,
 }
 
 /// `GET /api/config`.
@@ -45,6 +47,7 @@ pub async fn config(State(state): State<AppState>, headers: HeaderMap) -> Json<D
         mqtt_password: c.dashboard_mqtt_password.clone(),
         topic_prefix: ogm_protocol::TOPIC_PREFIX,
         nominal_hz: c.nominal_hz,
+        grid_area: c.grid_area,
     })
 }
 

@@ -9,7 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use ogm_protocol::{DeviceId, LogLevel};
+use ogm_protocol::{DeviceId, DeviceState, LogLevel, Presence};
 use ogm_store::{DeviceSummary, ExportQuery, Field, HistoryQuery, LogQuery, LogRow, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -23,8 +23,6 @@ pub const MAX_POINTS_CAP: u32 = 10_000;
 pub const DEFAULT_MAX_POINTS: u32 = 1_000;
 /// Longest range a request may name: 20 years.
 const MAX_RANGE_US: i64 = 20 * 366 * 86_400_000_000;
-/// A device that sent nothing for this long is shown offline (three status intervals).
-pub const SILENCE_US: i64 = 30_000_000;
 /// Most log entries one request returns.
 const MAX_LOG_LIMIT: u32 = 10_000;
 
@@ -94,27 +92,53 @@ async fn known_device(state: &AppState, id: &DeviceId) -> Result<(), ApiError> {
 pub struct DeviceView {
     #[serde(flatten)]
     pub summary: DeviceSummary,
-    /// False after its last will, or after [`SILENCE_US`] without a message.
+    /// True only when [`Self::state`] is `online` (kept for older clients).
     pub online: bool,
+    /// `online`, `silent` or `offline`: [`ogm_protocol::liveness`], the dashboard's rule.
+    pub state: &'static str,
+    /// The usual interval between its messages as learnt from their timestamps, ms; absent
+    /// until known (the rule then assumes 10 s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<i64>,
+}
+
+impl DeviceView {
+    /// Applies the rule to what the store holds and what the ingest learnt (`presence`; `None`
+    /// when it has seen nothing of the device since the server started).
+    pub fn new(summary: DeviceSummary, presence: Option<Presence>, now_us: i64) -> Self {
+        let presence = presence.unwrap_or_default();
+        // The last word in arrival order when the ingest saw one; else the store's: its newest
+        // status is a last will and no measurement is newer.
+        let online = presence.online.or_else(|| {
+            let will = summary
+                .last_status
+                .as_ref()
+                .filter(|s| s.online == Some(false))?;
+            summary
+                .last_measurement
+                .as_ref()
+                .is_none_or(|m| m.timestamp <= will.timestamp)
+                .then_some(false)
+        });
+        let state = DeviceState::of(online, summary.last_seen, presence.interval_us(), now_us);
+        DeviceView {
+            summary,
+            online: state == DeviceState::Online,
+            state: state.as_str(),
+            interval_ms: presence.learnt_interval_us().map(|us| (us + 500) / 1_000),
+        }
+    }
 }
 
 /// `GET /api/devices`.
 pub async fn devices(State(state): State<AppState>) -> Result<Json<Vec<DeviceView>>, ApiError> {
     let now = now_us();
     let list = state.store.devices().await?;
+    let presences = state.presences.get_all(list.iter().map(|d| &d.device_id));
     Ok(Json(
         list.into_iter()
-            .map(|summary| {
-                let will_says_offline = summary
-                    .last_status
-                    .as_ref()
-                    .is_some_and(|s| s.online == Some(false))
-                    && summary.last_measurement.as_ref().is_none_or(|m| {
-                        m.timestamp <= summary.last_status.as_ref().map_or(0, |s| s.timestamp)
-                    });
-                let online = !will_says_offline && now - summary.last_seen <= SILENCE_US;
-                DeviceView { summary, online }
-            })
+            .zip(presences)
+            .map(|(summary, presence)| DeviceView::new(summary, presence, now))
             .collect(),
     ))
 }
@@ -332,4 +356,92 @@ pub async fn flux(
         HeaderValue::from_static("text/csv; charset=utf-8"),
     );
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ogm_protocol::{Measurement, Status};
+
+    const T: i64 = 1_703_123_456_000_000;
+
+    fn summary(last_m: Option<i64>, last_s: Option<(i64, Option<bool>)>) -> DeviceSummary {
+        DeviceSummary {
+            device_id: DeviceId::new("d").unwrap(),
+            last_seen: last_m.max(last_s.map(|s| s.0)).unwrap_or(T),
+            last_measurement: last_m.map(|t| Measurement {
+                timestamp: t,
+                frequency: 50.0,
+                voltage: 230.0,
+                current: 1.0,
+                power: 230.0,
+            }),
+            last_status: last_s.map(|(t, online)| Status {
+                timestamp: t,
+                rssi: -50,
+                free_heap: 1,
+                online,
+                battery: None,
+                dropped: None,
+            }),
+        }
+    }
+
+    fn one_hz() -> Presence {
+        let mut p = Presence::default();
+        for i in 0..5 {
+            p.measurement(T + i * 1_000_000);
+        }
+        p
+    }
+
+    #[test]
+    fn a_learnt_interval_sets_the_silence_limit() {
+        let last = T + 4_000_000;
+        let s = || summary(Some(last), None);
+        let v = DeviceView::new(s(), Some(one_hz()), last + 5_000_000);
+        assert_eq!(
+            (v.state, v.online, v.interval_ms),
+            ("online", true, Some(1_000))
+        );
+        // Three seconds of a 1 Hz device, but never less than the floor of five.
+        let v = DeviceView::new(s(), Some(one_hz()), last + 5_000_001);
+        assert_eq!((v.state, v.online), ("silent", false));
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(
+            (&json["state"], &json["online"], &json["interval_ms"]),
+            (&"silent".into(), &false.into(), &1000.into())
+        );
+        assert_eq!(
+            json["device_id"], "d",
+            "the store's fields stay as they were"
+        );
+    }
+
+    #[test]
+    fn without_a_learnt_interval_silence_is_thirty_seconds() {
+        let v = DeviceView::new(summary(Some(T), None), None, T + 30_000_000);
+        assert_eq!((v.state, v.interval_ms), ("online", None));
+        let json = serde_json::to_value(&v).unwrap();
+        assert!(json.get("interval_ms").is_none(), "{json}");
+        let v = DeviceView::new(summary(Some(T), None), None, T + 30_000_001);
+        assert_eq!(v.state, "silent");
+    }
+
+    #[test]
+    fn the_last_will_is_the_last_word_in_arrival_order_else_in_the_store() {
+        // The will is stamped when the device connected, before its measurements.
+        let mut p = one_hz();
+        p.status(T - 1_000_000, Some(false));
+        let s = summary(Some(T + 4_000_000), Some((T + 2_000_000, Some(true))));
+        let v = DeviceView::new(s.clone(), Some(p), T + 4_000_000);
+        assert_eq!((v.state, v.online), ("offline", false));
+        // Nothing seen since a restart: the store's newest status decides, unless a
+        // measurement is newer.
+        let will = summary(Some(T), Some((T + 1, Some(false))));
+        assert_eq!(DeviceView::new(will, None, T + 1).state, "offline");
+        let back = summary(Some(T + 2), Some((T + 1, Some(false))));
+        assert_eq!(DeviceView::new(back, None, T + 2).state, "online");
+        assert_eq!(DeviceView::new(s, None, T + 4_000_000).state, "online");
+    }
 }

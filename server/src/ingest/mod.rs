@@ -3,6 +3,8 @@
 //!
 //! - [`classify`]: pure: topic + payload → a [`Record`] to store, or a [`Rejection`].
 //! - [`rejected`]: the ring of the last rejections behind `GET /api/ingest/rejected`.
+//! - [`presence`]: each device's learnt interval and last word (its last will), in memory, for
+//!   the online/silent/offline state of `GET /api/devices`.
 //! - [`mqtt`]: the only code that talks to the broker (rumqttc, QoS 1, persistent session,
 //!   manual acknowledgements) and the batch writer.
 //!
@@ -10,6 +12,7 @@
 //! after a crash or reconnect, and the store's idempotent write makes the redelivery harmless.
 
 pub mod mqtt;
+pub mod presence;
 pub mod rejected;
 
 use ogm_protocol::payload;
@@ -17,6 +20,7 @@ use ogm_protocol::{TimestampFix, Topic};
 use ogm_store::Record;
 
 pub use mqtt::{IngestConfig, MqttIngest};
+pub use presence::Presences;
 pub use rejected::{Rejected, RejectedRing};
 
 /// Why a message is not stored.

@@ -19,7 +19,7 @@ use rumqttc::{
 };
 use tokio::sync::{mpsc, watch};
 
-use super::{RejectedRing, classify};
+use super::{Presences, RejectedRing, classify};
 use crate::metrics::Metrics;
 
 /// Largest packet the ingest reads: above the broker's `max_packet_size`, so any message the
@@ -90,6 +90,7 @@ impl MqttIngest {
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         rejected: Arc<RejectedRing>,
+        presences: Arc<Presences>,
         mut shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
         let (host, port) = parse_url(&config.url)?;
@@ -109,7 +110,10 @@ impl MqttIngest {
             client.clone(),
             store,
             metrics.clone(),
-            rejected,
+            Observers {
+                rejected,
+                presences,
+            },
             config.batch_max,
             shutdown.clone(),
         ));
@@ -226,16 +230,28 @@ pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// The writer task: batch, classify, commit (retrying), then acknowledge.
+/// What the writer tells the HTTP API besides the store.
+struct Observers {
+    /// Rejected messages.
+    rejected: Arc<RejectedRing>,
+    /// Committed records, for each device's interval and last word.
+    presences: Arc<Presences>,
+}
+
+/// The writer task: batch, classify, commit (retrying), tell [`Presences`], then acknowledge.
 async fn write_batches(
     mut rx: mpsc::Receiver<Publish>,
     client: AsyncClient,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
-    rejected: Arc<RejectedRing>,
+    observers: Observers,
     batch_max: usize,
     shutdown: watch::Receiver<bool>,
 ) {
+    let Observers {
+        rejected,
+        presences,
+    } = observers;
     let mut batch: Vec<Publish> = Vec::with_capacity(batch_max);
     let mut receive_clock = 0i64;
     while let Some(first) = rx.recv().await {
@@ -264,9 +280,12 @@ async fn write_batches(
                 }
             }
         }
-        if !records.is_empty() && !commit(&*store, records, &metrics, &shutdown).await {
-            // Shutting down with a failing store: leave the batch unacknowledged.
-            return;
+        if !records.is_empty() {
+            if !commit(&*store, &records, &metrics, &shutdown).await {
+                // Shutting down with a failing store: leave the batch unacknowledged.
+                return;
+            }
+            presences.observe(&records);
         }
         for p in batch.drain(..) {
             if client.ack(&p).await.is_err() {
@@ -279,7 +298,7 @@ async fn write_batches(
 /// Writes until it succeeds; false if shutdown came first.
 async fn commit(
     store: &dyn Store,
-    records: Vec<ogm_store::Record>,
+    records: &[ogm_store::Record],
     metrics: &Metrics,
     shutdown: &watch::Receiver<bool>,
 ) -> bool {
@@ -288,7 +307,7 @@ async fn commit(
     let mut attempt = 0u32;
     loop {
         let started = Instant::now();
-        match store.write(records.clone()).await {
+        match store.write(records.to_vec()).await {
             Ok(outcome) => {
                 metrics
                     .commit_seconds
