@@ -10,6 +10,8 @@
 //! # the full hour (baseline after 5 minutes):
 //! OGM_SOAK_SECS=3600 OGM_CHROMIUM_ARGS="--enable-precise-memory-info --js-flags=--expose-gc" \
 //!   cargo test -p ogm-devstack --test browser_soak -- --ignored --nocapture
+//! # another view under the same stream: device, insight, logs or devices
+//! OGM_SOAK_VIEW=insight OGM_CHROMIUM_ARGS="..." cargo test -p ogm-devstack --test browser_soak -- --ignored --nocapture
 //! ```
 //!
 //! How the page is measured, from inside it:
@@ -102,6 +104,31 @@ async fn soak_100_devices_at_10_hz() {
         "FIGURE {devices} live device cards after {:?}",
         t_load.elapsed()
     );
+    // Another view under the same stream (OGM_SOAK_VIEW=device|insight|logs|devices), reached
+    // as a user would, by its link.
+    let view = std::env::var("OGM_SOAK_VIEW").unwrap_or_else(|_| "overview".into());
+    let (link, section) = match view.as_str() {
+        "overview" => (None, "#overview"),
+        "device" => (Some(".device-card .device-name"), "#device-page"),
+        "insight" => (Some("nav a[href*='view=insight']"), "#insight"),
+        "logs" => (Some("nav a[href*='view=logs']"), "#logs"),
+        "devices" => (Some("nav a[href*='view=devices']"), "#device-table"),
+        other => panic!("OGM_SOAK_VIEW={other}: not a view"),
+    };
+    if let Some(link) = link {
+        browser
+            .run(&format!("document.querySelector(\"{link}\").click()"))
+            .await
+            .unwrap();
+    }
+    browser
+        .wait_for(
+            &format!("the {view} view"),
+            &format!("document.querySelector('{section}') !== null"),
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap();
     browser.run(PROBE).await.unwrap();
     // Experiments: e.g. OGM_SOAK_JS="document.querySelector('#live-chart').style.display='none'".
     if let Ok(js) = std::env::var("OGM_SOAK_JS") {
@@ -168,7 +195,7 @@ async fn soak_100_devices_at_10_hz() {
     p95s.sort_by(f64::total_cmp);
     let median_p95 = p95s.get(p95s.len() / 2).copied().unwrap_or(0.0);
     println!(
-        "FIGURE soak {devices} devices × 10 Hz for {total} s: main thread busy {:.1} % of each second (mean), frame time p95 {median_p95:.1} ms (median of 10 s windows; worst {worst_p95:.1} ms), lowest message rate {rate_min:.0}/s",
+        "FIGURE soak {devices} devices × 10 Hz for {total} s, {view} view: main thread busy {:.1} % of each second (mean), frame time p95 {median_p95:.1} ms (median of 10 s windows; worst {worst_p95:.1} ms), lowest message rate {rate_min:.0}/s",
         busy_sum / f64::from(samples.max(1)) * 100.0
     );
     println!(
