@@ -28,6 +28,7 @@ impl Drop for Browser {
         let _ = Command::new("pkill")
             .arg("-KILL")
             .arg("-f")
+            .arg("--")
             .arg(format!("--user-data-dir={}", self.profile.path().display()))
             .status();
     }

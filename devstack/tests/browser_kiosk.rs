@@ -1,5 +1,5 @@
 //! The kiosk in real Chromium: `?kiosk` with its options, dark and light, on a 1080p wall
-//! screen and a 375 px phone; and that it recovers by itself from a broker outage, from a lost
+//! screen, a 1366×768 laptop and a 375 px phone; and that it recovers by itself from a broker outage, from a lost
 //! network link (the page's WebSocket cut while the devices keep publishing: the hole is
 //! backfilled from history) and from a server outage (history fetches retry with backoff).
 //!
@@ -115,16 +115,22 @@ async fn kiosk_recovers_by_itself_in_both_themes_on_every_screen() {
         .await
         .unwrap();
     // The broker outage itself may leave a real hole (nothing was stored either); the window is
-    // ten minutes, so look at the overview's hole only from here on, on a fresh window.
+    // ten minutes, so look at the overview's hole only from here on, on a fresh window (long
+    // enough to still hold the cut below when the reconnection's backoff has grown).
     browser
-        .run("history.pushState(null, '', '?kiosk&theme=dark&window=20s'); dispatchEvent(new PopStateEvent('popstate'));")
+        .run("history.pushState(null, '', '?kiosk&theme=dark&window=40s'); dispatchEvent(new PopStateEvent('popstate'));")
         .await
         .unwrap();
-    let gap_ok = "document.querySelector('#live-chart')?.dataset.windowS === '20' && Number(document.querySelector('#live-chart').dataset.samples) > 20 && Number(document.querySelector('#live-chart').dataset.maxGapMs) < 800";
+    let gap_ok = "document.querySelector('#live-chart')?.dataset.windowS === '40' && Number(document.querySelector('#live-chart').dataset.samples) > 20 && Number(document.querySelector('#live-chart').dataset.maxGapMs) < 800";
     browser
-        .wait_for("a gap-free chart before the cut", gap_ok, long)
+        .wait_for(
+            "a gap-free chart before the cut",
+            gap_ok,
+            Duration::from_secs(60),
+        )
         .await
         .unwrap();
+    let t_cut = Instant::now();
     cut_network(&browser, true).await;
     browser
         .wait_for("the cut", NOT_CONNECTED, long)
@@ -154,15 +160,18 @@ async fn kiosk_recovers_by_itself_in_both_themes_on_every_screen() {
         )
         .await
         .unwrap();
+    // Usually the hole shows until the backfill closes it; on a busy machine the backfill can
+    // land before the first live value, and then no hole ever shows. Either way the proof is
+    // below: the cut's six seconds filled in (live data cannot: the page's session is clean).
     println!("the hole before the backfill: {hole} ms");
-    assert!(
-        hole.as_f64().unwrap() > 3_000.0,
-        "the cut left a hole: {hole} ms"
-    );
     browser
         .wait_for("the hole backfilled", gap_ok, long)
         .await
         .unwrap();
+    assert!(
+        t_cut.elapsed() < Duration::from_secs(38),
+        "the cut slid out of the 40 s window before it was checked"
+    );
     println!(
         "FIGURE overview hole of 6 s backfilled {:?} after the reconnection",
         t0.elapsed()
@@ -327,25 +336,41 @@ async fn kiosk_recovers_by_itself_in_both_themes_on_every_screen() {
         .unwrap();
     shot(&browser, "kiosk-light-device").await;
 
-    // 7. A phone: the dashboard in a 375 px wide frame (headless Chromium's windows are at least
-    //    500 px wide), the frame's document read through the same origin.
+    // 7. A phone and a laptop: the dashboard in a 375 px wide frame (headless Chromium's
+    //    windows are at least 500 px wide) and the kiosk in a 1366×768 one, the frame's
+    //    document read through the same origin.
     browser.goto(&format!("{base}/api/health")).await.unwrap();
-    for (name, query) in [
-        ("phone-overview", String::new()),
+    let phone = (375, 812);
+    let laptop = (1366, 768);
+    for (name, (width, height), query) in [
+        ("phone-overview", phone, String::new()),
         (
             "phone-device",
+            phone,
             format!("?view=device&device={}&range=5m", sim[0]),
         ),
         (
             "phone-insight",
+            phone,
             format!("?view=insight&device={}&theme=dark", sim[0]),
         ),
-        ("phone-logs", "?view=logs".to_owned()),
-        ("phone-devices", "?view=devices".to_owned()),
+        ("phone-logs", phone, "?view=logs".to_owned()),
+        ("phone-devices", phone, "?view=devices".to_owned()),
+        ("laptop-kiosk-overview", laptop, "?kiosk".to_owned()),
+        (
+            "laptop-kiosk-device",
+            laptop,
+            format!("?kiosk&view=device&device={}&theme=dark", sim[0]),
+        ),
+        (
+            "laptop-kiosk-insight",
+            laptop,
+            format!("?kiosk&view=insight&device={}", sim[1]),
+        ),
     ] {
         browser
             .run(&format!(
-                "document.body.innerHTML = '<iframe id=\"phone\" src=\"/{query}\" style=\"width:375px;height:812px;border:1px solid #888\"></iframe>';"
+                "document.body.style.margin = '0'; document.body.innerHTML = '<iframe id=\"phone\" src=\"/{query}\" style=\"width:{width}px;height:{height}px;border:0\"></iframe>';"
             ))
             .await
             .unwrap();
@@ -370,16 +395,28 @@ async fn kiosk_recovers_by_itself_in_both_themes_on_every_screen() {
         // Nothing may be wider than the phone (wide tables scroll inside their own box).
         let v = browser
             .js(&in_phone(
-                "[document.documentElement.scrollWidth, window.innerWidth]",
+                "[document.documentElement.scrollWidth, window.innerWidth, document.documentElement.scrollHeight, window.innerHeight]",
             ))
             .await
             .unwrap();
-        let (scroll, inner) = (v[0].as_f64().unwrap(), v[1].as_f64().unwrap());
-        assert!(inner <= 376.0, "{name}: the frame is {inner} px wide");
+        let f = |i: usize| v[i].as_f64().unwrap();
+        let (scroll, inner, scroll_h, inner_h) = (f(0), f(1), f(2), f(3));
+        assert!(
+            inner <= f64::from(width) + 1.0,
+            "{name}: the frame is {inner} px wide"
+        );
         assert!(
             scroll <= inner,
             "{name}: the page is {scroll} px wide on a {inner} px screen"
         );
+        println!("{name}: {scroll}×{scroll_h} px on a {inner}×{inner_h} px screen");
+        // A kiosk is never scrolled: what it shows must fit the screen.
+        if query.starts_with("?kiosk") {
+            assert!(
+                scroll_h <= inner_h + 1.0,
+                "{name}: the kiosk is {scroll_h} px tall on a {inner_h} px screen"
+            );
+        }
     }
     browser.close().await.unwrap();
 }

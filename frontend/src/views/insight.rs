@@ -112,14 +112,16 @@ pub fn InsightView() -> impl IntoView {
                 </div>
             </div>
             <p class="load-state">{move || load_text(&ui.insight_state.get(), ui.now_ms.get())}</p>
-            <div class="chart-box">
+            <div class="chart-box live-deviation">
                 <h3>
                     "Deviation from nominal, mHz "
                     <small class="muted">
                         {move || format!("(live window · {} bands)", ui.area.get().label())}
                     </small>
                 </h3>
-                <canvas id="deviation-chart" node_ref=canvas></canvas>
+                <div class="canvas-wrap">
+                    <canvas id="deviation-chart" node_ref=canvas></canvas>
+                </div>
                 <ul id="bands">
                     {move || {
                         let b = bands();
@@ -147,7 +149,7 @@ pub fn InsightView() -> impl IntoView {
                     }}
                 </ul>
             </div>
-            <div class="chart-box">
+            <div class="chart-box range-chart">
                 <h3>
                     "Deviation over the range, mHz "
                     <small class="muted">
@@ -387,7 +389,7 @@ fn Events() -> impl IntoView {
     let ui = ui();
     let nominal = move || ui.nominal_hz.get().unwrap_or(50.0);
     view! {
-        <div class="chart-box">
+        <div class="chart-box events-box">
             <h3>
                 "Events "
                 <small class="muted">
@@ -400,7 +402,10 @@ fn Events() -> impl IntoView {
             <Show when=move || ui.events.with(|e| e.is_empty())>
                 <p class="empty">"No events."</p>
             </Show>
-            <div class="table-scroll">
+            <div
+                class="table-scroll"
+                style:display=move || if ui.events.with(|e| e.is_empty()) { "none" } else { "" }
+            >
                 <table id="events">
                     <thead>
                         <tr>
