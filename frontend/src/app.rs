@@ -139,6 +139,8 @@ pub struct Ui {
     pub figures: RwSignal<Figures>,
     pub logs: RwSignal<Vec<LogLine>>,
     pub logs_state: RwSignal<LoadState>,
+    /// Why "Load older" has nothing more to give, if it has not.
+    pub logs_end: RwSignal<Option<&'static str>>,
     /// Device page: per field.
     pub field_state: RwSignal<BTreeMap<Field, LoadState>>,
     pub field_facts: RwSignal<BTreeMap<Field, ChartFacts>>,
@@ -167,6 +169,8 @@ pub struct Runtime {
     chart_deferred: bool,
     link: Option<MqttWs>,
     link_up: bool,
+    /// When the link came up, µs (live log entries are complete from then on).
+    up_since_us: Option<i64>,
     /// When the link went down, µs (for the backfill once it is back).
     down_since_us: Option<i64>,
     fills: VecDeque<FillJob>,
@@ -183,6 +187,8 @@ pub struct Runtime {
     generation: u64,
     logs_view: Option<LogFilter>,
     logs_generation: u64,
+    /// When the logs view last asked for its newest page while the link was down, µs.
+    logs_page_at_us: Option<i64>,
     logs_shown: u64,
     events_shown: u64,
     rng: XorShift,
@@ -264,7 +270,8 @@ const ROW_INTERVAL_MS: f64 = 250.0;
 const ROW_FRAMES_PER_INTERVAL: usize = 12;
 /// Most log entries the page holds, and shows.
 const LOG_CAPACITY: usize = 2_000;
-const LOG_SHOWN: usize = 500;
+/// Log entries per page of `/api/logs`.
+const LOG_PAGE: usize = 200;
 /// A backfill reaches this far before the link went down, µs.
 const BACKFILL_MARGIN_US: i64 = 2_000_000;
 /// How long after a load (or a reconnection) the seam between history and live data is
@@ -330,6 +337,7 @@ pub fn App() -> impl IntoView {
         figures: RwSignal::new(Figures::default()),
         logs: RwSignal::new(Vec::new()),
         logs_state: RwSignal::new(LoadState::Loading),
+        logs_end: RwSignal::new(None),
         field_state: RwSignal::new(BTreeMap::new()),
         field_facts: RwSignal::new(BTreeMap::new()),
         insight_state: RwSignal::new(LoadState::Loading),
@@ -357,6 +365,7 @@ pub fn App() -> impl IntoView {
         chart_deferred: false,
         link: None,
         link_up: false,
+        up_since_us: None,
         down_since_us: None,
         fills: VecDeque::new(),
         fill_worker: false,
@@ -370,6 +379,7 @@ pub fn App() -> impl IntoView {
         generation: 0,
         logs_view: None,
         logs_generation: 0,
+        logs_page_at_us: None,
         logs_shown: 0,
         events_shown: u64::MAX,
         rng: XorShift::new(random_seed()),
@@ -557,6 +567,7 @@ fn on_link_event(event: LinkEvent) {
     match event {
         LinkEvent::State(state) => {
             let connected = state == LinkState::Connected;
+            let came_up = with_rt(|rt| connected && !rt.link_up).unwrap_or(false);
             let backfill = with_rt(|rt| {
                 rt.ui.conn.set(Conn::Link(state));
                 let was_up = rt.link_up;
@@ -564,6 +575,10 @@ fn on_link_event(event: LinkEvent) {
                 rt.chart_dirty = true;
                 if was_up && !connected {
                     rt.down_since_us = Some(now_us());
+                    rt.up_since_us = None;
+                }
+                if connected && !was_up {
+                    rt.up_since_us = Some(now_us());
                 }
                 if connected {
                     rt.down_since_us.take()
@@ -572,6 +587,23 @@ fn on_link_event(event: LinkEvent) {
                 }
             })
             .flatten();
+            if came_up {
+                // Log entries sent while the link was down (or since the logs view fetched its
+                // newest page without a link) come from history: the newest page again, a
+                // moment later, once the server has stored what arrived up to now.
+                let hole = with_rt(|rt| backfill.or(rt.logs_page_at_us.take())).flatten();
+                set_timeout(
+                    move || {
+                        let job =
+                            with_rt(|rt| rt.logs_view.clone().map(|f| (rt.logs_generation, f)))
+                                .flatten();
+                        if let Some((generation, filter)) = job {
+                            spawn_local(load_logs(generation, filter, None, hole));
+                        }
+                    },
+                    Duration::from_millis(JUNCTION_DELAY_MS),
+                );
+            }
             if let Some(since) = backfill {
                 // A moment later, so the server has stored what arrived up to the reconnection.
                 set_timeout(
@@ -819,7 +851,17 @@ impl Runtime {
             return;
         }
         self.logs_shown = self.logs.version;
-        self.ui.logs.set(self.logs.newest(filter, LOG_SHOWN));
+        self.ui.logs.set(self.logs.shown(filter, LOG_CAPACITY));
+        let end = if self.logs.exhausted() {
+            Some("nothing older in the last 30 days")
+        } else if self.logs.full() {
+            Some("the page holds 2 000 entries at most: narrow the filter to go further back")
+        } else {
+            None
+        };
+        if self.ui.logs_end.get_untracked() != end {
+            self.ui.logs_end.set(end);
+        }
     }
 
     fn sync_events(&mut self) {
@@ -1621,33 +1663,38 @@ pub fn set_logs_view(filter: Option<LogFilter>) {
         rt.logs_generation += 1;
         rt.logs_view = filter.clone();
         rt.logs_shown = u64::MAX;
+        rt.logs.reset_view(rt.up_since_us);
+        rt.logs_page_at_us = (!rt.link_up).then(now_us);
         rt.logs_generation
     });
     schedule_frame();
     if let (Some(generation), Some(filter)) = (fetch, filter) {
-        spawn_local(load_logs(generation, filter, None));
+        spawn_local(load_logs(generation, filter, None, None));
     }
 }
 
-/// Fetches entries older than the oldest held.
+/// Fetches the page before what is complete for the filter on screen.
 pub fn load_older_logs() {
     let job = with_rt(|rt| {
+        if rt.logs.exhausted() || rt.logs.full() {
+            return None;
+        }
         rt.logs_view
             .clone()
-            .map(|f| (rt.logs_generation, f, rt.logs.oldest()))
+            .map(|f| (rt.logs_generation, f, rt.logs.older_stop()))
     })
     .flatten();
     if let Some((generation, filter, oldest)) = job {
-        spawn_local(load_logs(generation, filter, oldest));
+        spawn_local(load_logs(generation, filter, oldest, None));
     }
 }
 
-async fn load_logs(generation: u64, filter: LogFilter, older_than: Option<i64>) {
+async fn load_logs(generation: u64, filter: LogFilter, stop: Option<i64>, hole_from: Option<i64>) {
     let Some((seed, ui)) = with_rt(|rt| (rt.rng.next_u64(), rt.ui)) else {
         return;
     };
     ui.logs_state.set(LoadState::Loading);
-    let url = wire::logs_url(filter.device.as_ref(), filter.level, older_than, 200);
+    let url = wire::logs_url(filter.device.as_ref(), filter.level, stop, LOG_PAGE as u32);
     let rows = api::get_retrying(
         &url,
         wire::logs_from_json,
@@ -1666,8 +1713,13 @@ async fn load_logs(generation: u64, filter: LogFilter, older_than: Option<i64>) 
     };
     let n = rows.len();
     with_rt(|rt| {
-        for r in rows {
-            rt.logs.insert(LogLine::history(r));
+        let lines = rows.into_iter().map(LogLine::history).collect();
+        if rt.logs_generation == generation {
+            rt.logs.history_page(lines, stop, LOG_PAGE, hole_from);
+        } else {
+            for l in lines {
+                rt.logs.insert(l);
+            }
         }
     });
     ui.logs_state.set(LoadState::Ready {

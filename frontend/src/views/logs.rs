@@ -82,7 +82,13 @@ pub fn LogsView() -> impl IntoView {
                         />
                     </select>
                 </label>
-                <button type="button" id="log-older" on:click=move |_| load_older_logs()>
+                <button
+                    type="button"
+                    id="log-older"
+                    disabled=move || ui.logs_end.get().is_some()
+                    title=move || ui.logs_end.get()
+                    on:click=move |_| load_older_logs()
+                >
                     "Load older"
                 </button>
                 <span class="load-state">{move || load_text(&ui.logs_state.get(), ui.now_ms.get())}</span>
