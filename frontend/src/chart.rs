@@ -111,7 +111,9 @@ pub struct Column {
 }
 
 /// Reduces samples to at most one [`Column`] per pixel column of `[t0, t1]`, split into
-/// segments where consecutive samples are more than `gap_us` apart.
+/// segments where the data stops for more than `gap_us`: from the last value of one sample to
+/// the first of the next, their real times (a slot's start is rounded, and would make a
+/// steady interval look uneven).
 pub fn reduce<'a>(
     samples: impl Iterator<Item = &'a Sample>,
     t0: i64,
@@ -124,11 +126,16 @@ pub fn reduce<'a>(
     let mut segments: Vec<Vec<Column>> = Vec::new();
     let mut current: Vec<Column> = Vec::new();
     let mut acc: Option<(usize, Acc)> = None;
-    let mut prev_t: Option<i64> = None;
+    let mut prev_end: Option<i64> = None;
     for s in samples.filter(|s| s.t >= t0 && s.t <= t1) {
         let col = (((s.t - t0) as f64 / span) * columns as f64) as usize;
-        let gap = prev_t.is_some_and(|p| s.t - p > gap_us);
-        prev_t = Some(s.t);
+        let (start, end) = if s.first == 0 && s.last == 0 {
+            (s.t, s.t)
+        } else {
+            (s.first, s.last.max(s.first))
+        };
+        let gap = prev_end.is_some_and(|p| start - p > gap_us);
+        prev_end = Some(prev_end.map_or(end, |p| p.max(end)));
         match &mut acc {
             Some((c, a)) if *c == col && !gap => a.add(s),
             _ => {
@@ -193,9 +200,29 @@ impl Acc {
     }
 }
 
-/// The gap limit for a series: [`GAP_US`], or three slots (or history buckets) if longer.
+/// The gap limit for a series: [`GAP_US`], or three slots, history buckets or of the data's
+/// own usual spacing (the median between successive samples, newest first), whichever is
+/// longest. So a device
+/// that reports every 10 s draws a line, and only a real outage breaks it.
 pub fn gap_for(series: &Series, history_interval_us: i64) -> i64 {
-    GAP_US.max(3 * series.slot_us().max(history_interval_us))
+    // The newest 64 steps are enough to know it, and cheap enough for every redraw.
+    let mut steps: Vec<i64> = series
+        .iter()
+        .rev()
+        .take(65)
+        .map(Sample::mid)
+        .collect::<Vec<_>>()
+        .windows(2)
+        .map(|w| w[0] - w[1])
+        .filter(|d| *d > 0)
+        .collect();
+    let usual = if steps.is_empty() {
+        0
+    } else {
+        let mid = steps.len() / 2;
+        *steps.select_nth_unstable(mid).1
+    };
+    GAP_US.max(3 * series.slot_us().max(history_interval_us).max(usual))
 }
 
 /// A polyline through each column's extremes: a live trace on which spikes stay visible.
@@ -700,6 +727,31 @@ mod tests {
             .map(|s| s.iter().map(|c| (c.t / S, c.mean)).collect())
             .collect();
         assert_eq!(flat, [vec![(0, 1.0), (1, 1.0)], vec![(30, 2.0), (31, 2.0)]]);
+    }
+
+    #[test]
+    fn a_steady_ten_second_interval_is_one_line_whatever_the_slots() {
+        // A device reporting every 10 s, on a page whose slots are 1.76 s wide (an hour over
+        // 2 048 slots): the slot starts of successive points are 8.2 to 10.6 s apart.
+        let mut series = Series::fixed(0, 3_600 * S, 2_048);
+        for i in 0..360 {
+            series.push(i * 10 * S + 3 * S / 10, 50.0, 3_600 * S);
+        }
+        let gap = gap_for(&series, 0);
+        assert!(gap >= 30 * S, "three of the data's own intervals: {gap}");
+        let segs = reduce(series.iter(), 0, 3_600 * S, 649, GAP_US);
+        assert_eq!(
+            segs.len(),
+            1,
+            "real times 10 s apart are not a gap at a 10 s limit"
+        );
+        // A real outage still breaks it.
+        let mut holed = Series::fixed(0, 3_600 * S, 2_048);
+        for i in (0..360).filter(|i| !(100..110).contains(i)) {
+            holed.push(i * 10 * S, 50.0, 3_600 * S);
+        }
+        let segs = reduce(holed.iter(), 0, 3_600 * S, 649, gap_for(&holed, 0));
+        assert_eq!(segs.len(), 2);
     }
 
     #[test]

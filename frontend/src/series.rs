@@ -214,8 +214,9 @@ impl Series {
             .filter(|b| b.is_finite() && b.count > 0 && !self.too_old(b.t, now_us))
             .map(|b| Sample {
                 first: if b.first == 0 { b.t } else { b.first },
+                // A bucket spans its interval, but not into the future (the newest one).
                 last: if b.last == 0 {
-                    b.t + (interval_us - 1).max(0)
+                    (b.t + (interval_us - 1).max(0)).min(now_us.max(b.t))
                 } else {
                     b.last
                 },
