@@ -145,11 +145,18 @@ impl Browser {
         Ok(path)
     }
 
-    /// Waits for the next chart frame to land (charts redraw at most every 200 ms), then saves
-    /// a screenshot like [`Self::screenshot`] and prints its path.
-    pub async fn settled_screenshot(&self, name: &str) -> anyhow::Result<PathBuf> {
+    /// Waits for the next chart frame to land (charts redraw at most every 200 ms): 300 ms, then
+    /// an animation frame.
+    pub async fn settle(&self) -> anyhow::Result<()> {
         self.run("return await new Promise(r => setTimeout(() => requestAnimationFrame(() => r(true)), 300));")
             .await?;
+        Ok(())
+    }
+
+    /// Waits for the next chart frame to land ([`Self::settle`]), then saves a screenshot like
+    /// [`Self::screenshot`] and prints its path.
+    pub async fn settled_screenshot(&self, name: &str) -> anyhow::Result<PathBuf> {
+        self.settle().await?;
         let path = self.screenshot(name).await?;
         println!("screenshot: {}", path.display());
         Ok(path)

@@ -1,15 +1,16 @@
 //! A real InfluxDB 1.x (`influxd` from Debian's `influxdb` package) on free ports with its data
 //! in a given directory: InfluxDB 2 cannot be installed here, and 1.x's `/write` takes the same
-//! line protocol. Used by the history benchmark for its side-by-side figures.
+//! line protocol. Used by the history benchmark for its side-by-side figures and by
+//! `ogm-store-influx`'s test of its line protocol against a real parser.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 
-use crate::process::{ChildProcess, free_port, wait_for_port};
+use crate::http::http_get;
+use crate::process::{ChildProcess, free_port};
 
 /// A running influxd; stopped when dropped.
 #[derive(Debug)]
@@ -19,8 +20,8 @@ pub struct Influxd {
 }
 
 impl Influxd {
-    /// Writes a config (no reporting, no monitor store, HTTP on a free loopback port), starts
-    /// influxd and waits until `/ping` answers.
+    /// Writes a config into `dir` (no reporting, no monitor store, no pprof, HTTP on a free
+    /// loopback port, data below `dir`), starts influxd and waits until `/ping` answers 204.
     pub fn start(dir: &Path) -> anyhow::Result<Self> {
         if Command::new("influxd").arg("version").output().is_err() {
             bail!("influxd is not installed: apt-get install -y influxdb");
@@ -34,21 +35,35 @@ impl Influxd {
              [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n\
              [monitor]\n  store-enabled = false\n[continuous_queries]\n  enabled = false\n\
              [subscriber]\n  enabled = false\n\
-             [http]\n  enabled = true\n  bind-address = \"127.0.0.1:{http_port}\"\n  auth-enabled = false\n  log-enabled = false\n"
+             [http]\n  enabled = true\n  bind-address = \"127.0.0.1:{http_port}\"\n  auth-enabled = false\n  log-enabled = false\n  pprof-enabled = false\n"
         );
         std::fs::write(dir.join("influxdb.conf"), conf)?;
         let mut cmd = Command::new("influxd");
         cmd.arg("-config").arg(dir.join("influxdb.conf"));
-        let process = ChildProcess::spawn("influxd", cmd, Some(&dir.join("influxd.log")))?;
-        wait_for_port(
-            SocketAddr::from(([127, 0, 0, 1], http_port)),
-            Duration::from_secs(60),
-        )
-        .with_context(|| format!("influxd did not come up:\n{}", process.log_text()))?;
-        Ok(Self {
-            http_port,
-            _process: process,
-        })
+        let mut process = ChildProcess::spawn("influxd", cmd, Some(&dir.join("influxd.log")))?;
+        let ping = format!("http://127.0.0.1:{http_port}/ping");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if http_get(&ping).is_ok_and(|r| r.status == 204) {
+                return Ok(Self {
+                    http_port,
+                    _process: process,
+                });
+            }
+            if !process.is_running() {
+                bail!(
+                    "influxd exited before answering /ping:\n{}",
+                    process.log_text()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "influxd did not answer /ping within 60 s:\n{}",
+                    process.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn url(&self) -> String {

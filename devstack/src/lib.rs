@@ -9,6 +9,8 @@
 //! - [`influxd`]: a real InfluxDB 1.x for side-by-side figures.
 //! - [`mosquitto`]: a real `mosquitto` process with the project's policy and ACL
 //!   (`mosquitto/conf.d`, `mosquitto/acl`) and a generated main config holding ports and paths.
+//! - [`page`]: helpers for browser tests: payloads, JavaScript expressions that read the
+//!   dashboard, in-page navigation, waits and screenshots.
 //! - [`process`]: free ports, waiting for a port, finding the workspace's built binaries, and
 //!   child processes that are stopped when dropped.
 //! - [`probe`]: MQTT clients for tests that wait for every acknowledgement.
@@ -22,6 +24,7 @@ pub mod deployment;
 pub mod http;
 pub mod influxd;
 pub mod mosquitto;
+pub mod page;
 pub mod probe;
 pub mod process;
 pub mod stack;

@@ -3,7 +3,7 @@
 //! user would publish).
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use rumqttc::{
@@ -45,6 +45,41 @@ impl MqttProbe {
     /// Connects to `127.0.0.1:port` and waits for the CONNACK; an error if it is refused.
     pub async fn connect(port: u16, user: &str, password: &str) -> anyhow::Result<Self> {
         Self::connect_with(port, user, password, None).await
+    }
+
+    /// Connects, retrying for up to `timeout` while the broker refuses: a user added at run
+    /// time is accepted once the broker has reloaded its password file.
+    pub async fn connect_eventually(
+        port: u16,
+        user: &str,
+        password: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match Self::connect(port, user, password).await {
+                Ok(p) => return Ok(p),
+                Err(e) if Instant::now() > deadline => {
+                    bail!("{user} never accepted within {timeout:?}: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// Connects as [`Self::connect`] and subscribes to `filter` at QoS 1; an error if the broker
+    /// refuses either (the server's view of the broker, for instance).
+    pub async fn subscribed(
+        port: u16,
+        user: &str,
+        password: &str,
+        filter: &str,
+    ) -> anyhow::Result<Self> {
+        let mut probe = Self::connect(port, user, password).await?;
+        if !probe.subscribe(filter, QoS::AtLeastOnce).await? {
+            bail!("{user}: the subscription to {filter} was refused");
+        }
+        Ok(probe)
     }
 
     /// As [`Self::connect`], with a last will (QoS 1, retained) that the broker publishes when
@@ -173,16 +208,34 @@ impl MqttProbe {
         }
     }
 
-    /// Messages up to and including the first on `topic`, waiting up to `timeout`.
+    /// Messages up to and including the first on `topic`, waiting up to `timeout` for each.
     pub async fn messages_until(
         &mut self,
         topic: &str,
         timeout: Duration,
     ) -> anyhow::Result<Vec<Received>> {
+        self.messages_until_one(|m| m.topic == topic, timeout).await
+    }
+
+    /// Messages up to and including the first with `payload`, waiting up to `timeout` for each.
+    pub async fn messages_until_payload(
+        &mut self,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<Received>> {
+        self.messages_until_one(|m| m.payload == payload, timeout)
+            .await
+    }
+
+    async fn messages_until_one(
+        &mut self,
+        last: impl Fn(&Received) -> bool,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<Received>> {
         let mut got = Vec::new();
         loop {
             let m = self.next_message(timeout).await?;
-            let done = m.topic == topic;
+            let done = last(&m);
             got.push(m);
             if done {
                 return Ok(got);

@@ -39,15 +39,14 @@ fn broker() -> Broker {
 
 impl Broker {
     async fn server(&self) -> MqttProbe {
-        let mut p = MqttProbe::connect(self.broker.ports.mqtt, SERVER_USER, &self.creds.server)
-            .await
-            .unwrap();
-        assert!(
-            p.subscribe("open_grid_monitor/#", QoS::AtLeastOnce)
-                .await
-                .unwrap()
-        );
-        p
+        MqttProbe::subscribed(
+            self.broker.ports.mqtt,
+            SERVER_USER,
+            &self.creds.server,
+            "open_grid_monitor/#",
+        )
+        .await
+        .unwrap()
     }
     async fn device(&self, id: &str) -> MqttProbe {
         MqttProbe::connect(self.broker.ports.mqtt, id, &self.creds.device)
@@ -99,13 +98,7 @@ async fn a_device_writes_its_own_topics_and_nothing_else() {
     dev.publish("open_grid_monitor/dev-a/logs", "marker", false)
         .await
         .unwrap();
-    let mut got = Vec::new();
-    while got
-        .last()
-        .is_none_or(|m: &ogm_devstack::Received| m.payload != b"marker")
-    {
-        got.push(server.next_message(T).await.unwrap());
-    }
+    let got = server.messages_until_payload(b"marker", T).await.unwrap();
     let topics: Vec<&str> = got.iter().map(|m| m.topic.as_str()).collect();
     assert_eq!(
         topics,
@@ -221,12 +214,7 @@ async fn users_added_at_run_time_can_connect() {
     );
     b.broker.add_user("dev-new", "pw-new").unwrap();
     // Mosquitto reloads its password file on SIGHUP asynchronously: retry until it has.
-    let deadline = std::time::Instant::now() + T;
-    loop {
-        match MqttProbe::connect(b.broker.ports.mqtt, "dev-new", "pw-new").await {
-            Ok(_) => break,
-            Err(e) if std::time::Instant::now() > deadline => panic!("never accepted: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
+    MqttProbe::connect_eventually(b.broker.ports.mqtt, "dev-new", "pw-new", T)
+        .await
+        .unwrap();
 }

@@ -10,11 +10,14 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use ogm_devstack::page::{
+    CONNECTED, attr, card, chart, click, count, log, measurement, now_us, select, shot, topic, wait,
+};
 use ogm_devstack::{Browser, Stack, StackOptions, http_get};
-use ogm_protocol::{DeviceId, Kind, LogEntry, LogLevel, Measurement, Payload, TOPIC_PREFIX, Topic};
+use ogm_protocol::{Kind, LogLevel};
 use rumqttc::{AsyncClient, ConnectReturnCode, Event, MqttOptions, Outgoing, Packet, QoS};
 use serde_json::Value;
 
@@ -30,28 +33,6 @@ const S: i64 = 1_000_000;
 const LOG_ENTRIES: i64 = 1_200;
 const DAY_MESSAGES: i64 = 8_640;
 
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
-fn topic(id: &str, kind: Kind) -> String {
-    Topic::new(DeviceId::new(id).unwrap(), kind).to_topic(TOPIC_PREFIX)
-}
-
-fn measurement(timestamp: i64, frequency: f64) -> Vec<u8> {
-    Payload::Measurement(Measurement {
-        timestamp,
-        frequency,
-        voltage: 230.0 + (timestamp / S % 600) as f64 * 0.005,
-        current: 2.0 + (timestamp / S % 900) as f64 * 0.001,
-        power: 460.0 + (timestamp / S % 1200) as f64 * 0.05,
-    })
-    .to_json()
-}
-
 /// Log entry `i` (0 newest): every third of device [`RANGE`], the rest of [`OTHER`]; each
 /// device gets every level in turn, so WARN and above are half of each device's entries.
 fn log_entry(i: i64, newest_t: i64) -> (String, Vec<u8>) {
@@ -62,13 +43,7 @@ fn log_entry(i: i64, newest_t: i64) -> (String, Vec<u8>) {
         LogLevel::Debug,
         LogLevel::Error,
     ][((i / 3) % 4) as usize];
-    let payload = Payload::Logs(LogEntry {
-        timestamp: newest_t - i * 10 * S,
-        level,
-        message: format!("entry {i}"),
-        module: "controls".into(),
-    })
-    .to_json();
+    let payload = log(newest_t - i * 10 * S, level, &format!("entry {i}"));
     (topic(device, Kind::Logs), payload)
 }
 
@@ -198,10 +173,14 @@ async fn wait_for_logs(browser: &Browser, what: &str, want: &[(String, i64)]) {
         "(() => {{ const have = new Set({SHOWN_LOGS}.map(e => e[0] + '@' + e[1])); return {}.every(k => have.has(k)); }})()",
         serde_json::to_string(&keys).unwrap()
     );
-    browser
-        .wait_for(what, &expr, Duration::from_secs(20))
-        .await
-        .unwrap();
+    wait(browser, what, &expr, Duration::from_secs(20)).await;
+}
+
+/// Waits until the list shows the server's 190 newest entries for `query` (of the outside
+/// devices; the page fetches 200 at a time).
+async fn wait_for_newest(browser: &Browser, base: &str, query: &str, what: &str) {
+    let want: Vec<_> = server_logs(base, query).into_iter().take(190).collect();
+    wait_for_logs(browser, what, &want).await;
 }
 
 /// What the logs view shows (of the outside devices) against what the server holds for the
@@ -227,37 +206,15 @@ async fn logs_against_server(
 /// Clicks "Load older" and waits until more of the outside devices' entries are shown;
 /// returns how many are shown now.
 async fn load_older(browser: &Browser, before: usize) -> usize {
-    browser
-        .run("document.querySelector('#log-older').click()")
-        .await
-        .unwrap();
-    let n = browser
-        .wait_for(
-            "older entries",
-            &format!("{SHOWN_LOGS}.length > {before} && {SHOWN_LOGS}.length"),
-            Duration::from_secs(20),
-        )
-        .await
-        .unwrap();
+    click(browser, "#log-older").await;
+    let n = wait(
+        browser,
+        "older entries",
+        &format!("{SHOWN_LOGS}.length > {before} && {SHOWN_LOGS}.length"),
+        Duration::from_secs(20),
+    )
+    .await;
     n.as_u64().unwrap() as usize
-}
-
-/// Sets a `<select>` as a user would, firing the `change` event the view listens to.
-async fn select(browser: &Browser, id: &str, value: &str) {
-    browser
-        .wait_for(
-            &format!("the option {value:?} of #{id}"),
-            &format!("!!document.querySelector('#{id} option[value=\"{value}\"]')"),
-            Duration::from_secs(20),
-        )
-        .await
-        .unwrap();
-    browser
-        .run(&format!(
-            "const s = document.querySelector('#{id}'); s.value = '{value}'; s.dispatchEvent(new Event('change', {{ bubbles: true }}));"
-        ))
-        .await
-        .unwrap();
 }
 
 /// Like [`Browser::wait_for`], for a page that reloads meanwhile: a script that fails because
@@ -278,10 +235,6 @@ async fn wait_across_reload(browser: &Browser, what: &str, expr: &str, timeout: 
     }
 }
 
-fn chart(field: &str) -> String {
-    format!("document.querySelector('.field-chart[data-field=\"{field}\"]')")
-}
-
 /// A query parameter of the page's URL.
 async fn query_param(browser: &Browser, key: &str) -> Option<String> {
     browser
@@ -294,7 +247,20 @@ async fn query_param(browser: &Browser, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-const CONNECTED: &str = r#"document.querySelector('#conn-state')?.dataset.state === 'connected'"#;
+/// `[data-theme of <html>, the theme button's theme, the URL's theme, the body's background]`.
+const THEME_STATE: &str = "[document.documentElement.getAttribute('data-theme'), document.querySelector('#theme-toggle').dataset.theme, new URLSearchParams(location.search).get('theme'), getComputedStyle(document.body).backgroundColor]";
+
+/// Clicks the theme button and waits until `<html>` has `theme`; returns [`THEME_STATE`].
+async fn next_theme(browser: &Browser, theme: &str) -> Value {
+    click(browser, "#theme-toggle").await;
+    wait(
+        browser,
+        &format!("the {theme} theme"),
+        &format!("document.documentElement.dataset.theme === '{theme}' && {THEME_STATE}"),
+        Duration::from_secs(5),
+    )
+    .await
+}
 
 /// Stack with one simulated device (live cards) and the outside devices' history stored.
 struct Fixture {
@@ -406,14 +372,13 @@ async fn custom_range_load_older_theme_watchdog_and_a_day_of_history() {
         .goto(&format!("{base}/?view=device&device={RANGE}&range=1h"))
         .await
         .unwrap();
-    browser
-        .wait_for(
-            "the 1 h charts",
-            &format!("{}?.dataset.state === 'ready'", chart("frequency")),
-            long,
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "the 1 h charts",
+        &format!("{}?.dataset.state === 'ready'", chart("frequency")),
+        long,
+    )
+    .await;
     assert_eq!(
         browser
             .js("!!document.querySelector('#custom-range')")
@@ -422,19 +387,15 @@ async fn custom_range_load_older_theme_watchdog_and_a_day_of_history() {
         false,
         "the custom inputs are closed until asked for"
     );
-    browser
-        .run("document.querySelector('#range-picker button[data-range=\"custom\"]').click()")
-        .await
-        .unwrap();
+    click(&browser, "#range-picker button[data-range=\"custom\"]").await;
     // The inputs open on the range on screen (the last hour), in local time.
-    let prefilled = browser
-        .wait_for(
-            "the custom inputs",
-            "(() => { const a = document.querySelector('#range-start'), b = document.querySelector('#range-stop'); return a && b && a.value && b.value && [a.value, b.value, (new Date(b.value) - new Date(a.value)) / 60000]; })()",
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+    let prefilled = wait(
+        &browser,
+        "the custom inputs",
+        "(() => { const a = document.querySelector('#range-start'), b = document.querySelector('#range-stop'); return a && b && a.value && b.value && [a.value, b.value, (new Date(b.value) - new Date(a.value)) / 60000]; })()",
+        Duration::from_secs(5),
+    )
+    .await;
     assert_eq!(
         prefilled[2], 60.0,
         "prefilled with the last hour: {prefilled}"
@@ -466,29 +427,27 @@ async fn custom_range_load_older_theme_watchdog_and_a_day_of_history() {
     );
     let (start_us, stop_us): (i64, i64) = (start.parse().unwrap(), stop.parse().unwrap());
     assert_eq!(stop_us - start_us, 3_600 * S);
-    browser
-        .wait_for(
-            "the custom range in the URL",
-            &format!(
-                "location.search === '?view=device&device={RANGE}&range=custom&start={start}&stop={stop}'"
-            ),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "the custom range in the URL",
+        &format!(
+            "location.search === '?view=device&device={RANGE}&range=custom&start={start}&stop={stop}'"
+        ),
+        Duration::from_secs(5),
+    )
+    .await;
     // Every chart loads exactly that range: one raw point every 10 s.
     for field in ["frequency", "voltage", "current", "power"] {
-        browser
-            .wait_for(
-                &format!("the {field} chart over the custom range"),
-                &format!(
-                    "(() => {{ const e = {}; return e && e.dataset.state === 'ready' && e.dataset.start === '{start}' && e.dataset.stop === '{stop}' && Number(e.dataset.samples) > 0; }})()",
-                    chart(field)
-                ),
-                long,
-            )
-            .await
-            .unwrap();
+        wait(
+            &browser,
+            &format!("the {field} chart over the custom range"),
+            &format!(
+                "(() => {{ const e = {}; return e && e.dataset.state === 'ready' && e.dataset.start === '{start}' && e.dataset.stop === '{stop}' && Number(e.dataset.samples) > 0; }})()",
+                chart(field)
+            ),
+            long,
+        )
+        .await;
         let facts = browser
             .js(&format!(
                 "(e => [e.dataset.points, e.dataset.intervalUs, e.dataset.samples, e.dataset.newest, e.dataset.maxGapMs])({})",
@@ -521,10 +480,7 @@ async fn custom_range_load_older_theme_watchdog_and_a_day_of_history() {
         "the inputs close; the picker says custom and shows the range"
     );
     // The export follows the range: exactly the measurements in it.
-    let href = browser
-        .js("document.querySelector('#export-csv').getAttribute('href')")
-        .await
-        .unwrap();
+    let href = browser.js(&attr("#export-csv", "href")).await.unwrap();
     assert_eq!(
         href,
         format!("/api/export.csv?device_id={RANGE}&start={start}&stop={stop}")
@@ -543,23 +499,19 @@ async fn custom_range_load_older_theme_watchdog_and_a_day_of_history() {
         "every exported row in the range"
     );
     println!("custom range checked after {:?}", t0.elapsed());
-    browser
-        .settled_screenshot("controls-custom-range")
-        .await
-        .unwrap();
+    shot(&browser, "controls-custom-range").await;
     // Back leaves the custom range for the hour before it.
     browser.run("history.back()").await.unwrap();
-    browser
-        .wait_for(
-            "back to the last hour",
-            &format!(
-                "location.search === '?view=device&device={RANGE}&range=1h' && {}.dataset.stop !== '{stop}'",
-                chart("frequency")
-            ),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "back to the last hour",
+        &format!(
+            "location.search === '?view=device&device={RANGE}&range=1h' && {}.dataset.stop !== '{stop}'",
+            chart("frequency")
+        ),
+        Duration::from_secs(5),
+    )
+    .await;
 
     // 2. Logs: 1 200 older entries stored, 200 shown at first; "Load older" under filters.
     let t0 = Instant::now();
@@ -595,19 +547,12 @@ async fn custom_range_load_older_theme_watchdog_and_a_day_of_history() {
         .run("document.querySelector('#log-list li:last-child').scrollIntoView({ block: 'end' })")
         .await
         .unwrap();
-    browser
-        .settled_screenshot("controls-logs-older")
-        .await
-        .unwrap();
+    shot(&browser, "controls-logs-older").await;
     browser.run("window.scrollTo(0, 0)").await.unwrap();
 
     // The level filter: only WARN and above, and "Load older" keeps to it.
     select(&browser, "log-level", "WARN").await;
-    let want: Vec<_> = server_logs(&base, "&level=WARN")
-        .into_iter()
-        .take(190)
-        .collect();
-    wait_for_logs(&browser, "the newest warnings", &want).await;
+    wait_for_newest(&browser, &base, "&level=WARN", "the newest warnings").await;
     assert_eq!(
         query_param(&browser, "level").await.as_deref(),
         Some("WARN")
@@ -631,11 +576,14 @@ async fn custom_range_load_older_theme_watchdog_and_a_day_of_history() {
 
     // The device filter on top: only that device's warnings, and older ones of it.
     select(&browser, "log-device", OTHER).await;
-    let want: Vec<_> = server_logs(&base, &format!("&level=WARN&device_id={OTHER}"))
-        .into_iter()
-        .take(190)
-        .collect();
-    wait_for_logs(&browser, "the device's newest warnings", &want).await;
+    let device_warnings = format!("&level=WARN&device_id={OTHER}");
+    wait_for_newest(
+        &browser,
+        &base,
+        &device_warnings,
+        "the device's newest warnings",
+    )
+    .await;
     assert_eq!(
         query_param(&browser, "device").await.as_deref(),
         Some(OTHER)
@@ -653,9 +601,7 @@ async fn custom_range_load_older_theme_watchdog_and_a_day_of_history() {
         "only {OTHER}'s warnings"
     );
     let sim_rows = browser
-        .js(&format!(
-            "document.querySelectorAll('#log-list li[data-device-id=\"{sim}\"]').length"
-        ))
+        .js(&count(&format!("#log-list li[data-device-id=\"{sim}\"]")))
         .await
         .unwrap();
     assert_eq!(sim_rows, 0, "no other device's entries");
@@ -669,45 +615,26 @@ async fn custom_range_load_older_theme_watchdog_and_a_day_of_history() {
         "older entries of that device only"
     );
     assert!(dev_older.iter().map(|e| e.1).min().unwrap() < oldest_dev);
-    let (shown, server) =
-        logs_against_server(&browser, &base, &format!("&level=WARN&device_id={OTHER}")).await;
+    let (shown, server) = logs_against_server(&browser, &base, &device_warnings).await;
     assert_eq!(shown, server, "no hole in the device's warnings");
     println!("logs checked after {:?}", t0.elapsed());
 
     // 3. The theme button: system → dark → light, in the URL and on <html>; a reload keeps it.
-    let theme_state = "[document.documentElement.getAttribute('data-theme'), document.querySelector('#theme-toggle').dataset.theme, new URLSearchParams(location.search).get('theme'), getComputedStyle(document.body).backgroundColor]";
     browser
         .goto(&format!("{base}/?view=overview"))
         .await
         .unwrap();
-    browser.wait_for("the link", CONNECTED, long).await.unwrap();
-    let system = browser.js(theme_state).await.unwrap();
+    wait(&browser, "the link", CONNECTED, long).await;
+    let system = browser.js(THEME_STATE).await.unwrap();
     assert_eq!(system[0], Value::Null, "no theme chosen: {system}");
     assert_eq!(system[1], "system");
     assert_eq!(system[2], Value::Null);
-    let click_theme = "document.querySelector('#theme-toggle').click()";
-    browser.run(click_theme).await.unwrap();
-    let dark = browser
-        .wait_for(
-            "the dark theme",
-            &format!("document.documentElement.dataset.theme === 'dark' && {theme_state}"),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+    let dark = next_theme(&browser, "dark").await;
     assert_eq!(
         dark,
         serde_json::json!(["dark", "dark", "dark", "rgb(15, 20, 25)"])
     );
-    browser.run(click_theme).await.unwrap();
-    let light = browser
-        .wait_for(
-            "the light theme",
-            &format!("document.documentElement.dataset.theme === 'light' && {theme_state}"),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+    let light = next_theme(&browser, "light").await;
     assert_eq!(
         light.as_array().unwrap()[..3],
         ["light", "light", "light"],
@@ -733,20 +660,20 @@ async fn custom_range_load_older_theme_watchdog_and_a_day_of_history() {
         long,
     )
     .await;
-    browser.run(click_theme).await.unwrap();
-    browser
-        .wait_for(
-            "back to the system theme",
-            "!document.documentElement.hasAttribute('data-theme') && document.querySelector('#theme-toggle').dataset.theme === 'system' && location.search === ''",
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+    click(&browser, "#theme-toggle").await;
+    wait(
+        &browser,
+        "back to the system theme",
+        "!document.documentElement.hasAttribute('data-theme') && document.querySelector('#theme-toggle').dataset.theme === 'system' && location.search === ''",
+        Duration::from_secs(5),
+    )
+    .await;
 
     // 4. The kiosk watchdog: with the heartbeat frozen and the clock a minute ahead, a page
     //    without `kiosk` stays for more than one watchdog period (10 s)…
     let live_card = format!(
-        "document.querySelector('.device-card[data-device-id=\"{sim}\"]')?.dataset.stale === 'false' && !!document.querySelector('.device-card[data-device-id=\"{sim}\"] .freq')?.dataset.frequency"
+        "document.querySelector('{0}')?.dataset.stale === 'false' && !!document.querySelector('{0} .freq')?.dataset.frequency",
+        card(&sim)
     );
     // The heartbeat reads as the value it had; the app's writes only count.
     let freeze = r#"window.__marker = 1;
@@ -756,24 +683,17 @@ async fn custom_range_load_older_theme_watchdog_and_a_day_of_history() {
             get: () => frozen, set: () => { window.__beats += 1; }, configurable: true });
         const realNow = Date.now.bind(Date);
         Date.now = () => realNow() + 61000;"#;
-    browser
-        .wait_for("a live card", &live_card, long)
-        .await
-        .unwrap();
-    browser
-        .wait_for("a heartbeat", "window.__ogm_alive > 0", long)
-        .await
-        .unwrap();
+    wait(&browser, "a live card", &live_card, long).await;
+    wait(&browser, "a heartbeat", "window.__ogm_alive > 0", long).await;
     let t0 = Instant::now();
     browser.run(freeze).await.unwrap();
-    browser
-        .wait_for(
-            "11 heartbeats of the page",
-            "window.__marker === 1 && window.__beats >= 11",
-            long,
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "11 heartbeats of the page",
+        "window.__marker === 1 && window.__beats >= 11",
+        long,
+    )
+    .await;
     assert_eq!(
         browser
             .js("[window.__marker, performance.getEntriesByType('navigation')[0].type]")
@@ -785,14 +705,8 @@ async fn custom_range_load_older_theme_watchdog_and_a_day_of_history() {
     println!("no reload without kiosk over {:?}", t0.elapsed());
     //    … and a kiosk reloads itself within one period and is live again.
     browser.goto(&format!("{base}/?kiosk")).await.unwrap();
-    browser
-        .wait_for("a live kiosk card", &live_card, long)
-        .await
-        .unwrap();
-    browser
-        .wait_for("a heartbeat", "window.__ogm_alive > 0", long)
-        .await
-        .unwrap();
+    wait(&browser, "a live kiosk card", &live_card, long).await;
+    wait(&browser, "a heartbeat", "window.__ogm_alive > 0", long).await;
     assert_eq!(
         browser
             .js("performance.getEntriesByType('navigation')[0].type")
@@ -810,16 +724,15 @@ async fn custom_range_load_older_theme_watchdog_and_a_day_of_history() {
     )
     .await;
     println!("kiosk reloaded by its watchdog after {:?}", t0.elapsed());
-    browser
-        .wait_for(
-            "the reloaded kiosk live",
-            &format!(
-                "{live_card} && {CONNECTED} && document.documentElement.hasAttribute('data-kiosk') && window.__ogm_alive > Date.now() - 3000"
-            ),
-            long,
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "the reloaded kiosk live",
+        &format!(
+            "{live_card} && {CONNECTED} && document.documentElement.hasAttribute('data-kiosk') && window.__ogm_alive > Date.now() - 3000"
+        ),
+        long,
+    )
+    .await;
 
     // 5. The figure: page load to a filled 24 h chart, once the server holds the whole day.
     let publish_time = day_publisher.await.unwrap().unwrap();
@@ -842,10 +755,7 @@ async fn custom_range_load_older_theme_watchdog_and_a_day_of_history() {
         .goto(&format!("{base}/?view=device&device={DAY}&range=24h"))
         .await
         .unwrap();
-    let in_page_ms = browser
-        .wait_for("the filled 24 h chart", &filled, long)
-        .await
-        .unwrap();
+    let in_page_ms = wait(&browser, "the filled 24 h chart", &filled, long).await;
     let wall = t0.elapsed();
     println!(
         "FIGURE page load → filled 24 h chart: {:.0} ms from navigation start (performance.now), {wall:?} from the WebDriver navigation",
@@ -875,7 +785,7 @@ async fn custom_range_load_older_theme_watchdog_and_a_day_of_history() {
         "no hole in the day: {facts}"
     );
     assert!(f("newest") >= (day_last - 600 * S) as f64, "{facts}");
-    browser.settled_screenshot("controls-24h").await.unwrap();
+    shot(&browser, "controls-24h").await;
 
     browser.close().await.unwrap();
     println!("browser_controls took {:?}", t_test.elapsed());
@@ -888,22 +798,15 @@ const LOGS_FETCHES: &str = "performance.getEntriesByType('resource').filter(e =>
 /// to show the answer (it may show nothing new).
 async fn load_older_answered(browser: &Browser) {
     let before = browser.js(LOGS_FETCHES).await.unwrap();
-    browser
-        .run("document.querySelector('#log-older').click()")
-        .await
-        .unwrap();
-    browser
-        .wait_for(
-            "the Load older answer",
-            &format!("{LOGS_FETCHES} > {before}"),
-            Duration::from_secs(20),
-        )
-        .await
-        .unwrap();
-    browser
-        .run("return await new Promise(r => setTimeout(() => requestAnimationFrame(() => r(true)), 300));")
-        .await
-        .unwrap();
+    click(browser, "#log-older").await;
+    wait(
+        browser,
+        "the Load older answer",
+        &format!("{LOGS_FETCHES} > {before}"),
+        Duration::from_secs(20),
+    )
+    .await;
+    browser.settle().await.unwrap();
 }
 
 /// The logs view stays a complete, newest-first slice of the server's logs: every click of
@@ -921,8 +824,7 @@ async fn load_older_keeps_the_logs_complete() {
     //    oldest time is asked again with the next page, in case the page's limit fell between
     //    entries of the same microsecond: so a click moves back 199 entries of 10 s.)
     browser.goto(&format!("{base}/?view=logs")).await.unwrap();
-    let newest: Vec<_> = server_logs(&base, "").into_iter().take(190).collect();
-    wait_for_logs(&browser, "the newest entries", &newest).await;
+    wait_for_newest(&browser, &base, "", "the newest entries").await;
     let mut oldest = shown_logs(&browser)
         .await
         .iter()
@@ -962,14 +864,9 @@ async fn load_older_keeps_the_logs_complete() {
         .goto(&format!("{base}/?view=logs&level=ERROR"))
         .await
         .unwrap();
-    let errors: Vec<_> = server_logs(&base, "&level=ERROR")
-        .into_iter()
-        .take(190)
-        .collect();
-    wait_for_logs(&browser, "the newest errors", &errors).await;
+    wait_for_newest(&browser, &base, "&level=ERROR", "the newest errors").await;
     select(&browser, "log-level", "").await;
-    let newest: Vec<_> = server_logs(&base, "").into_iter().take(190).collect();
-    wait_for_logs(&browser, "the newest entries of every level", &newest).await;
+    wait_for_newest(&browser, &base, "", "the newest entries of every level").await;
     let (shown, server) = logs_against_server(&browser, &base, "").await;
     println!(
         "all levels after ERROR: {} shown, the server has {} in the same span",

@@ -9,11 +9,10 @@
 
 use std::time::{Duration, Instant};
 
+use ogm_devstack::page::{
+    CONNECTED, NOT_CONNECTED, chart, count, go, shot, wait, wait_reconnected,
+};
 use ogm_devstack::{Browser, Stack, StackOptions};
-
-const CONNECTED: &str = r#"document.querySelector('#conn-state')?.dataset.state === 'connected'"#;
-const NOT_CONNECTED: &str =
-    r#"document.querySelector('#conn-state')?.dataset.state !== 'connected'"#;
 
 /// Every WebSocket the page opens goes through this wrapper, so the test can cut the page's
 /// network link (and keep it cut) while the broker and the devices carry on.
@@ -33,6 +32,7 @@ if (!window.__cut) {
 }
 "#;
 
+/// Cuts the page's network link (through [`CUTTABLE_WEBSOCKET`]) or restores it.
 async fn cut_network(browser: &Browser, cut: bool) {
     browser
         .run(&format!(
@@ -42,14 +42,35 @@ async fn cut_network(browser: &Browser, cut: bool) {
         .unwrap();
 }
 
-async fn shot(browser: &Browser, name: &str) {
-    browser.settled_screenshot(name).await.unwrap();
+/// Cuts the page's network link and waits until the page says so.
+async fn cut_link(browser: &Browser) {
+    cut_network(browser, true).await;
+    wait(browser, "the cut", NOT_CONNECTED, Duration::from_secs(30)).await;
+}
+
+/// Restores the page's network link and waits for the reconnection.
+async fn restore_link(browser: &Browser) {
+    cut_network(browser, false).await;
+    wait_reconnected(browser).await;
+}
+
+/// JavaScript: once `chart` (an expression for a chart element) shows live data again after a
+/// hole, its longest gap in ms.
+fn live_after_hole(chart: &str) -> String {
+    format!(
+        "(() => {{ const c = {chart}; return Number(c.dataset.newest) > (Date.now() - 500) * 1000 && Number(c.dataset.maxGapMs); }})()"
+    )
 }
 
 fn all_cards(stale: bool) -> String {
     format!(
         "(() => {{ const c = [...document.querySelectorAll('.device-card')]; return c.length >= 2 && c.every(e => e.dataset.stale === '{stale}'); }})()"
     )
+}
+
+/// Waits up to 2 s (at once, to a person) until every card says stale.
+async fn all_stale_at_once(browser: &Browser, what: &str) {
+    wait(browser, what, &all_cards(true), Duration::from_secs(2)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,11 +93,8 @@ async fn kiosk_recovers_by_itself_in_both_themes_on_every_screen() {
         .goto(&format!("{base}/?kiosk&theme=dark&window=10m"))
         .await
         .unwrap();
-    browser.wait_for("the link", CONNECTED, long).await.unwrap();
-    browser
-        .wait_for("live cards", &all_cards(false), long)
-        .await
-        .unwrap();
+    wait(&browser, "the link", CONNECTED, long).await;
+    wait(&browser, "live cards", &all_cards(false), long).await;
     let shell = browser
         .js("[document.documentElement.dataset.theme, document.documentElement.hasAttribute('data-kiosk'), !!document.querySelector('#nav'), !!document.querySelector('#theme-toggle'), !!document.querySelector('#diagnostics'), document.querySelector('#live-chart').dataset.windowS]")
         .await
@@ -90,14 +108,13 @@ async fn kiosk_recovers_by_itself_in_both_themes_on_every_screen() {
         .await
         .unwrap();
     assert_eq!(bg, "rgb(15, 20, 25)", "the dark theme");
-    browser
-        .wait_for(
-            "the chart",
-            "Number(document.querySelector('#live-chart').dataset.samples) > 10",
-            long,
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "the chart",
+        "Number(document.querySelector('#live-chart').dataset.samples) > 10",
+        long,
+    )
+    .await;
     shot(&browser, "kiosk-dark").await;
 
     // 2. The page's own network link drops for a while; the devices keep publishing to the
@@ -105,69 +122,40 @@ async fn kiosk_recovers_by_itself_in_both_themes_on_every_screen() {
     //    (From here on the page's sockets go through a wrapper the test can cut.)
     browser.run(CUTTABLE_WEBSOCKET).await.unwrap();
     stack.broker.kill();
-    browser
-        .wait_for("the outage", NOT_CONNECTED, long)
-        .await
-        .unwrap();
+    wait(&browser, "the outage", NOT_CONNECTED, long).await;
     stack.broker.restart().unwrap();
-    browser
-        .wait_for("the reconnection", CONNECTED, Duration::from_secs(60))
-        .await
-        .unwrap();
+    wait_reconnected(&browser).await;
     // The broker outage itself may leave a real hole (nothing was stored either); the window is
     // ten minutes, so look at the overview's hole only from here on, on a fresh window (long
     // enough to still hold the cut below when the reconnection's backoff has grown).
-    browser
-        .run("history.pushState(null, '', '?kiosk&theme=dark&window=40s'); dispatchEvent(new PopStateEvent('popstate'));")
-        .await
-        .unwrap();
+    go(&browser, "?kiosk&theme=dark&window=40s").await;
     let gap_ok = "document.querySelector('#live-chart')?.dataset.windowS === '40' && Number(document.querySelector('#live-chart').dataset.samples) > 20 && Number(document.querySelector('#live-chart').dataset.maxGapMs) < 800";
-    browser
-        .wait_for(
-            "a gap-free chart before the cut",
-            gap_ok,
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "a gap-free chart before the cut",
+        gap_ok,
+        Duration::from_secs(60),
+    )
+    .await;
     let t_cut = Instant::now();
-    cut_network(&browser, true).await;
-    browser
-        .wait_for("the cut", NOT_CONNECTED, long)
-        .await
-        .unwrap();
-    browser
-        .wait_for(
-            "stale cards while the link is cut",
-            &all_cards(true),
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap();
+    cut_link(&browser).await;
+    all_stale_at_once(&browser, "stale cards while the link is cut").await;
     tokio::time::sleep(Duration::from_secs(6)).await; // the length of the outage
-    cut_network(&browser, false).await;
-    browser
-        .wait_for("the reconnection", CONNECTED, Duration::from_secs(60))
-        .await
-        .unwrap();
+    restore_link(&browser).await;
     let t0 = Instant::now();
     // Live data after the hole: the hole shows until the backfill closes it.
-    let hole = browser
-        .wait_for(
-            "live data after the hole",
-            "(() => { const c = document.querySelector('#live-chart'); return Number(c.dataset.newest) > (Date.now() - 500) * 1000 && Number(c.dataset.maxGapMs); })()",
-            long,
-        )
-        .await
-        .unwrap();
+    let hole = wait(
+        &browser,
+        "live data after the hole",
+        &live_after_hole("document.querySelector('#live-chart')"),
+        long,
+    )
+    .await;
     // Usually the hole shows until the backfill closes it; on a busy machine the backfill can
     // land before the first live value, and then no hole ever shows. Either way the proof is
     // below: the cut's six seconds filled in (live data cannot: the page's session is clean).
     println!("the hole before the backfill: {hole} ms");
-    browser
-        .wait_for("the hole backfilled", gap_ok, long)
-        .await
-        .unwrap();
+    wait(&browser, "the hole backfilled", gap_ok, long).await;
     assert!(
         t_cut.elapsed() < Duration::from_secs(38),
         "the cut slid out of the 40 s window before it was checked"
@@ -176,129 +164,87 @@ async fn kiosk_recovers_by_itself_in_both_themes_on_every_screen() {
         "FIGURE overview hole of 6 s backfilled {:?} after the reconnection",
         t0.elapsed()
     );
-    browser
-        .wait_for("live cards again", &all_cards(false), long)
-        .await
-        .unwrap();
+    wait(&browser, "live cards again", &all_cards(false), long).await;
 
     // 3. A kiosk on one device's page (reached in the page, so the socket stays cuttable): the
     //    same on the device page's charts.
-    browser
-        .run(&format!(
-            "history.pushState(null, '', '?kiosk&theme=dark&view=device&device={}&range=5m'); dispatchEvent(new PopStateEvent('popstate'));",
-            sim[0]
-        ))
-        .await
-        .unwrap();
-    let chart_ready = "(() => { const e = document.querySelector('.field-chart[data-field=\"frequency\"]'); return e && e.dataset.state === 'ready' && Number(e.dataset.samples) > 5; })()";
-    browser
-        .wait_for("the device charts", chart_ready, long)
-        .await
-        .unwrap();
+    go(
+        &browser,
+        &format!("?kiosk&theme=dark&view=device&device={}&range=5m", sim[0]),
+    )
+    .await;
+    let freq_chart = chart("frequency");
+    let chart_ready = format!(
+        "(() => {{ const e = {freq_chart}; return e && e.dataset.state === 'ready' && Number(e.dataset.samples) > 5; }})()"
+    );
+    wait(&browser, "the device charts", &chart_ready, long).await;
     let gap_before: f64 = browser
-        .js("Number(document.querySelector('.field-chart[data-field=\"frequency\"]').dataset.maxGapMs)")
+        .js(&format!("Number({freq_chart}.dataset.maxGapMs)"))
         .await
         .unwrap()
         .as_f64()
         .unwrap();
-    cut_network(&browser, true).await;
-    browser
-        .wait_for("the cut", NOT_CONNECTED, long)
-        .await
-        .unwrap();
+    cut_link(&browser).await;
     tokio::time::sleep(Duration::from_secs(6)).await; // the length of the outage
-    cut_network(&browser, false).await;
-    browser
-        .wait_for("the reconnection", CONNECTED, Duration::from_secs(60))
-        .await
-        .unwrap();
-    let freq_chart = "document.querySelector('.field-chart[data-field=\"frequency\"]')";
-    let hole = browser
-        .wait_for(
-            "live data after the hole",
-            &format!("(() => {{ const c = {freq_chart}; return Number(c.dataset.newest) > (Date.now() - 500) * 1000 && Number(c.dataset.maxGapMs); }})()"),
-            long,
-        )
-        .await
-        .unwrap();
+    restore_link(&browser).await;
+    let hole = wait(
+        &browser,
+        "live data after the hole",
+        &live_after_hole(&freq_chart),
+        long,
+    )
+    .await;
     println!("the device page's hole before the backfill: {hole} ms");
     assert!(
         hole.as_f64().unwrap() > 3_000.0,
         "the cut left a hole: {hole} ms"
     );
     // No hole longer than what there was before the cut.
-    browser
-        .wait_for(
-            "the device chart's hole backfilled",
-            &format!(
-                "Number({freq_chart}.dataset.maxGapMs) <= {}",
-                gap_before.max(800.0)
-            ),
-            long,
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "the device chart's hole backfilled",
+        &format!(
+            "Number({freq_chart}.dataset.maxGapMs) <= {}",
+            gap_before.max(800.0)
+        ),
+        long,
+    )
+    .await;
     shot(&browser, "kiosk-dark-device").await;
 
     // 4. The broker dies: every card says stale at once; it comes back by itself.
-    browser
-        .run("history.pushState(null, '', '?kiosk&theme=dark&window=10m'); dispatchEvent(new PopStateEvent('popstate'));")
-        .await
-        .unwrap();
-    browser
-        .wait_for("live cards", &all_cards(false), long)
-        .await
-        .unwrap();
+    go(&browser, "?kiosk&theme=dark&window=10m").await;
+    wait(&browser, "live cards", &all_cards(false), long).await;
     stack.broker.kill();
-    browser
-        .wait_for("the outage", NOT_CONNECTED, long)
-        .await
-        .unwrap();
-    browser
-        .wait_for(
-            "stale cards while the broker is down",
-            &all_cards(true),
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap();
+    wait(&browser, "the outage", NOT_CONNECTED, long).await;
+    all_stale_at_once(&browser, "stale cards while the broker is down").await;
     shot(&browser, "kiosk-dark-broker-down").await;
     stack.broker.restart().unwrap();
-    browser
-        .wait_for("the reconnection", CONNECTED, Duration::from_secs(60))
-        .await
-        .unwrap();
-    browser
-        .wait_for("live cards again", &all_cards(false), long)
-        .await
-        .unwrap();
+    wait_reconnected(&browser).await;
+    wait(&browser, "live cards again", &all_cards(false), long).await;
 
     // 5. The server dies while the kiosk needs history: it says so and retries until it is back.
     stack.server.kill();
-    browser
-        .run(&format!(
-            "history.pushState(null, '', '?kiosk&theme=dark&view=device&device={}&range=1h'); dispatchEvent(new PopStateEvent('popstate'));",
-            sim[0]
-        ))
-        .await
-        .unwrap();
-    browser
-        .wait_for(
-            "history retrying while the server is down",
-            "document.querySelector('.field-chart[data-field=\"frequency\"]')?.dataset.state === 'retrying'",
-            long,
-        )
-        .await
-        .unwrap();
+    go(
+        &browser,
+        &format!("?kiosk&theme=dark&view=device&device={}&range=1h", sim[0]),
+    )
+    .await;
+    wait(
+        &browser,
+        "history retrying while the server is down",
+        &format!("{freq_chart}?.dataset.state === 'retrying'"),
+        long,
+    )
+    .await;
     stack.server = Stack::start_server(&stack.options, &stack.broker).unwrap();
-    browser
-        .wait_for(
-            "history once the server is back",
-            "document.querySelector('.field-chart[data-field=\"frequency\"]')?.dataset.state === 'ready'",
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "history once the server is back",
+        &format!("{freq_chart}?.dataset.state === 'ready'"),
+        Duration::from_secs(60),
+    )
+    .await;
 
     // 6. Insight in the kiosk, and the light theme focused on one device.
     browser
@@ -308,32 +254,31 @@ async fn kiosk_recovers_by_itself_in_both_themes_on_every_screen() {
         ))
         .await
         .unwrap();
-    browser.wait_for("the link", CONNECTED, long).await.unwrap();
-    browser
-        .wait_for(
-            "the insight figures",
-            "document.querySelector('#fig-rocof')?.dataset.hzPerS && document.querySelector('#fig-grid-time')?.dataset.seconds",
-            long,
-        )
-        .await
-        .unwrap();
+    wait(&browser, "the link", CONNECTED, long).await;
+    wait(
+        &browser,
+        "the insight figures",
+        "document.querySelector('#fig-rocof')?.dataset.hzPerS && document.querySelector('#fig-grid-time')?.dataset.seconds",
+        long,
+    )
+    .await;
     shot(&browser, "kiosk-dark-insight").await;
     browser
         .goto(&format!("{base}/?kiosk&theme=light&device={}", sim[1]))
         .await
         .unwrap();
-    browser.wait_for("the link", CONNECTED, long).await.unwrap();
-    browser
-        .wait_for(
-            "one card",
-            &format!(
-                "document.querySelectorAll('.device-card').length === 1 && document.querySelector('.device-card').dataset.deviceId === '{}' && document.querySelector('.device-card').dataset.stale === 'false'",
-                sim[1]
-            ),
-            long,
-        )
-        .await
-        .unwrap();
+    wait(&browser, "the link", CONNECTED, long).await;
+    wait(
+        &browser,
+        "one card",
+        &format!(
+            "{} === 1 && document.querySelector('.device-card').dataset.deviceId === '{}' && document.querySelector('.device-card').dataset.stale === 'false'",
+            count(".device-card"),
+            sim[1]
+        ),
+        long,
+    )
+    .await;
     shot(&browser, "kiosk-light-device").await;
 
     // 7. A phone and a laptop: the dashboard in a 375 px wide frame (headless Chromium's
@@ -379,18 +324,14 @@ async fn kiosk_recovers_by_itself_in_both_themes_on_every_screen() {
                 "(() => {{ const f = document.querySelector('#phone'); const d = f && f.contentDocument; if (!d || !d.body) return null; return ((document, window) => ({expr}))(d, f.contentWindow); }})()"
             )
         };
-        browser
-            .wait_for("the link", &in_phone(CONNECTED), long)
-            .await
-            .unwrap();
-        browser
-            .wait_for(
-                "content",
-                &in_phone("document.querySelectorAll('.device-card, .field-chart[data-state=\"ready\"], #fig-rocof[data-hz-per-s], #log-list li, #devices tbody tr').length > 0"),
-                long,
-            )
-            .await
-            .unwrap();
+        wait(&browser, "the link", &in_phone(CONNECTED), long).await;
+        wait(
+            &browser,
+            "content",
+            &in_phone("document.querySelectorAll('.device-card, .field-chart[data-state=\"ready\"], #fig-rocof[data-hz-per-s], #log-list li, #devices tbody tr').length > 0"),
+            long,
+        )
+        .await;
         shot(&browser, name).await;
         // Nothing may be wider than the phone (wide tables scroll inside their own box).
         let v = browser

@@ -6,43 +6,44 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use ogm_devstack::page::{
+    CONNECTED, NOT_CONNECTED, attr, card, measurement, now_us, shot, topic, wait, wait_reconnected,
+};
 use ogm_devstack::{Browser, MqttProbe, Stack, StackOptions, mosquitto_pub};
-use ogm_protocol::{DeviceId, Kind, Measurement, TOPIC_PREFIX, Topic};
+use ogm_protocol::{Kind, TOPIC_PREFIX};
 
 const OUTSIDE: &str = "outside-1";
 const OUTSIDE_PW: &str = "outside-pw";
 /// A user whose name is no valid device id: what it publishes has an unknown topic.
 const BAD_ID: &str = "bad.id";
 
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
-fn measurement(frequency: f64) -> Vec<u8> {
-    Measurement {
-        timestamp: now_us(),
-        frequency,
-        voltage: 230.1,
-        current: 2.0,
-        power: 450.0,
-    }
-    .to_json()
-}
-
-fn topic(id: &str, kind: Kind) -> String {
-    Topic::new(DeviceId::new(id).unwrap(), kind).to_topic(TOPIC_PREFIX)
-}
-
 /// `data-frequency` of a device's card, or null.
 fn freq_expr(id: &str) -> String {
-    format!(
-        r#"(() => {{ const e = document.querySelector('.device-card[data-device-id="{id}"] .freq'); return e && e.dataset.frequency; }})()"#
-    )
+    attr(&format!("{} .freq", card(id)), "data-frequency")
+}
+
+/// Waits until `id`'s card shows another frequency than it shows now.
+async fn frequency_changes(browser: &Browser, what: &str, id: &str, timeout: Duration) {
+    let now = browser.js(&freq_expr(id)).await.unwrap();
+    let changed = format!("{} !== {now}", freq_expr(id));
+    wait(browser, what, &changed, timeout).await;
+}
+
+/// Publishes a measurement of `frequency` for the outside device and waits up to 30 s until
+/// its card shows it.
+async fn publish_and_show(browser: &Browser, probe: &mut MqttProbe, what: &str, frequency: f64) {
+    probe
+        .publish(
+            &topic(OUTSIDE, Kind::Measurement),
+            measurement(now_us(), frequency),
+            false,
+        )
+        .await
+        .unwrap();
+    let shown = format!("{} === '{frequency}'", freq_expr(OUTSIDE));
+    wait(browser, what, &shown, Duration::from_secs(30)).await;
 }
 
 fn counter_expr(reason: &str) -> String {
@@ -50,10 +51,6 @@ fn counter_expr(reason: &str) -> String {
         r#"(() => {{ const e = document.querySelector('#diagnostics [data-counter="{reason}"]'); return e ? Number(e.textContent) : 0; }})()"#
     )
 }
-
-const CONNECTED: &str = r#"document.querySelector('#conn-state')?.dataset.state === 'connected'"#;
-const NOT_CONNECTED: &str =
-    r#"document.querySelector('#conn-state')?.dataset.state !== 'connected'"#;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -80,27 +77,23 @@ async fn dashboard_shows_live_data_survives_bad_input_and_broker_restarts() {
     let browser = Browser::start(1400, 1000).await.unwrap();
     browser.goto(&stack.http_url()).await.unwrap();
     let long = Duration::from_secs(30);
-    browser
-        .wait_for("the MQTT connection", CONNECTED, long)
-        .await
-        .unwrap();
+    wait(&browser, "the MQTT connection", CONNECTED, long).await;
 
     // 1. Every simulated device appears, and its frequency changes.
     for id in &sim_ids {
-        let first = browser
-            .wait_for(&format!("{id}'s frequency"), &freq_expr(id), long)
-            .await
-            .unwrap();
+        let first = wait(&browser, &format!("{id}'s frequency"), &freq_expr(id), long).await;
         let f: f64 = first.as_str().unwrap().parse().unwrap();
         assert!((49.0..51.0).contains(&f), "{id}: {f} Hz");
         let changed = format!("{} !== {first}", freq_expr(id));
-        browser
-            .wait_for(&format!("{id}'s frequency to change"), &changed, long)
-            .await
-            .unwrap();
+        wait(
+            &browser,
+            &format!("{id}'s frequency to change"),
+            &changed,
+            long,
+        )
+        .await;
     }
-    let shot = browser.screenshot("live-overview").await.unwrap();
-    println!("screenshot: {}", shot.display());
+    shot(&browser, "live-overview").await;
 
     // 2. An outside client (mosquitto_pub) publishes for a new device id: on screen within 2 s.
     let t0 = std::time::Instant::now();
@@ -109,18 +102,17 @@ async fn dashboard_shows_live_data_survives_bad_input_and_broker_restarts() {
         OUTSIDE,
         OUTSIDE_PW,
         &topic(OUTSIDE, Kind::Measurement),
-        &measurement(49.987),
+        &measurement(now_us(), 49.987),
     )
     .unwrap();
     assert!(ok, "{err}");
-    browser
-        .wait_for(
-            "the outside device",
-            &format!("{} === '49.987'", freq_expr(OUTSIDE)),
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "the outside device",
+        &format!("{} === '49.987'", freq_expr(OUTSIDE)),
+        Duration::from_secs(2),
+    )
+    .await;
     println!("outside device visible after {:?}", t0.elapsed());
 
     // 3. Publish-to-screen latency: the page records, in the animation frame after each change,
@@ -144,20 +136,23 @@ async fn dashboard_shows_live_data_survives_bad_input_and_broker_restarts() {
         let f = f64::from(49_900 + i) / 1000.0;
         let at_ms = now_us() as f64 / 1000.0;
         probe
-            .publish(&topic(OUTSIDE, Kind::Measurement), measurement(f), false)
+            .publish(
+                &topic(OUTSIDE, Kind::Measurement),
+                measurement(now_us(), f),
+                false,
+            )
             .await
             .unwrap();
         sent.push((f.to_string(), at_ms)); // as the page writes data-frequency
         tokio::time::sleep(Duration::from_millis(100)).await; // pacing the stream, not synchronisation
     }
-    browser
-        .wait_for(
-            "the last latency sample",
-            "window.__seen.some(s => s[0] === '49.949')",
-            long,
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "the last latency sample",
+        "window.__seen.some(s => s[0] === '49.949')",
+        long,
+    )
+    .await;
     let seen = browser.js("window.__seen").await.unwrap();
     let seen: Vec<(String, f64)> = serde_json::from_value(seen).unwrap();
     let mut lat: Vec<f64> = sent
@@ -214,23 +209,12 @@ async fn dashboard_shows_live_data_survives_bad_input_and_broker_restarts() {
     bad_dev
         .publish(
             &format!("{TOPIC_PREFIX}/{BAD_ID}/measurement"),
-            measurement(50.0),
+            measurement(now_us(), 50.0),
             false,
         )
         .await
         .unwrap();
-    probe
-        .publish(&m_topic, measurement(50.123), false)
-        .await
-        .unwrap();
-    browser
-        .wait_for(
-            "good data after bad",
-            &format!("{} === '50.123'", freq_expr(OUTSIDE)),
-            long,
-        )
-        .await
-        .unwrap();
+    publish_and_show(&browser, &mut probe, "good data after bad", 50.123).await;
     for reason in [
         "malformed_json",
         "wrong_schema",
@@ -238,10 +222,13 @@ async fn dashboard_shows_live_data_survives_bad_input_and_broker_restarts() {
         "too_large",
         "unknown_topic",
     ] {
-        let n = browser
-            .wait_for(reason, &counter_expr(reason), Duration::from_secs(5))
-            .await
-            .unwrap();
+        let n = wait(
+            &browser,
+            reason,
+            &counter_expr(reason),
+            Duration::from_secs(5),
+        )
+        .await;
         assert!(n.as_f64().unwrap() >= 1.0, "{reason}: {n}");
     }
     let ignored = browser
@@ -250,7 +237,10 @@ async fn dashboard_shows_live_data_survives_bad_input_and_broker_restarts() {
         .unwrap();
     assert!(ignored.as_f64().unwrap() >= 5.0, "total ignored: {ignored}");
     let not_there = browser
-        .js(r#"document.querySelector('.device-card[data-device-id="bad.id"]') === null"#)
+        .js(&format!(
+            "document.querySelector('{}') === null",
+            card(BAD_ID)
+        ))
         .await
         .unwrap();
     assert_eq!(
@@ -258,77 +248,39 @@ async fn dashboard_shows_live_data_survives_bad_input_and_broker_restarts() {
         serde_json::Value::Bool(true),
         "an invalid device id must not get a card"
     );
-    let sim0 = browser.js(&freq_expr(&sim_ids[0])).await.unwrap();
-    browser
-        .wait_for(
-            "the simulator after bad input",
-            &format!("{} !== {sim0}", freq_expr(&sim_ids[0])),
-            long,
-        )
-        .await
-        .unwrap();
-    println!(
-        "screenshot: {}",
-        browser
-            .screenshot("after-bad-input")
-            .await
-            .unwrap()
-            .display()
-    );
+    frequency_changes(&browser, "the simulator after bad input", &sim_ids[0], long).await;
+    shot(&browser, "after-bad-input").await;
     probe.disconnect().await;
     bad_dev.disconnect().await;
 
     // 5. The broker dies: the page shows the outage, reconnects by itself, live values resume.
     stack.broker.kill();
-    browser
-        .wait_for("the outage to show", NOT_CONNECTED, long)
-        .await
-        .unwrap();
+    wait(&browser, "the outage to show", NOT_CONNECTED, long).await;
     let state_text = browser
         .js("document.querySelector('#conn-state').textContent")
         .await
         .unwrap();
     println!("during the outage #conn-state says {state_text}");
-    println!(
-        "screenshot: {}",
-        browser.screenshot("broker-down").await.unwrap().display()
-    );
+    shot(&browser, "broker-down").await;
     stack.broker.restart().unwrap();
-    browser
-        .wait_for("the reconnection", CONNECTED, Duration::from_secs(60))
-        .await
-        .unwrap();
+    wait_reconnected(&browser).await;
     let mut probe = MqttProbe::connect(mqtt_port, OUTSIDE, OUTSIDE_PW)
         .await
         .unwrap();
-    probe
-        .publish(&m_topic, measurement(49.876), false)
-        .await
-        .unwrap();
-    browser
-        .wait_for(
-            "a value published after the restart (resubscribed)",
-            &format!("{} === '49.876'", freq_expr(OUTSIDE)),
-            long,
-        )
-        .await
-        .unwrap();
-    let sim0 = browser.js(&freq_expr(&sim_ids[0])).await.unwrap();
-    browser
-        .wait_for(
-            "the simulator to resume",
-            &format!("{} !== {sim0}", freq_expr(&sim_ids[0])),
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
-    println!(
-        "screenshot: {}",
-        browser
-            .screenshot("after-broker-restart")
-            .await
-            .unwrap()
-            .display()
-    );
+    publish_and_show(
+        &browser,
+        &mut probe,
+        "a value published after the restart (resubscribed)",
+        49.876,
+    )
+    .await;
+    frequency_changes(
+        &browser,
+        "the simulator to resume",
+        &sim_ids[0],
+        Duration::from_secs(60),
+    )
+    .await;
+    shot(&browser, "after-broker-restart").await;
     browser.close().await.unwrap();
 }

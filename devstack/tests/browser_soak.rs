@@ -29,6 +29,7 @@
 
 use std::time::{Duration, Instant};
 
+use ogm_devstack::page::{click, count, wait};
 use ogm_devstack::{Browser, Stack, StackOptions};
 
 const PROBE: &str = r#"
@@ -70,6 +71,11 @@ fn env_secs(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// A number the page computes (0 when it is none).
+async fn number(browser: &Browser, expr: &str) -> f64 {
+    browser.js(expr).await.unwrap().as_f64().unwrap_or(0.0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a soak: minutes long, and it needs the whole machine"]
 async fn soak_100_devices_at_10_hz() {
@@ -92,14 +98,16 @@ async fn soak_100_devices_at_10_hz() {
         .goto(&format!("{}/?window={window}s", stack.http_url()))
         .await
         .unwrap();
-    browser
-        .wait_for(
-            "every device",
-            &format!("document.querySelectorAll('.device-card[data-stale=\"false\"]').length >= {devices}"),
-            Duration::from_secs(120),
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "every device",
+        &format!(
+            "{} >= {devices}",
+            count(".device-card[data-stale=\"false\"]")
+        ),
+        Duration::from_secs(120),
+    )
+    .await;
     println!(
         "FIGURE {devices} live device cards after {:?}",
         t_load.elapsed()
@@ -116,19 +124,15 @@ async fn soak_100_devices_at_10_hz() {
         other => panic!("OGM_SOAK_VIEW={other}: not a view"),
     };
     if let Some(link) = link {
-        browser
-            .run(&format!("document.querySelector(\"{link}\").click()"))
-            .await
-            .unwrap();
+        click(&browser, link).await;
     }
-    browser
-        .wait_for(
-            &format!("the {view} view"),
-            &format!("document.querySelector('{section}') !== null"),
-            Duration::from_secs(20),
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        &format!("the {view} view"),
+        &format!("document.querySelector('{section}') !== null"),
+        Duration::from_secs(20),
+    )
+    .await;
     browser.run(PROBE).await.unwrap();
     // Experiments: e.g. OGM_SOAK_JS="document.querySelector('#live-chart').style.display='none'".
     if let Ok(js) = std::env::var("OGM_SOAK_JS") {
@@ -151,18 +155,12 @@ async fn soak_100_devices_at_10_hz() {
         let t = browser.js(TAKE).await.unwrap();
         let f = |i: usize| t[i].as_f64().unwrap_or(0.0);
         let (busy, p50, p95, max, n) = (f(0), f(1), f(2), f(3), f(4));
-        let rate = browser
-            .js("Number(document.querySelector('#diag-rate')?.dataset.rate)")
-            .await
-            .unwrap()
-            .as_f64()
-            .unwrap_or(0.0);
-        let draw = browser
-            .js("window.__ogm_draw_ms || 0")
-            .await
-            .unwrap()
-            .as_f64()
-            .unwrap_or(0.0);
+        let rate = number(
+            &browser,
+            "Number(document.querySelector('#diag-rate')?.dataset.rate)",
+        )
+        .await;
+        let draw = number(&browser, "window.__ogm_draw_ms || 0").await;
         let cost = browser.js("window.__ogm_cost || [0, 0]").await.unwrap();
         let cost = (
             cost[0].as_f64().unwrap_or(0.0),

@@ -7,12 +7,13 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use ogm_devstack::{Browser, MqttProbe, Stack, StackOptions, http_get};
-use ogm_protocol::{
-    DeviceId, Kind, LogEntry, LogLevel, Measurement, Payload, Status, TOPIC_PREFIX, Topic,
+use ogm_devstack::page::{
+    CONNECTED, attr, card, chart, count, go, log, measurement, now_us, select, shot, topic, wait,
 };
+use ogm_devstack::{Browser, MqttProbe, Stack, StackOptions, http_get};
+use ogm_protocol::{Kind, LogLevel, Payload, Status};
 
 /// Ten minutes at +10 mHz in its history; steps live.
 const FLAT: &str = "outside-1";
@@ -21,60 +22,16 @@ const WAVY: &str = "outside-2";
 const PW: &str = "outside-pw";
 const S: i64 = 1_000_000;
 
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
+/// Waits up to 30 s until the number of elements matching `selector` passes `test` (`">= 1"`).
+async fn wait_count(browser: &Browser, what: &str, selector: &str, test: &str) {
+    let expr = format!("{} {test}", count(selector));
+    wait(browser, what, &expr, Duration::from_secs(30)).await;
 }
 
-fn topic(id: &str, kind: Kind) -> String {
-    Topic::new(DeviceId::new(id).unwrap(), kind).to_topic(TOPIC_PREFIX)
-}
-
-fn measurement(timestamp: i64, frequency: f64) -> Vec<u8> {
-    Payload::Measurement(Measurement {
-        timestamp,
-        frequency,
-        voltage: 230.0 + (timestamp / S % 7) as f64 * 0.3,
-        current: 2.0 + (timestamp / S % 11) as f64 * 0.1,
-        power: 460.0,
-    })
-    .to_json()
-}
-
-fn log(timestamp: i64, level: LogLevel, message: &str) -> Vec<u8> {
-    Payload::Logs(LogEntry {
-        timestamp,
-        level,
-        message: message.into(),
-        module: "test".into(),
-    })
-    .to_json()
-}
-
-/// Number of elements matching a CSS selector.
-fn count(selector: &str) -> String {
-    format!("document.querySelectorAll('{selector}').length")
-}
-
-/// An attribute of the first element matching a selector, or null.
-fn attr(selector: &str, name: &str) -> String {
-    format!(
-        "(() => {{ const e = document.querySelector('{selector}'); return e && e.getAttribute('{name}'); }})()"
-    )
-}
-
-const CONNECTED: &str = r#"document.querySelector('#conn-state')?.dataset.state === 'connected'"#;
-
-/// Navigates inside the page (no reload), as a link would.
-async fn go(browser: &Browser, query: &str) {
-    browser
-        .run(&format!(
-            "history.pushState(null, '', location.pathname + '{query}'); dispatchEvent(new PopStateEvent('popstate'));"
-        ))
-        .await
-        .unwrap();
+/// An attribute holding a number, of the first element matching `selector`.
+async fn attr_number(browser: &Browser, selector: &str, name: &str) -> f64 {
+    let v = browser.js(&attr(selector, name)).await.unwrap();
+    v.as_str().unwrap().parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,65 +108,46 @@ async fn every_view_with_the_simulator_and_an_outside_client() {
     // 1. Overview.
     let t0 = Instant::now();
     browser.goto(&base).await.unwrap();
-    browser
-        .wait_for("the MQTT connection", CONNECTED, long)
-        .await
-        .unwrap();
+    wait(&browser, "the MQTT connection", CONNECTED, long).await;
     for id in &sim_ids {
-        browser
-            .wait_for(
-                &format!("{id}'s card"),
-                &attr(
-                    &format!(".device-card[data-device-id=\"{id}\"] .freq"),
-                    "data-frequency",
-                ),
-                long,
-            )
-            .await
-            .unwrap();
+        wait(
+            &browser,
+            &format!("{id}'s card"),
+            &attr(&format!("{} .freq", card(id)), "data-frequency"),
+            long,
+        )
+        .await;
     }
     println!(
         "FIGURE page load to the first live values of 3 devices: {:?}",
         t0.elapsed()
     );
     // The server's devices appear too, the silent one as stale.
-    browser
-        .wait_for(
-            "the silent device, stale",
-            &attr(
-                &format!(".device-card[data-device-id=\"{WAVY}\"]"),
-                "data-stale",
-            ),
-            long,
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "the silent device, stale",
+        &attr(&card(WAVY), "data-stale"),
+        long,
+    )
+    .await;
     assert_eq!(
-        browser
-            .js(&attr(
-                &format!(".device-card[data-device-id=\"{WAVY}\"]"),
-                "data-stale"
-            ))
-            .await
-            .unwrap(),
+        browser.js(&attr(&card(WAVY), "data-stale")).await.unwrap(),
         "true"
     );
-    browser
-        .wait_for(
-            "the live chart filled from history",
-            "Number(document.querySelector('#live-chart')?.dataset.samples) > 100",
-            long,
-        )
-        .await
-        .unwrap();
-    browser
-        .wait_for(
-            "the message rate of three devices at 5 Hz",
-            "Number(document.querySelector('#diag-rate')?.dataset.rate) >= 10",
-            long,
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "the live chart filled from history",
+        "Number(document.querySelector('#live-chart')?.dataset.samples) > 100",
+        long,
+    )
+    .await;
+    wait(
+        &browser,
+        "the message rate of three devices at 5 Hz",
+        "Number(document.querySelector('#diag-rate')?.dataset.rate) >= 10",
+        long,
+    )
+    .await;
     shot(&browser, "view-overview").await;
 
     // 2. The device page: history joined with live, all four fields.
@@ -220,35 +158,30 @@ async fn every_view_with_the_simulator_and_an_outside_client() {
     )
     .await;
     for field in ["frequency", "voltage", "current", "power"] {
-        browser
-            .wait_for(
-                &format!("the {field} chart"),
-                &format!(
-                    "(() => {{ const e = document.querySelector('.field-chart[data-field=\"{field}\"]'); return e && e.dataset.state === 'ready' && Number(e.dataset.samples) > 5; }})()"
-                ),
-                long,
-            )
-            .await
-            .unwrap();
+        wait(
+            &browser,
+            &format!("the {field} chart"),
+            &format!(
+                "(() => {{ const e = {}; return e && e.dataset.state === 'ready' && Number(e.dataset.samples) > 5; }})()",
+                chart(field)
+            ),
+            long,
+        )
+        .await;
     }
     println!(
         "FIGURE device page (4 charts, 5 m) ready after {:?}",
         t0.elapsed()
     );
-    let before = browser
-        .js("Number(document.querySelector('.field-chart[data-field=\"frequency\"]').dataset.samples)")
-        .await
-        .unwrap()
-        .as_f64()
-        .unwrap();
-    browser
-        .wait_for(
-            "live points to continue the history",
-            &format!("Number(document.querySelector('.field-chart[data-field=\"frequency\"]').dataset.samples) > {before}"),
-            long,
-        )
-        .await
-        .unwrap();
+    let samples = format!("Number({}.dataset.samples)", chart("frequency"));
+    let before = browser.js(&samples).await.unwrap().as_f64().unwrap();
+    wait(
+        &browser,
+        "live points to continue the history",
+        &format!("{samples} > {before}"),
+        long,
+    )
+    .await;
     // The CSV export of the range on screen.
     let href = browser
         .js(&attr("#export-csv", "href"))
@@ -287,14 +220,13 @@ async fn every_view_with_the_simulator_and_an_outside_client() {
         )
         .await
         .unwrap();
-    browser
-        .wait_for(
-            "the zoomed range in the URL",
-            "location.search.includes('range=custom')",
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "the zoomed range in the URL",
+        "location.search.includes('range=custom')",
+        Duration::from_secs(5),
+    )
+    .await;
     let (start, stop) = {
         let q = browser.js("location.search").await.unwrap();
         let q = q.as_str().unwrap().to_owned();
@@ -312,16 +244,16 @@ async fn every_view_with_the_simulator_and_an_outside_client() {
         (40.0..=80.0).contains(&span_s),
         "zoomed to {span_s} s of 300"
     );
-    browser
-        .wait_for(
-            "the zoomed charts",
-            &format!(
-                "(() => {{ const e = document.querySelector('.field-chart[data-field=\"frequency\"]'); return e.dataset.state === 'ready' && e.dataset.start === '{start}' && e.dataset.stop === '{stop}'; }})()"
-            ),
-            long,
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "the zoomed charts",
+        &format!(
+            "(() => {{ const e = {}; return e.dataset.state === 'ready' && e.dataset.start === '{start}' && e.dataset.stop === '{stop}'; }})()",
+            chart("frequency")
+        ),
+        long,
+    )
+    .await;
     assert!(
         browser
             .js(&attr("#export-csv", "href"))
@@ -335,26 +267,27 @@ async fn every_view_with_the_simulator_and_an_outside_client() {
     shot(&browser, "view-device-zoomed").await;
     // Back returns to the range before the zoom.
     browser.run("history.back()").await.unwrap();
-    browser
-        .wait_for(
-            "back to 5 m",
-            "document.querySelector('#range-picker button[data-range=\"5m\"]')?.getAttribute('aria-pressed') === 'true'",
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "back to 5 m",
+        "document.querySelector('#range-picker button[data-range=\"5m\"]')?.getAttribute('aria-pressed') === 'true'",
+        Duration::from_secs(5),
+    )
+    .await;
 
     // 3. A long range: six hours of history as a min/max envelope.
     let t0 = Instant::now();
     go(&browser, &format!("?view=device&device={WAVY}&range=6h")).await;
-    let points = browser
-        .wait_for(
-            "six hours of history",
-            "(() => { const e = document.querySelector('.field-chart[data-field=\"frequency\"]'); return e && e.dataset.state === 'ready' && e.dataset.points; })()",
-            long,
-        )
-        .await
-        .unwrap();
+    let points = wait(
+        &browser,
+        "six hours of history",
+        &format!(
+            "(() => {{ const e = {}; return e && e.dataset.state === 'ready' && e.dataset.points; }})()",
+            chart("frequency")
+        ),
+        long,
+    )
+    .await;
     println!(
         "FIGURE 6 h chart filled after {:?} ({points} buckets)",
         t0.elapsed()
@@ -374,14 +307,13 @@ async fn every_view_with_the_simulator_and_an_outside_client() {
 
     // 4. Grid insight, against known input: ten minutes at +10 mHz is +0.120 s of grid time.
     go(&browser, &format!("?view=insight&device={FLAT}&range=1h")).await;
-    let grid_time = browser
-        .wait_for(
-            "the grid time deviation",
-            &attr("#fig-grid-time", "data-seconds"),
-            long,
-        )
-        .await
-        .unwrap();
+    let grid_time = wait(
+        &browser,
+        "the grid time deviation",
+        &attr("#fig-grid-time", "data-seconds"),
+        long,
+    )
+    .await;
     assert_eq!(grid_time, "0.120", "grid time of 10 min at +10 mHz");
     assert_eq!(
         browser
@@ -405,22 +337,14 @@ async fn every_view_with_the_simulator_and_an_outside_client() {
         .await
         .unwrap();
     assert_eq!(quality, "0.00", "a constant offset has no spread");
-    browser
-        .wait_for(
-            "agreement between the simulated devices",
-            "Number(document.querySelector('#fig-spread')?.dataset.devices) >= 3",
-            long,
-        )
-        .await
-        .unwrap();
-    let spread: f64 = browser
-        .js(&attr("#fig-spread", "data-mhz"))
-        .await
-        .unwrap()
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    wait(
+        &browser,
+        "agreement between the simulated devices",
+        "Number(document.querySelector('#fig-spread')?.dataset.devices) >= 3",
+        long,
+    )
+    .await;
+    let spread = attr_number(&browser, "#fig-spread", "data-mhz").await;
     println!("FIGURE spread between the live devices: {spread} mHz");
     assert!(
         spread < 100.0,
@@ -440,16 +364,15 @@ async fn every_view_with_the_simulator_and_an_outside_client() {
         tokio::time::sleep(Duration::from_millis(100)).await; // pacing the stream: 10 Hz
     }
     let sel = format!("#events tbody tr[data-device-id=\"{FLAT}\"][data-source=\"live\"]");
-    browser
-        .wait_for(
-            "the step's event, closed",
-            &format!(
-                "(() => {{ const r = document.querySelectorAll('{sel}'); return r.length === 1 && r[0].dataset.ongoing === 'false'; }})()"
-            ),
-            long,
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "the step's event, closed",
+        &format!(
+            "(() => {{ const r = document.querySelectorAll('{sel}'); return r.length === 1 && r[0].dataset.ongoing === 'false'; }})()"
+        ),
+        long,
+    )
+    .await;
     assert_eq!(
         browser.js(&attr(&sel, "data-extreme-mhz")).await.unwrap(),
         "-150.0"
@@ -458,24 +381,18 @@ async fn every_view_with_the_simulator_and_an_outside_client() {
         browser.js(&attr(&sel, "data-kind")).await.unwrap(),
         "frequency"
     );
-    let duration: f64 = browser
-        .js(&attr(&sel, "data-duration-s"))
-        .await
-        .unwrap()
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let duration = attr_number(&browser, &sel, "data-duration-s").await;
     assert!(
         (1.8..=3.0).contains(&duration),
         "a 2 s step lasted {duration} s"
     );
     // The histogram of the range shows the +10 mHz offset.
-    let bin = browser
-        .js(&attr("#histogram .bin[data-bin-mhz=\"10\"]", "data-share"))
-        .await
-        .unwrap();
-    let bin: f64 = bin.as_str().unwrap().parse().unwrap();
+    let bin = attr_number(
+        &browser,
+        "#histogram .bin[data-bin-mhz=\"10\"]",
+        "data-share",
+    )
+    .await;
     assert!(bin > 0.8, "most readings at +10 mHz: {bin}");
     shot(&browser, "view-insight").await;
     browser
@@ -490,73 +407,53 @@ async fn every_view_with_the_simulator_and_an_outside_client() {
         &format!("?view=insight&device={FLAT}&range=1h&nominal=60"),
     )
     .await;
-    browser
-        .wait_for(
-            "the 60 Hz bands",
-            &format!(
-                "{} === '59.000'",
-                attr("#bands li[data-band=\"load-shedding\"]", "data-low-hz")
-            ),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "the 60 Hz bands",
+        &format!(
+            "{} === '59.000'",
+            attr("#bands li[data-band=\"load-shedding\"]", "data-low-hz")
+        ),
+        Duration::from_secs(5),
+    )
+    .await;
     // ... and the synchronous area, chosen as a user would: Great Britain's statutory limits
     // (±500 mHz) and demand disconnection from 48.8 Hz, the choice kept in the URL.
     go(&browser, &format!("?view=insight&device={FLAT}&range=1h")).await;
-    browser
-        .run(
-            "const s = document.querySelector('#area-select'); s.value = 'gb'; \
-             s.dispatchEvent(new Event('change', { bubbles: true }));",
-        )
-        .await
-        .unwrap();
-    browser
-        .wait_for(
-            "Great Britain's bands",
-            &format!(
-                "{} === '49.500' && {} === '48.800' && location.search.includes('area=gb')",
-                attr("#bands li[data-band=\"limits\"]", "data-low-hz"),
-                attr("#bands li[data-band=\"load-shedding\"]", "data-low-hz")
-            ),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+    select(&browser, "area-select", "gb").await;
+    wait(
+        &browser,
+        "Great Britain's bands",
+        &format!(
+            "{} === '49.500' && {} === '48.800' && location.search.includes('area=gb')",
+            attr("#bands li[data-band=\"limits\"]", "data-low-hz"),
+            attr("#bands li[data-band=\"load-shedding\"]", "data-low-hz")
+        ),
+        Duration::from_secs(5),
+    )
+    .await;
     browser.run("window.scrollTo(0, 0)").await.unwrap();
     shot(&browser, "view-insight-gb").await;
     // History events of the six-hour device (its dip).
     go(&browser, &format!("?view=insight&device={WAVY}&range=6h")).await;
-    browser
-        .wait_for(
-            "the dip in the history",
-            &format!(
-                "{} >= 1",
-                count(&format!(
-                    "#events tbody tr[data-device-id=\"{WAVY}\"][data-source=\"history\"]"
-                ))
-            ),
-            long,
-        )
-        .await
-        .unwrap();
+    wait_count(
+        &browser,
+        "the dip in the history",
+        &format!("#events tbody tr[data-device-id=\"{WAVY}\"][data-source=\"history\"]"),
+        ">= 1",
+    )
+    .await;
     shot(&browser, "view-insight-history").await;
 
     // 5. Logs: older entries from /api/logs, new ones live, filters.
     go(&browser, "?view=logs").await;
-    browser
-        .wait_for(
-            "the older warning from the server",
-            &format!(
-                "{} >= 1",
-                count(&format!(
-                    "#log-list li[data-device-id=\"{FLAT}\"][data-origin=\"history\"]"
-                ))
-            ),
-            long,
-        )
-        .await
-        .unwrap();
+    wait_count(
+        &browser,
+        "the older warning from the server",
+        &format!("#log-list li[data-device-id=\"{FLAT}\"][data-origin=\"history\"]"),
+        ">= 1",
+    )
+    .await;
     flat.publish(
         &topic(FLAT, Kind::Logs),
         log(now_us(), LogLevel::Error, "a live error"),
@@ -564,48 +461,34 @@ async fn every_view_with_the_simulator_and_an_outside_client() {
     )
     .await
     .unwrap();
-    browser
-        .wait_for(
-            "the live error",
-            &format!(
-                "{} === 1",
-                count(&format!(
-                    "#log-list li[data-device-id=\"{FLAT}\"][data-origin=\"live\"][data-level=\"ERROR\"]"
-                ))
-            ),
-            long,
-        )
-        .await
-        .unwrap();
+    wait_count(
+        &browser,
+        "the live error",
+        &format!(
+            "#log-list li[data-device-id=\"{FLAT}\"][data-origin=\"live\"][data-level=\"ERROR\"]"
+        ),
+        "=== 1",
+    )
+    .await;
     shot(&browser, "view-logs").await;
-    browser
-        .run(
-            "const s = document.querySelector('#log-level'); s.value = 'ERROR'; s.dispatchEvent(new Event('change', { bubbles: true }));",
-        )
-        .await
-        .unwrap();
-    browser
-        .wait_for(
-            "only errors",
-            "location.search.includes('level=ERROR') && [...document.querySelectorAll('#log-list li')].every(l => l.dataset.level === 'ERROR') && document.querySelectorAll('#log-list li').length >= 1",
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+    select(&browser, "log-level", "ERROR").await;
+    wait(
+        &browser,
+        "only errors",
+        "location.search.includes('level=ERROR') && [...document.querySelectorAll('#log-list li')].every(l => l.dataset.level === 'ERROR') && document.querySelectorAll('#log-list li').length >= 1",
+        Duration::from_secs(5),
+    )
+    .await;
 
     // 6. Devices: online, silent, and offline by last will.
     go(&browser, "?view=devices").await;
-    browser
-        .wait_for(
-            "the simulated devices online",
-            &format!(
-                "{} === 3",
-                count("#devices td.online[data-state=\"online\"]")
-            ),
-            long,
-        )
-        .await
-        .unwrap();
+    wait_count(
+        &browser,
+        "the simulated devices online",
+        "#devices td.online[data-state=\"online\"]",
+        "=== 3",
+    )
+    .await;
     assert_eq!(
         browser
             .js(&attr(
@@ -631,20 +514,19 @@ async fn every_view_with_the_simulator_and_an_outside_client() {
     )
     .await
     .unwrap();
-    browser
-        .wait_for(
-            "the last will",
-            &format!(
-                "{} === 'offline'",
-                attr(
-                    &format!("#devices tr[data-device-id=\"{FLAT}\"] td.online"),
-                    "data-state"
-                )
-            ),
-            long,
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "the last will",
+        &format!(
+            "{} === 'offline'",
+            attr(
+                &format!("#devices tr[data-device-id=\"{FLAT}\"] td.online"),
+                "data-state"
+            )
+        ),
+        long,
+    )
+    .await;
     let rssi = browser
         .js(&format!(
             "document.querySelector('#devices tr[data-device-id=\"{FLAT}\"] td.rssi').textContent"
@@ -662,22 +544,17 @@ async fn every_view_with_the_simulator_and_an_outside_client() {
         ))
         .await
         .unwrap();
-    browser
-        .wait_for(
-            "the device page by link",
-            &format!(
-                "location.search.includes('view=device') && location.search.includes('device={}') && document.querySelector('#device-page')?.dataset.deviceId === '{}'",
-                sim_ids[1], sim_ids[1]
-            ),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+    wait(
+        &browser,
+        "the device page by link",
+        &format!(
+            "location.search.includes('view=device') && location.search.includes('device={}') && document.querySelector('#device-page')?.dataset.deviceId === '{}'",
+            sim_ids[1], sim_ids[1]
+        ),
+        Duration::from_secs(5),
+    )
+    .await;
 
     flat.disconnect().await;
     browser.close().await.unwrap();
-}
-
-async fn shot(browser: &Browser, name: &str) {
-    browser.settled_screenshot(name).await.unwrap();
 }

@@ -19,7 +19,6 @@ use ogm_devstack::{
     BrokerPorts, ChildProcess, Mosquitto, MqttProbe, SERVER_USER, cargo_bin, free_port, http_get,
     repo_root, wait_for_port,
 };
-use rumqttc::QoS;
 
 const T: Duration = Duration::from_secs(10);
 
@@ -57,6 +56,14 @@ fn compose_broker_config(dir: &Path, ports: BrokerPorts, listeners: &Path) -> St
     rewrite_config(&text, &replacements).unwrap() + OUTSIDE_THE_CONTAINER
 }
 
+/// The server's view of the deployment's broker: subscribed to every device topic.
+async fn subscriber(port: u16, d: &Deployment) -> MqttProbe {
+    let password = d.var("OGM_MQTT_PASSWORD").unwrap();
+    MqttProbe::subscribed(port, SERVER_USER, password, "open_grid_monitor/#")
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_compose_broker_config_runs_with_the_shared_policy_and_acl() {
     let dir = tempfile::tempdir().unwrap();
@@ -70,16 +77,7 @@ async fn the_compose_broker_config_runs_with_the_shared_policy_and_acl() {
     let broker =
         Mosquitto::start_with_config(&dir.path().join("b"), ports, &d.password_file(), &conf)
             .unwrap();
-    let mut server =
-        MqttProbe::connect(ports.mqtt, SERVER_USER, d.var("OGM_MQTT_PASSWORD").unwrap())
-            .await
-            .unwrap();
-    assert!(
-        server
-            .subscribe("open_grid_monitor/#", QoS::AtLeastOnce)
-            .await
-            .unwrap()
-    );
+    let mut server = subscriber(ports.mqtt, &d).await;
     assert!(
         MqttProbe::connect(ports.mqtt, "", "").await.is_err(),
         "anonymous"
@@ -193,16 +191,7 @@ async fn mqtt_over_tls_with_the_compose_tls_listener() {
     wait_for_port(SocketAddr::from(([127, 0, 0, 1], tls_port)), T)
         .unwrap_or_else(|e| panic!("{e}\n{}", broker.log_text()));
 
-    let mut server =
-        MqttProbe::connect(ports.mqtt, SERVER_USER, d.var("OGM_MQTT_PASSWORD").unwrap())
-            .await
-            .unwrap();
-    assert!(
-        server
-            .subscribe("open_grid_monitor/#", QoS::AtLeastOnce)
-            .await
-            .unwrap()
-    );
+    let mut server = subscriber(ports.mqtt, &d).await;
     assert!(
         MqttProbe::connect(tls_port, "dev-tls", &d.devices["dev-tls"])
             .await

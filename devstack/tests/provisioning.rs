@@ -20,21 +20,14 @@ use ogm_devstack::{
     BrokerPorts, Credentials, DASHBOARD_USER, Mosquitto, MqttProbe, SERVER_USER, cargo_bin,
     repo_root,
 };
-use rumqttc::QoS;
 
 const T: Duration = Duration::from_secs(10);
 
 /// The server's view: subscribed to every device topic.
 async fn subscriber(port: u16, password: &str) -> MqttProbe {
-    let mut p = MqttProbe::connect(port, SERVER_USER, password)
+    MqttProbe::subscribed(port, SERVER_USER, password, "open_grid_monitor/#")
         .await
-        .unwrap();
-    assert!(
-        p.subscribe("open_grid_monitor/#", QoS::AtLeastOnce)
-            .await
-            .unwrap()
-    );
-    p
+        .unwrap()
 }
 
 /// Publishes `allowed` and `forbidden` topics as `device`, then a marker on its own logs topic;
@@ -53,15 +46,8 @@ async fn delivered(
         device.publish(t, "forged", false).await.unwrap();
     }
     device.publish(own_logs, "marker", false).await.unwrap();
-    let mut got = Vec::new();
-    loop {
-        let m = server.next_message(T).await.unwrap();
-        let done = m.payload == b"marker";
-        got.push(m.topic);
-        if done {
-            return got;
-        }
-    }
+    let got = server.messages_until_payload(b"marker", T).await.unwrap();
+    got.into_iter().map(|m| m.topic).collect()
 }
 
 fn own_topics(id: &str) -> Vec<String> {
@@ -69,18 +55,6 @@ fn own_topics(id: &str) -> Vec<String> {
         .iter()
         .map(|k| format!("open_grid_monitor/{id}/{k}"))
         .collect()
-}
-
-/// Connects, retrying while the broker has not yet reloaded its password file.
-async fn connect_eventually(port: u16, user: &str, password: &str) -> MqttProbe {
-    let deadline = Instant::now() + T;
-    loop {
-        match MqttProbe::connect(port, user, password).await {
-            Ok(p) => return p,
-            Err(e) if Instant::now() > deadline => panic!("{user} never accepted: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
 }
 
 #[tokio::test]
@@ -222,7 +196,9 @@ async fn device_add_gives_a_new_device_its_own_topics_on_a_running_broker() {
     let password = device_password(&settings).unwrap();
 
     let mut server = subscriber(port, &creds.server).await;
-    let mut dev = connect_eventually(port, "dev-new", &password).await;
+    let mut dev = MqttProbe::connect_eventually(port, "dev-new", &password, T)
+        .await
+        .unwrap();
     let got = delivered(
         &mut server,
         &mut dev,

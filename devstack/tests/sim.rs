@@ -13,7 +13,6 @@ use ogm_devstack::{
 };
 use ogm_protocol::payload::decode;
 use ogm_protocol::{Payload, TOPIC_PREFIX, Topic};
-use rumqttc::QoS;
 
 const T: Duration = Duration::from_secs(20);
 
@@ -43,17 +42,35 @@ impl Setup {
         ChildProcess::spawn("ogm-sim", cmd, Some(&self.dir.path().join("sim.log"))).unwrap()
     }
 
-    async fn subscriber(&self) -> MqttProbe {
-        let mut p = MqttProbe::connect(self.broker.ports.mqtt, SERVER_USER, &self.creds.server)
-            .await
-            .unwrap();
-        assert!(
-            p.subscribe(&format!("{TOPIC_PREFIX}/#"), QoS::AtLeastOnce)
-                .await
-                .unwrap()
-        );
-        p
+    /// Waits until `sub` has seen every device of `ids` say offline, then until a new
+    /// subscriber gets each one's offline status retained (live delivery clears the retain
+    /// flag; a new subscriber gets the retained copy).
+    async fn offline_and_retained(&self, sub: &mut MqttProbe, ids: &[&str]) {
+        until_each(sub, ids, |_, p, _| offline(p)).await;
+        let mut late = self.subscriber().await;
+        until_each(&mut late, ids, |_, p, m| m.retain && offline(p)).await;
     }
+
+    async fn subscriber(&self) -> MqttProbe {
+        MqttProbe::subscribed(
+            self.broker.ports.mqtt,
+            SERVER_USER,
+            &self.creds.server,
+            &format!("{TOPIC_PREFIX}/#"),
+        )
+        .await
+        .unwrap()
+    }
+}
+
+/// A status that does not say offline.
+fn online(p: &Payload) -> bool {
+    matches!(p, Payload::Status(st) if st.online != Some(false))
+}
+
+/// A status that says offline (a last will, or the device's own goodbye).
+fn offline(p: &Payload) -> bool {
+    matches!(p, Payload::Status(st) if st.online == Some(false))
 }
 
 fn parse(m: &Received) -> (String, Payload) {
@@ -90,12 +107,7 @@ async fn devices_publish_consistent_readings_and_announce_presence() {
     let mut sim = s.sim(2, 10.0);
 
     // Retained online status on connect, then measurements on each device's own topic.
-    until_each(
-        &mut sub,
-        &ids,
-        |_, p, _| matches!(p, Payload::Status(st) if st.online != Some(false)),
-    )
-    .await;
+    until_each(&mut sub, &ids, |_, p, _| online(p)).await;
     let mut latest: BTreeMap<String, f64> = BTreeMap::new();
     let mut measurements = 0;
     while measurements < 60 {
@@ -121,17 +133,7 @@ async fn devices_publish_consistent_readings_and_announce_presence() {
 
     // A crash: the broker publishes each device's last will, retained, online=false.
     sim.kill();
-    until_each(
-        &mut sub,
-        &ids,
-        |_, p, _| matches!(p, Payload::Status(st) if st.online == Some(false)),
-    )
-    .await;
-    let mut late = s.subscriber().await;
-    until_each(&mut late, &ids, |_, p, m| {
-        m.retain && matches!(p, Payload::Status(st) if st.online == Some(false))
-    })
-    .await;
+    s.offline_and_retained(&mut sub, &ids).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,30 +149,14 @@ async fn devices_reconnect_after_a_broker_restart_and_say_goodbye_on_sigterm() {
 
     s.broker.restart().unwrap();
     let mut sub = s.subscriber().await;
-    until_each(
-        &mut sub,
-        &ids,
-        |_, p, _| matches!(p, Payload::Status(st) if st.online != Some(false)),
-    )
-    .await;
+    until_each(&mut sub, &ids, |_, p, _| online(p)).await;
     until_each(&mut sub, &ids, |_, p, _| {
         matches!(p, Payload::Measurement(_))
     })
     .await;
 
     sim.stop();
-    until_each(
-        &mut sub,
-        &ids,
-        |_, p, _| matches!(p, Payload::Status(st) if st.online == Some(false)),
-    )
-    .await;
-    // Live delivery clears the retain flag; a new subscriber gets the retained copy.
-    let mut late = s.subscriber().await;
-    until_each(&mut late, &ids, |_, p, m| {
-        m.retain && matches!(p, Payload::Status(st) if st.online == Some(false))
-    })
-    .await;
+    s.offline_and_retained(&mut sub, &ids).await;
     let log = std::fs::read_to_string(s.dir.path().join("sim.log")).unwrap_or_default();
     assert!(!log.contains("panicked"), "{log}");
 }

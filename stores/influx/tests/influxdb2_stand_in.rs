@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+mod support;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -20,6 +22,7 @@ use axum::routing::{get, post};
 use ogm_protocol::{DeviceId, LogEntry, LogLevel, Measurement, Payload};
 use ogm_store::{ExportQuery, Field, HistoryQuery, LogQuery, Record, Store, StoreError};
 use ogm_store_influx::{InfluxConfig, InfluxStore};
+use support::{Served, authorization, free_addr};
 
 const T0: i64 = 1_703_123_456_789_123;
 const HOST: &str = "stand-in-host";
@@ -58,22 +61,12 @@ struct StandInState {
 
 /// The stand-in. Dropping it stops serving.
 struct StandIn {
-    addr: SocketAddr,
+    server: Served,
     state: Arc<StandInState>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
 }
 
 fn auth(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    authorization(headers).map(str::to_owned)
 }
 
 async fn write_route(
@@ -158,20 +151,14 @@ impl StandIn {
             .route("/api/v2/query", post(query_route))
             .route("/health", get(health_route))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
         Self {
-            addr,
+            server: Served::start(addr, app).await,
             state,
-            server,
         }
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     fn set_write_status(&self, status: u16) {
@@ -247,13 +234,6 @@ async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,127 +9,32 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use ogm_protocol::{DeviceId, LogEntry, LogLevel, Measurement, Payload, Status};
 use ogm_store::Record;
 use ogm_store_influx::annotated_csv;
 
-/// A running influxd, killed on drop.
+/// A real influxd ([`ogm_devstack::Influxd`]) with its data in a temp dir; stopped on drop.
 struct Influxd {
-    child: Child,
-    base: String,
-    log: std::path::PathBuf,
+    server: ogm_devstack::Influxd,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Influxd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn write_config(dir: &Path, http_port: u16, rpc_port: u16) -> std::path::PathBuf {
-    let d = dir.display();
-    let conf = format!(
-        r#"reporting-enabled = false
-bind-address = "127.0.0.1:{rpc_port}"
-
-[meta]
-  dir = "{d}/meta"
-  logging-enabled = false
-
-[data]
-  dir = "{d}/data"
-  wal-dir = "{d}/wal"
-  query-log-enabled = false
-
-[monitor]
-  store-enabled = false
-
-[continuous_queries]
-  enabled = false
-
-[subscriber]
-  enabled = false
-
-[http]
-  enabled = true
-  bind-address = "127.0.0.1:{http_port}"
-  auth-enabled = false
-  log-enabled = false
-  pprof-enabled = false
-"#
-    );
-    let path = dir.join("influxdb.conf");
-    std::fs::write(&path, conf).expect("writing influxdb.conf");
-    path
-}
-
-async fn start_influxd() -> Influxd {
-    if Command::new("influxd").arg("version").output().is_err() {
-        panic!(
-            "influxd (InfluxDB 1.x) is not installed, so the line protocol cannot be checked \
-             against a real server: install Debian's package with `apt-get install -y influxdb`"
-        );
-    }
+fn start_influxd() -> Influxd {
     let dir = tempfile::tempdir().expect("temp dir");
-    let http_port = free_port();
-    let conf = write_config(dir.path(), http_port, free_port());
-    let log = dir.path().join("influxd.log");
-    let log_file = std::fs::File::create(&log).expect("log file");
-    let child = Command::new("influxd")
-        .arg("-config")
-        .arg(&conf)
-        .stdout(Stdio::from(log_file.try_clone().expect("log file")))
-        .stderr(Stdio::from(log_file))
-        .spawn()
-        .expect("starting influxd");
-    let mut server = Influxd {
-        child,
-        base: format!("http://127.0.0.1:{http_port}"),
-        log,
-        _dir: dir,
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = client.get(format!("{}/ping", server.base)).send().await
-            && r.status().as_u16() == 204
-        {
-            return server;
-        }
-        if let Ok(Some(status)) = server.child.try_wait() {
-            panic!(
-                "influxd exited ({status}) before answering /ping:\n{}",
-                std::fs::read_to_string(&server.log).unwrap_or_default()
-            );
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "influxd did not answer /ping within 60 s:\n{}",
-                std::fs::read_to_string(&server.log).unwrap_or_default()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let server = ogm_devstack::Influxd::start(dir.path()).unwrap_or_else(|e| {
+        panic!(
+            "{e:#}\n(the line protocol is checked against a real influxd, InfluxDB 1.x: \
+             Debian's package, `apt-get install -y influxdb`)"
+        )
+    });
+    Influxd { server, _dir: dir }
 }
 
 impl Influxd {
     async fn query(&self, q: &str) -> String {
         let r = reqwest::Client::new()
-            .post(format!("{}/query", self.base))
+            .post(format!("{}/query", self.server.url()))
             .header("Accept", "application/csv")
             .query(&[("db", "ogm"), ("epoch", "u"), ("q", q)])
             .send()
@@ -141,7 +46,7 @@ impl Influxd {
 
     async fn write(&self, body: &str) {
         let r = reqwest::Client::new()
-            .post(format!("{}/write", self.base))
+            .post(format!("{}/write", self.server.url()))
             .query(&[("db", "ogm"), ("precision", "u")])
             .body(body.to_owned())
             .send()
@@ -314,7 +219,7 @@ fn float(cells: &HashMap<String, String>, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn line_protocol_round_trips_through_real_influxd_1_6() {
-    let influxd = start_influxd().await;
+    let influxd = start_influxd();
     influxd.query("CREATE DATABASE ogm").await;
 
     let records = records();

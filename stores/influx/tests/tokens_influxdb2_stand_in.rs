@@ -7,20 +7,22 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+mod support;
+
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use ogm_store_influx::tokens::{
     ScopedTokens, TokenAdmin, TokenError, read_description, write_description,
 };
 use serde_json::{Value, json};
+use support::{Served, authorization, free_addr};
 
 const ADMIN: &str = "admin-token-123";
 const ORG: &str = "open_grid_monitor";
@@ -48,12 +50,16 @@ fn error(status: StatusCode, code: &str, message: &str) -> Answer {
     answer(status, json!({"code": code, "message": message}))
 }
 
+fn not_found(what: &str) -> Answer {
+    error(
+        StatusCode::NOT_FOUND,
+        "not found",
+        &format!("{what} not found"),
+    )
+}
+
 fn authorized(headers: &HeaderMap) -> Result<(), Answer> {
-    let ok = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        == Some(&format!("Token {ADMIN}"));
-    if ok {
+    if authorization(headers) == Some(&format!("Token {ADMIN}")) {
         Ok(())
     } else {
         Err(error(
@@ -69,7 +75,7 @@ async fn orgs(State(s): S, headers: HeaderMap, Query(q): Query<HashMap<String, S
         return e;
     }
     if !s.ready.load(Ordering::SeqCst) || q.get("org").map(String::as_str) != Some(ORG) {
-        return error(StatusCode::NOT_FOUND, "not found", "organization not found");
+        return not_found("organization");
     }
     answer(
         StatusCode::OK,
@@ -153,11 +159,7 @@ async fn get_authorization(State(s): S, headers: HeaderMap, Path(id): Path<Strin
         .find(|a| a["id"] == id.as_str())
     {
         Some(a) => answer(StatusCode::OK, a.clone()),
-        None => error(
-            StatusCode::NOT_FOUND,
-            "not found",
-            "authorization not found",
-        ),
+        None => not_found("authorization"),
     }
 }
 
@@ -169,25 +171,14 @@ async fn delete_authorization(State(s): S, headers: HeaderMap, Path(id): Path<St
     let before = all.len();
     all.retain(|a| a["id"] != id.as_str());
     if all.len() == before {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not found",
-            "authorization not found",
-        );
+        return not_found("authorization");
     }
     (StatusCode::NO_CONTENT, String::new())
 }
 
 struct StandIn {
-    addr: SocketAddr,
+    server: Served,
     state: Arc<Influx>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
 }
 
 impl StandIn {
@@ -211,20 +202,14 @@ impl StandIn {
                 get(get_authorization).delete(delete_authorization),
             )
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
         Self {
-            addr,
+            server: Served::on_free_port(app).await,
             state,
-            server,
         }
     }
 
     fn admin(&self, token: &str) -> TokenAdmin {
-        TokenAdmin::new(&format!("http://{}", self.addr), token, ORG, BUCKET).unwrap()
+        TokenAdmin::new(&self.server.url(), token, ORG, BUCKET).unwrap()
     }
 
     fn authorization(&self, id: &str) -> Option<Value> {
@@ -366,11 +351,7 @@ async fn waits_for_influxdb_to_finish_its_init() {
     assert!(done.created);
 
     // Nothing listening: retried until the wait is over, then a clear error.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let gone = TokenAdmin::new(&format!("http://127.0.0.1:{port}"), ADMIN, ORG, BUCKET).unwrap();
+    let gone = TokenAdmin::new(&format!("http://{}", free_addr()), ADMIN, ORG, BUCKET).unwrap();
     let started = Instant::now();
     let e = gone
         .ensure_waiting(None, Duration::from_secs(1))
