@@ -730,19 +730,19 @@ pub fn schedule_frame() {
 /// Once per animation frame at most: push what changed into the signals and redraw the charts.
 fn frame() {
     let started = performance_now();
-    let new_devices = with_rt(|rt| {
+    let (new_devices, drew) = with_rt(|rt| {
         rt.frame_pending = false;
-        let new = rt.sync_rows();
+        let drew = rt.chart_dirty && rt.maybe_draw();
+        // A frame that redraws the charts leaves the cards to the next one: the two together
+        // made the page's slowest frames.
+        let new = if drew { Vec::new() } else { rt.sync_rows() };
         rt.sync_logs();
         rt.sync_events();
-        if rt.chart_dirty {
-            rt.maybe_draw();
-        }
-        new
+        (new, drew)
     })
     .unwrap_or_default();
     add_cost(0.0, performance_now() - started);
-    if with_rt(|rt| !rt.rows_waiting.is_empty()).unwrap_or(false) {
+    if drew || with_rt(|rt| !rt.rows_waiting.is_empty()).unwrap_or(false) {
         schedule_frame();
     }
     for id in new_devices {
@@ -880,8 +880,8 @@ impl Runtime {
         }
     }
 
-    /// Redraws the charts if the last draw is old enough, else once it is.
-    fn maybe_draw(&mut self) {
+    /// Redraws the charts if the last draw is old enough (true), else once it is.
+    fn maybe_draw(&mut self) -> bool {
         let now = now_ms();
         let window = self.ui.route.with_untracked(|r| r.window_us);
         let traces = if self.overview_canvas.is_some() || self.insight_canvas.is_some() {
@@ -902,7 +902,7 @@ impl Runtime {
                     Duration::from_millis(wait.ceil() as u64),
                 );
             }
-            return;
+            return false;
         }
         self.chart_dirty = false;
         self.chart_drawn_ms = now;
@@ -912,6 +912,7 @@ impl Runtime {
         self.draw_device_page(now_us);
         self.draw_insight(now_us);
         self.chart_draw_cost_ms = performance_now() - started;
+        true
     }
 
     fn nominal(&self) -> f64 {
