@@ -567,8 +567,7 @@ fn on_link_event(event: LinkEvent) {
     match event {
         LinkEvent::State(state) => {
             let connected = state == LinkState::Connected;
-            let came_up = with_rt(|rt| connected && !rt.link_up).unwrap_or(false);
-            let backfill = with_rt(|rt| {
+            let (backfill, came_up) = with_rt(|rt| {
                 rt.ui.conn.set(Conn::Link(state));
                 let was_up = rt.link_up;
                 rt.link_up = connected;
@@ -577,16 +576,18 @@ fn on_link_event(event: LinkEvent) {
                     rt.down_since_us = Some(now_us());
                     rt.up_since_us = None;
                 }
-                if connected && !was_up {
+                let came_up = connected && !was_up;
+                if came_up {
                     rt.up_since_us = Some(now_us());
                 }
-                if connected {
+                let backfill = if connected {
                     rt.down_since_us.take()
                 } else {
                     None
-                }
+                };
+                (backfill, came_up)
             })
-            .flatten();
+            .unwrap_or_default();
             if came_up {
                 // Log entries sent while the link was down (or since the logs view fetched its
                 // newest page without a link) come from history: the newest page again, a

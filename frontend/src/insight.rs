@@ -17,51 +17,7 @@ use ogm_protocol::DeviceId;
 
 use crate::series::Sample;
 
-/// A synchronous area: whose grid code's bands the page draws.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum GridArea {
-    /// Continental Europe (ENTSO-E RG CE).
-    #[default]
-    ContinentalEurope,
-    /// Great Britain (NESO).
-    GreatBritain,
-    /// The Nordic synchronous area (Statnett, Svenska kraftnät, Fingrid, Energinet).
-    Nordic,
-}
-
-impl GridArea {
-    pub const ALL: [Self; 3] = [Self::ContinentalEurope, Self::GreatBritain, Self::Nordic];
-
-    /// `ce`, `gb`, `nordic`: the URL's `area=` and the server's `OGM_GRID_AREA`.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.as_str() == s)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ContinentalEurope => "ce",
-            Self::GreatBritain => "gb",
-            Self::Nordic => "nordic",
-        }
-    }
-
-    /// What the area's grid code calls the outer limits ([`Bands::limit_mhz`]).
-    pub fn limits_name(self) -> &'static str {
-        match self {
-            Self::ContinentalEurope => "normal limits",
-            Self::GreatBritain => "statutory limits",
-            Self::Nordic => "FCR-D fully active",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::ContinentalEurope => "Continental Europe",
-            Self::GreatBritain => "Great Britain",
-            Self::Nordic => "Nordic",
-        }
-    }
-}
+pub use ogm_protocol::GridArea;
 
 /// Frequency bands around nominal, mHz, of one synchronous area.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -219,8 +219,7 @@ impl LogBuffer {
         self.complete_from() == i64::MIN
     }
 
-    /// Whether there is no room for older entries: the buffer is full and everything older
-    /// than what it holds was evicted or refused.
+    /// Whether there is no room for older entries (an older one would be refused).
     pub fn full(&self) -> bool {
         self.lines.len() >= self.capacity
     }

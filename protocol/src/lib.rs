@@ -21,11 +21,13 @@ extern crate std;
 
 pub mod device_id;
 pub mod fixtures;
+pub mod grid;
 pub mod liveness;
 pub mod payload;
 pub mod topic;
 
 pub use device_id::{DeviceId, DeviceIdError};
+pub use grid::GridArea;
 pub use liveness::{DeviceState, Presence};
 pub use payload::{
     Decoded, LogEntry, LogLevel, Measurement, Payload, PayloadError, Status, TimestampFix,

@@ -250,7 +250,7 @@ pub struct Config {
     /// The synchronous area whose frequency bands the dashboard draws: `ce` (Continental
     /// Europe), `gb` (Great Britain) or `nordic`. A page's `area=` overrides it.
     #[arg(long, env = "OGM_GRID_AREA", default_value = "ce", value_parser = parse_grid_area)]
-    pub grid_area: &'static str,
+    pub grid_area: ogm_protocol::GridArea,
 
     /// Other sites whose pages may call the API (CORS), comma-separated origins such as
     /// `https://grafana.example.org`, or `*` for any. Default: none, so only pages the server
@@ -332,10 +332,8 @@ pub fn parse_origin(s: &str) -> Result<String, String> {
     Ok(s.to_ascii_lowercase())
 }
 
-fn parse_grid_area(s: &str) -> Result<&'static str, String> {
-    ["ce", "gb", "nordic"]
-        .into_iter()
-        .find(|a| *a == s)
+fn parse_grid_area(s: &str) -> Result<ogm_protocol::GridArea, String> {
+    ogm_protocol::GridArea::parse(s)
         .ok_or_else(|| format!("grid area must be ce, gb or nordic, not {s:?}"))
 }
 

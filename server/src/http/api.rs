@@ -47,7 +47,7 @@ pub async fn config(State(state): State<AppState>, headers: HeaderMap) -> Json<D
         mqtt_password: c.dashboard_mqtt_password.clone(),
         topic_prefix: ogm_protocol::TOPIC_PREFIX,
         nominal_hz: c.nominal_hz,
-        grid_area: c.grid_area,
+        grid_area: c.grid_area.as_str(),
     })
 }
 
