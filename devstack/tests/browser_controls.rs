@@ -1,8 +1,9 @@
 //! The dashboard's controls in real Chromium, against a real Mosquitto and `ogm-server`: the
 //! device page's custom range (inputs → URL → charts → CSV export), the logs' "Load older"
 //! under level and device filters, the theme button (and the theme surviving a reload), the
-//! kiosk watchdog of `index.html` (a frozen heartbeat reloads a kiosk, and only a kiosk), and a
-//! figure: page load to a filled 24 h chart.
+//! kiosk watchdog of `index.html` (a frozen heartbeat reloads a kiosk, and only a kiosk), the
+//! live charts of many devices (their crowd, and a stray on its own line), and a figure: page
+//! load to a filled 24 h chart.
 //!
 //! History is published through the broker by outside device users, so the server stores it
 //! the way it stores a board's messages. Screenshots land in target/screenshots/
@@ -14,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use ogm_devstack::page::{
-    CONNECTED, attr, card, chart, click, count, log, measurement, now_us, select, shot, topic, wait,
+    CONNECTED, attr, card, chart, click, count, go, log, measurement, now_us, select, shot, topic,
+    wait,
 };
-use ogm_devstack::{Browser, Stack, StackOptions, http_get};
+use ogm_devstack::{Browser, MqttProbe, Stack, StackOptions, http_get};
 use ogm_protocol::{Kind, LogLevel};
 use rumqttc::{AsyncClient, ConnectReturnCode, Event, MqttOptions, Outgoing, Packet, QoS};
 use serde_json::Value;
@@ -28,6 +30,8 @@ const RANGE: &str = "ctl-a";
 /// Two thirds of the log entries.
 const OTHER: &str = "ctl-b";
 const PW: &str = "ctl-pw";
+/// A device reading 400 mHz high among simulated ones.
+const STRAY: &str = "ctl-stray";
 const S: i64 = 1_000_000;
 /// Log entries published before the page opens (the page fetches 200 at a time).
 const LOG_ENTRIES: i64 = 1_200;
@@ -883,4 +887,92 @@ async fn load_older_keeps_the_logs_complete() {
     browser.close().await.unwrap();
     drop(stack);
     assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_devices_draw_as_a_crowd_with_the_stray_on_its_own_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = StackOptions::for_test(dir.path().to_path_buf(), 14);
+    options.rate_hz = 2.0;
+    options.extra_devices = vec![(STRAY.to_owned(), PW.to_owned())];
+    let stack = Stack::up(options).unwrap();
+    let base = stack.http_url();
+    let mut probe = MqttProbe::connect(stack.broker.ports.mqtt, STRAY, PW)
+        .await
+        .unwrap();
+    // The stray reads 50.4 Hz twice a second while the test runs, far from the simulated
+    // grid (50 Hz and tens of mHz).
+    let publisher = tokio::spawn(async move {
+        loop {
+            let sent = probe
+                .publish(
+                    &topic(STRAY, Kind::Measurement),
+                    measurement(now_us(), 50.4),
+                    false,
+                )
+                .await;
+            sent.expect("the stray's publish");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    let browser = Browser::start(1400, 1300).await.unwrap();
+    let long = Duration::from_secs(30);
+    let legend_is = |id: &str| {
+        format!(
+            "(() => {{ const l = document.querySelector('#{id}'); return l?.dataset.crowd === '15' && l.dataset.strays === '{STRAY}' && l.textContent.includes('median of 15 devices'); }})()"
+        )
+    };
+
+    browser.goto(&base).await.unwrap();
+    wait(&browser, "the MQTT connection", CONNECTED, long).await;
+    wait(
+        &browser,
+        "15 cards",
+        &format!("{} === 15", count(".device-card")),
+        long,
+    )
+    .await;
+    wait(
+        &browser,
+        "the overview's legend: the crowd of 15 and the stray",
+        &legend_is("chart-legend"),
+        long,
+    )
+    .await;
+    // One legend entry per device shown on its own: the stray only.
+    assert_eq!(
+        browser
+            .js(&count("#chart-legend li[data-device-id]"))
+            .await
+            .unwrap(),
+        1
+    );
+    // Twenty seconds of the 15 devices on the chart, for the screenshot.
+    wait(
+        &browser,
+        "20 s of data on the live chart",
+        "Number(document.querySelector('#live-chart')?.dataset.samples) > 600",
+        Duration::from_secs(60),
+    )
+    .await;
+    browser
+        .run("document.querySelector('#live-chart').scrollIntoView({block: 'end'})")
+        .await
+        .unwrap();
+    shot(&browser, "controls-crowd").await;
+
+    go(&browser, "?view=insight").await;
+    wait(
+        &browser,
+        "the insight legend: the crowd of 15 and the stray",
+        &legend_is("deviation-legend"),
+        long,
+    )
+    .await;
+    browser
+        .run("document.querySelector('#deviation-legend').scrollIntoView({block: 'end'})")
+        .await
+        .unwrap();
+    shot(&browser, "controls-crowd-insight").await;
+    publisher.abort();
 }

@@ -146,6 +146,8 @@ pub struct Ui {
     pub field_facts: RwSignal<BTreeMap<Field, ChartFacts>>,
     pub insight_state: RwSignal<LoadState>,
     pub live_facts: RwSignal<ChartFacts>,
+    /// What the live charts show: a line per device, or their crowd.
+    pub live_shown: RwSignal<chart::LiveShown>,
 }
 
 /// The non-reactive side.
@@ -166,6 +168,8 @@ pub struct Runtime {
     chart_drawn_ms: f64,
     /// How long the last redraw of every chart took, ms.
     chart_draw_cost_ms: f64,
+    /// The live charts' crowd of many devices, kept between redraws.
+    crowd: chart::CrowdCache,
     chart_deferred: bool,
     link: Option<MqttWs>,
     link_up: bool,
@@ -342,6 +346,7 @@ pub fn App() -> impl IntoView {
         field_facts: RwSignal::new(BTreeMap::new()),
         insight_state: RwSignal::new(LoadState::Loading),
         live_facts: RwSignal::new(ChartFacts::default()),
+        live_shown: RwSignal::new(chart::LiveShown::default()),
     };
     provide_context(ui);
     let nominal = route.nominal_hz.unwrap_or(50.0);
@@ -362,6 +367,7 @@ pub fn App() -> impl IntoView {
         chart_dirty: false,
         chart_drawn_ms: 0.0,
         chart_draw_cost_ms: 0.0,
+        crowd: chart::CrowdCache::default(),
         chart_deferred: false,
         link: None,
         link_up: false,
@@ -959,9 +965,10 @@ impl Runtime {
         let window = self.ui.route.with_untracked(|r| r.window_us);
         let nominal = self.nominal();
         let width = usize::try_from(canvas.client_width()).unwrap_or(0).max(1);
+        let mut crowd = std::mem::take(&mut self.crowd);
         let traces = self.overview_traces();
-        let columns = chart::columns_per_trace(width, traces.len());
-        let spec = chart::live_frequency(&traces, now_us, window, nominal, columns);
+        let (spec, shown) =
+            chart::live_frequency(&traces, now_us, window, nominal, width, &mut crowd);
         let t0 = now_us - window;
         let facts = ChartFacts {
             start_us: t0,
@@ -986,9 +993,13 @@ impl Runtime {
                 .unwrap_or(0),
             ..facts
         };
+        self.crowd = crowd;
         chart::draw(&canvas, &spec);
         if self.ui.live_facts.get_untracked() != facts {
             self.ui.live_facts.set(facts);
+        }
+        if self.ui.live_shown.with_untracked(|s| *s != shown) {
+            self.ui.live_shown.set(shown);
         }
     }
 
@@ -1062,28 +1073,18 @@ impl Runtime {
         if let Some(canvas) = self.insight_canvas.clone() {
             let window = self.ui.route.with_untracked(|r| r.window_us);
             let width = usize::try_from(canvas.client_width()).unwrap_or(0).max(1);
+            let mut crowd = std::mem::take(&mut self.crowd);
             let traces = self.overview_traces();
-            let columns = chart::columns_per_trace(width, traces.len());
-            let t0 = now_us - window;
-            let mut spec = ChartSpec::new(t0, now_us, XLabels::Relative);
-            let mut values = Vec::new();
-            let width = chart::trace_width(traces.len());
-            for tr in traces {
-                let segs: Vec<Vec<chart::Column>> = chart::reduce(
-                    tr.series.iter(),
-                    t0,
-                    now_us,
-                    columns,
-                    chart::gap_for(tr.series, 0),
-                )
-                .into_iter()
-                .map(|s| s.into_iter().map(to_mhz).collect())
-                .collect();
-                values.extend(segs.iter().flatten().flat_map(|c| [c.min, c.max]));
-                spec.add_trace(&segs, chart::color_of(tr.id), width);
-            }
+            let mut spec = ChartSpec::new(now_us - window, now_us, XLabels::Relative);
+            let (values, shown) =
+                spec.add_live(&traces, width, &mut crowd, |f| bands.deviation_mhz(f));
+            drop(traces);
+            self.crowd = crowd;
             finish_deviation_chart(&mut spec, values, &bands);
             chart::draw(&canvas, &spec);
+            if self.ui.live_shown.with_untracked(|s| *s != shown) {
+                self.ui.live_shown.set(shown);
+            }
         }
         if let (Some(canvas), Some(page)) = (self.insight_range_canvas.clone(), &self.insight_page)
         {

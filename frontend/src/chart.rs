@@ -7,6 +7,13 @@
 //! per pixel column first, so a chart costs the same to draw whatever the data rate, and a spike
 //! survives as a column's min or max instead of being averaged away. Traces break where data is
 //! missing for longer than the gap limit instead of bridging the hole.
+//!
+//! From [`CROWD_FROM`] devices on, a live chart draws their [`Crowd`] instead of a line each:
+//! the median, the band from the lowest to the highest reading, and the devices that stray from
+//! it on lines of their own. A [`CrowdCache`] keeps it between redraws, so a redraw reads only
+//! what arrived since the last one.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use ogm_protocol::DeviceId;
 
@@ -205,24 +212,12 @@ impl Acc {
 /// longest. So a device
 /// that reports every 10 s draws a line, and only a real outage breaks it.
 pub fn gap_for(series: &Series, history_interval_us: i64) -> i64 {
-    // The newest 64 steps are enough to know it, and cheap enough for every redraw.
-    let mut steps: Vec<i64> = series
-        .iter()
-        .rev()
-        .take(65)
-        .map(Sample::mid)
-        .collect::<Vec<_>>()
-        .windows(2)
-        .map(|w| w[0] - w[1])
-        .filter(|d| *d > 0)
-        .collect();
-    let usual = if steps.is_empty() {
-        0
-    } else {
-        let mid = steps.len() / 2;
-        *steps.select_nth_unstable(mid).1
-    };
-    GAP_US.max(3 * series.slot_us().max(history_interval_us).max(usual))
+    gap_with(series, history_interval_us, usual_step_us(series))
+}
+
+/// [`gap_for`] with the usual step known.
+fn gap_with(series: &Series, history_interval_us: i64, usual_step_us: i64) -> i64 {
+    GAP_US.max(3 * series.slot_us().max(history_interval_us).max(usual_step_us))
 }
 
 /// A polyline through each column's extremes: a live trace on which spikes stay visible.
@@ -455,29 +450,424 @@ impl ChartSpec {
     }
 }
 
-/// One device's trace on the overview chart.
+/// From this many devices on, a live chart draws their [`Crowd`] instead of a line each: a
+/// hundred overlapping lines show no one device, and cost a frame each time they are painted.
+pub const CROWD_FROM: usize = 13;
+/// Most strays a crowd chart draws on their own, worst first.
+pub const MAX_STRAYS: usize = 6;
+/// A device strays from the crowd when its readings leave the median by more than this, Hz,
+/// and by more than [`STRAY_FACTOR`] times what the typical device's do.
+pub const STRAY_MIN_HZ: f64 = 0.010;
+/// See [`STRAY_MIN_HZ`].
+pub const STRAY_FACTOR: f64 = 3.0;
+/// The colour of a crowd's band and median.
+pub const CROWD_COLOR: (u8, u8, u8) = (112, 128, 144);
+
+/// Many devices as one: per column, the median of the devices' means, and the band from the
+/// lowest to the highest reading of every device not drawn on its own. The devices that stray
+/// from the median (a bad sensor, a device on another grid) are drawn on their own, so every
+/// reading is either inside the band or on a line of its own: nothing is averaged away.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Crowd {
+    /// Columns in segments: `min` and `max` the band, `mean` the median.
+    pub segments: Vec<Vec<Column>>,
+    /// The strays, worst first: the index of each in the input and its columns.
+    pub strays: Vec<(usize, Vec<Vec<Column>>)>,
+}
+
+/// The usual time between a series' samples, µs (the median of its newest 64 steps; 0 with
+/// fewer than two samples).
+fn usual_step_us(series: &Series) -> i64 {
+    // The newest 64 steps are enough to know it, and cheap enough for every redraw.
+    let mut steps: Vec<i64> = series
+        .iter()
+        .rev()
+        .take(65)
+        .map(Sample::mid)
+        .collect::<Vec<_>>()
+        .windows(2)
+        .map(|w| w[0] - w[1])
+        .filter(|d| *d > 0)
+        .collect();
+    if steps.is_empty() {
+        return 0;
+    }
+    let mid = steps.len() / 2;
+    *steps.select_nth_unstable(mid).1
+}
+
+fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mid = values.len() / 2;
+    Some(*values.select_nth_unstable_by(mid, f64::total_cmp).1)
+}
+
+/// One device's readings in one column of a crowd: `k` counts columns since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Cell {
+    k: i64,
+    min: f64,
+    max: f64,
+    /// The sum and number of the samples' means.
+    sum: f64,
+    n: f64,
+}
+
+impl Cell {
+    fn mean(&self) -> f64 {
+        self.sum / self.n
+    }
+}
+
+/// What a [`CrowdCache`] knows of one device.
+#[derive(Debug, Clone, Default)]
+struct DeviceCells {
+    /// [`Series::rewrites`] when read.
+    rewrites: u64,
+    /// Start of the newest sample read, µs: only its column and later ones can change.
+    newest_t: i64,
+    /// Oldest first.
+    cells: VecDeque<Cell>,
+}
+
+/// Quantises a column width to 1, 2 or 5 times a power of ten, µs, so that it stays the same
+/// from one redraw to the next: the smallest such at least `us`, unless that is more than
+/// `max_us`, then the largest not more than it (at least 1 ms).
+fn nice_us(us: f64, max_us: f64) -> i64 {
+    let nice = (3..12)
+        .flat_map(|e| [1, 2, 5].map(|m| m * 10i64.pow(e)))
+        .collect::<Vec<_>>();
+    match nice.iter().find(|&&n| n as f64 >= us) {
+        Some(&n) if n as f64 <= max_us => n,
+        _ => nice
+            .iter()
+            .rev()
+            .find(|&&n| n as f64 <= max_us)
+            .copied()
+            .unwrap_or(1_000),
+    }
+}
+
+/// The [`Crowd`] of the live charts, kept from one redraw to the next: the columns are aligned
+/// to the epoch, so a column once computed stays right until its device's series is rewritten
+/// (a history fill, a backfill) or new data land in it; a redraw reads only the samples that
+/// arrived since the last one. A hundred devices at 10 Hz cost a redraw their newest few
+/// hundred samples, not the window's hundred thousand.
+#[derive(Debug, Clone, Default)]
+pub struct CrowdCache {
+    col_us: i64,
+    devices: BTreeMap<DeviceId, DeviceCells>,
+    /// The median of each column from `medians_k0` on, while it lasts.
+    medians: VecDeque<Option<f64>>,
+    medians_k0: i64,
+}
+
+impl CrowdCache {
+    /// The crowd of `traces` over `[t0, t1]` in at most `max_columns` columns: fewer when the
+    /// devices report less often, so each column holds about two readings of every device and
+    /// its median is taken over all of them.
+    pub fn crowd(
+        &mut self,
+        traces: &[TraceInput<'_>],
+        t0: i64,
+        t1: i64,
+        max_columns: usize,
+    ) -> Crowd {
+        let span = (t1 - t0).max(1) as f64;
+        let steps: Vec<i64> = traces.iter().map(|t| usual_step_us(t.series)).collect();
+        let step = median(&mut steps.iter().map(|&s| s as f64).collect::<Vec<_>>()).unwrap_or(0.0);
+        let col_us = nice_us(
+            (2.0 * step).max(span / max_columns.max(1) as f64),
+            span / MIN_TRACE_COLUMNS as f64,
+        );
+        if col_us != self.col_us {
+            *self = Self {
+                col_us,
+                ..Self::default()
+            };
+        }
+        let (k0, k1) = (t0.div_euclid(col_us), t1.div_euclid(col_us));
+        let column = |t: i64| t.div_euclid(col_us);
+
+        // Bring each device's cells up to date; the oldest column that changed.
+        let mut dirty_from = i64::MAX;
+        let before = self.devices.len();
+        let shown: BTreeSet<&DeviceId> = traces.iter().map(|t| t.id).collect();
+        self.devices.retain(|id, _| shown.contains(id));
+        if self.devices.len() != before {
+            dirty_from = i64::MIN; // a device left every column it was in
+        }
+        for tr in traces {
+            let cached = self.devices.entry(tr.id.clone()).or_default();
+            let s = tr.series;
+            let from_k = if cached.rewrites != s.rewrites() || cached.cells.is_empty() {
+                if let Some(oldest) = cached.cells.front() {
+                    dirty_from = dirty_from.min(oldest.k);
+                }
+                cached.cells.clear();
+                i64::MIN
+            } else {
+                column(cached.newest_t)
+            };
+            cached.rewrites = s.rewrites();
+            while cached.cells.back().is_some_and(|c| c.k >= from_k) {
+                cached.cells.pop_back();
+            }
+            let fresh: Vec<&Sample> = s
+                .iter()
+                .rev()
+                .take_while(|r| column(r.t) >= from_k && r.t >= t0 - col_us)
+                .collect();
+            if let Some(first) = fresh.last() {
+                dirty_from = dirty_from.min(column(first.t));
+            }
+            for r in fresh.into_iter().rev().filter(|r| r.t <= t1) {
+                let k = column(r.t);
+                match cached.cells.back_mut() {
+                    Some(c) if c.k == k => {
+                        c.min = c.min.min(r.min);
+                        c.max = c.max.max(r.max);
+                        c.sum += r.mean;
+                        c.n += 1.0;
+                    }
+                    _ => cached.cells.push_back(Cell {
+                        k,
+                        min: r.min,
+                        max: r.max,
+                        sum: r.mean,
+                        n: 1.0,
+                    }),
+                }
+                cached.newest_t = r.t;
+            }
+            while cached.cells.front().is_some_and(|c| c.k < k0) {
+                cached.cells.pop_front();
+            }
+        }
+
+        // The medians of the columns that changed.
+        if self.medians_k0 > k0 {
+            // The window went back in time (the clock did): start over.
+            self.medians.clear();
+            dirty_from = i64::MIN;
+        }
+        while self.medians_k0 < k0 && !self.medians.is_empty() {
+            self.medians.pop_front();
+            self.medians_k0 += 1;
+        }
+        if self.medians.is_empty() {
+            self.medians_k0 = k0;
+        }
+        self.medians
+            .resize((k1 - self.medians_k0 + 1).max(0) as usize, None);
+        let from = dirty_from.max(self.medians_k0);
+        let mut means: Vec<f64> = Vec::with_capacity(traces.len());
+        for k in from..=k1 {
+            means.clear();
+            for d in self.devices.values() {
+                if let Some(c) = cell_at(&d.cells, k) {
+                    means.push(c.mean());
+                }
+            }
+            self.medians[(k - self.medians_k0) as usize] = median(&mut means);
+        }
+        let median_at = |k: i64| {
+            self.medians
+                .get(usize::try_from(k - self.medians_k0).ok()?)
+                .copied()
+                .flatten()
+        };
+
+        // How far each device's readings stray from the median at worst.
+        let mut worst: Vec<(usize, f64)> = traces
+            .iter()
+            .enumerate()
+            .map(|(i, tr)| {
+                let w = self.devices[tr.id]
+                    .cells
+                    .iter()
+                    .filter(|c| c.k <= k1)
+                    .filter_map(|c| median_at(c.k).map(|m| (c.max - m).max(m - c.min)))
+                    .fold(0.0, f64::max);
+                (i, w)
+            })
+            .collect();
+        let mut all: Vec<f64> = worst.iter().map(|w| w.1).collect();
+        let typical = median(&mut all).unwrap_or(0.0);
+        let limit = STRAY_MIN_HZ.max(STRAY_FACTOR * typical);
+        worst.retain(|w| w.1 > limit);
+        worst.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        worst.truncate(MAX_STRAYS);
+        let is_stray = |i: usize| worst.iter().any(|w| w.0 == i);
+
+        // The band over everyone else, broken where none of them has data for longer than
+        // the usual device's gap limit.
+        let columns = (k1 - k0 + 1).max(0) as usize;
+        let mut band: Vec<Option<(f64, f64)>> = vec![None; columns];
+        for (_, tr) in traces.iter().enumerate().filter(|(i, _)| !is_stray(*i)) {
+            for c in self.devices[tr.id].cells.iter().filter(|c| c.k <= k1) {
+                let b = &mut band[(c.k - k0) as usize];
+                *b = Some(b.map_or((c.min, c.max), |(lo, hi)| (lo.min(c.min), hi.max(c.max))));
+            }
+        }
+        let mut gaps: Vec<f64> = traces
+            .iter()
+            .zip(&steps)
+            .map(|(t, &step)| gap_with(t.series, 0, step) as f64)
+            .collect();
+        let gap_us = median(&mut gaps).unwrap_or(GAP_US as f64);
+        let mut segments: Vec<Vec<Column>> = Vec::new();
+        let mut current: Vec<Column> = Vec::new();
+        for (i, b) in band.iter().enumerate() {
+            let k = k0 + i as i64;
+            let (Some((min, max)), Some(mean)) = (b, median_at(k)) else {
+                continue;
+            };
+            let t = (k * col_us + col_us / 2).clamp(t0, t1);
+            if current.last().is_some_and(|p| (t - p.t) as f64 > gap_us) {
+                segments.push(std::mem::take(&mut current));
+            }
+            current.push(Column {
+                t,
+                min: *min,
+                mean: mean.max(*min).min(*max),
+                max: *max,
+            });
+        }
+        if !current.is_empty() {
+            segments.push(current);
+        }
+        let strays = worst
+            .iter()
+            .map(|&(i, _)| {
+                let s = traces[i].series;
+                (i, reduce(s.iter(), t0, t1, max_columns, gap_for(s, 0)))
+            })
+            .collect();
+        Crowd { segments, strays }
+    }
+}
+
+/// The cell of column `k` in `cells` (sorted by column).
+fn cell_at(cells: &VecDeque<Cell>, k: i64) -> Option<&Cell> {
+    let i = cells.partition_point(|c| c.k < k);
+    cells.get(i).filter(|c| c.k == k)
+}
+
+/// [`CrowdCache::crowd`] with nothing cached.
+pub fn crowd(traces: &[TraceInput<'_>], t0: i64, t1: i64, max_columns: usize) -> Crowd {
+    CrowdCache::default().crowd(traces, t0, t1, max_columns)
+}
+
+/// One device's trace on a live chart.
 #[derive(Debug, Clone)]
 pub struct TraceInput<'a> {
     pub id: &'a DeviceId,
     pub series: &'a Series,
 }
 
-/// The overview's live frequency chart: one trace per device over the window before `now_us`.
+/// What a live chart shows, for its legend and tests.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum LiveShown {
+    /// A line per device.
+    #[default]
+    Devices,
+    /// The [`Crowd`] of this many devices, and the strays drawn on their own.
+    Crowd {
+        devices: usize,
+        strays: Vec<DeviceId>,
+    },
+}
+
+impl ChartSpec {
+    /// Adds the live traces over the chart's window, `width_px` wide, with `map` applied to
+    /// the values (e.g. Hz to mHz deviation): a line per device, or from [`CROWD_FROM`]
+    /// devices on their crowd and its strays. Returns the values drawn (for the y range).
+    pub fn add_live(
+        &mut self,
+        traces: &[TraceInput<'_>],
+        width_px: usize,
+        cache: &mut CrowdCache,
+        map: impl Fn(f64) -> f64,
+    ) -> (Vec<f64>, LiveShown) {
+        let t1 = self.end_us;
+        let t0 = t1 - (self.span_s * 1e6) as i64;
+        let mapped = |segs: Vec<Vec<Column>>| -> Vec<Vec<Column>> {
+            segs.into_iter()
+                .map(|s| {
+                    s.into_iter()
+                        .map(|c| Column {
+                            t: c.t,
+                            min: map(c.min),
+                            mean: map(c.mean),
+                            max: map(c.max),
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        let mut values: Vec<f64> = Vec::new();
+        if traces.len() < CROWD_FROM {
+            let columns = columns_per_trace(width_px, traces.len());
+            for tr in traces {
+                let segs = mapped(reduce(
+                    tr.series.iter(),
+                    t0,
+                    t1,
+                    columns,
+                    gap_for(tr.series, 0),
+                ));
+                values.extend(segs.iter().flatten().flat_map(|c| [c.min, c.max]));
+                self.add_trace(&segs, color_of(tr.id), trace_width(traces.len()));
+            }
+            return (values, LiveShown::Devices);
+        }
+        let crowd = cache.crowd(traces, t0, t1, (width_px / 2).max(MIN_TRACE_COLUMNS));
+        let band = mapped(crowd.segments);
+        values.extend(band.iter().flatten().flat_map(|c| [c.min, c.max]));
+        for seg in &band {
+            let mut polygon: Vec<(f64, f64)> = seg.iter().map(|c| (self.x(c.t), c.max)).collect();
+            polygon.extend(seg.iter().rev().map(|c| (self.x(c.t), c.min)));
+            self.fills.push(Fill {
+                color: CROWD_COLOR,
+                alpha: 0.35,
+                polygon,
+            });
+            self.lines.push(Line {
+                color: CROWD_COLOR,
+                width: 2.0,
+                points: seg.iter().map(|c| (self.x(c.t), c.mean)).collect(),
+            });
+        }
+        let mut strays = Vec::new();
+        for (i, segs) in crowd.strays {
+            let segs = mapped(segs);
+            values.extend(segs.iter().flatten().flat_map(|c| [c.min, c.max]));
+            self.add_trace(&segs, color_of(traces[i].id), 1.5);
+            strays.push(traces[i].id.clone());
+        }
+        let shown = LiveShown::Crowd {
+            devices: traces.len(),
+            strays,
+        };
+        (values, shown)
+    }
+}
+
+/// The overview's live frequency chart over the window before `now_us`, `width_px` wide.
 pub fn live_frequency(
     traces: &[TraceInput<'_>],
     now_us: i64,
     window_us: i64,
     nominal_hz: f64,
-    columns: usize,
-) -> ChartSpec {
+    width_px: usize,
+    cache: &mut CrowdCache,
+) -> (ChartSpec, LiveShown) {
     let t0 = now_us - window_us;
     let mut spec = ChartSpec::new(t0, now_us, XLabels::Relative);
-    let mut values: Vec<f64> = Vec::new();
-    for tr in traces {
-        let segs = reduce(tr.series.iter(), t0, now_us, columns, gap_for(tr.series, 0));
-        values.extend(segs.iter().flatten().flat_map(|c| [c.min, c.max]));
-        spec.add_trace(&segs, color_of(tr.id), trace_width(traces.len()));
-    }
+    let (values, shown) = spec.add_live(traces, width_px, cache, |v| v);
     let (lo, hi) = centred_range(values.into_iter(), nominal_hz, MIN_HALF_SPAN_HZ);
     spec.y_min = lo;
     spec.y_max = hi;
@@ -487,7 +877,7 @@ pub fn live_frequency(
         color: None,
         label: String::new(),
     });
-    spec
+    (spec, shown)
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -786,7 +1176,7 @@ mod tests {
         series.push(now - 10 * S, 50.01, now);
         series.push(now, 50.02, now);
         let id = DeviceId::new("a").unwrap();
-        let c = live_frequency(
+        let (c, shown) = live_frequency(
             &[TraceInput {
                 id: &id,
                 series: &series,
@@ -795,12 +1185,207 @@ mod tests {
             300 * S,
             50.0,
             800,
+            &mut CrowdCache::default(),
         );
+        assert_eq!(shown, LiveShown::Devices);
         assert_eq!(c.span_s, 300.0);
         assert_eq!(c.lines.len(), 1);
         assert_eq!(c.lines[0].points, [(-10.0, 50.01), (0.0, 50.02)]);
         assert_eq!((c.y_min, c.y_max), (49.95, 50.05));
         assert_eq!(c.lines[0].color, color_of("a"));
+    }
+
+    /// `n` devices at 10 Hz over the minute before `now` on 50 Hz plus a slow swing, each
+    /// with its own small noise, and `f(device, t)` added.
+    fn devices(n: usize, now: i64, f: impl Fn(usize, i64) -> f64) -> Vec<Series> {
+        (0..n)
+            .map(|d| {
+                let mut s = Series::sliding(60 * S, 1_200);
+                for k in 0..600 {
+                    // Each device on its own phase.
+                    let t = now - 60 * S + k * 100_000 + (d as i64 * 7_919) % 100_000;
+                    let swing = 0.02 * ((t / S) as f64 / 10.0).sin();
+                    let noise = 0.002 * (((d * 31 + k as usize * 17) % 7) as f64 - 3.0) / 3.0;
+                    s.push(t, 50.0 + swing + noise + f(d, t), now);
+                }
+                s
+            })
+            .collect()
+    }
+
+    fn ids(n: usize) -> Vec<DeviceId> {
+        (0..n)
+            .map(|d| DeviceId::new(&format!("dev-{d:02}")).unwrap())
+            .collect()
+    }
+
+    fn inputs<'a>(ids: &'a [DeviceId], series: &'a [Series]) -> Vec<TraceInput<'a>> {
+        ids.iter()
+            .zip(series)
+            .map(|(id, series)| TraceInput { id, series })
+            .collect()
+    }
+
+    #[test]
+    fn a_crowd_is_its_median_its_band_and_its_strays() {
+        let now = 1_000 * S;
+        // Device 3 reads 60 mHz high; device 11 has one spike of 80 mHz; device 5 reads 3 mHz
+        // low (within what the others scatter).
+        let spike = now - 30 * S;
+        let all = devices(20, now, |d, t| match d {
+            3 => 0.060,
+            11 if (t - spike).abs() < 100_000 => 0.080,
+            5 => -0.003,
+            _ => 0.0,
+        });
+        let ids = ids(all.len());
+        let c = crowd(&inputs(&ids, &all), now - 60 * S, now, 900);
+        let strays: Vec<usize> = c.strays.iter().map(|s| s.0).collect();
+        assert_eq!(strays, [11, 3], "worst first");
+        assert_eq!(c.segments.len(), 1);
+        let band = &c.segments[0];
+        // Two readings of each device per column: 300 columns for a minute at 10 Hz.
+        assert!((295..=300).contains(&band.len()), "{} columns", band.len());
+        for col in band {
+            assert!(col.min <= col.mean && col.mean <= col.max);
+            // The median follows the swing, the strays stay out of the band.
+            let swing = 0.02 * ((col.t / S) as f64 / 10.0).sin();
+            assert!((col.mean - 50.0 - swing).abs() < 0.004, "{col:?}");
+            assert!(col.max - col.min < 0.010, "{col:?}");
+        }
+        // Nothing is hidden: every reading of every device not drawn on its own is inside
+        // the band of its column.
+        let col_us = 60 * S / band.len() as i64;
+        for (d, s) in all.iter().enumerate().filter(|(d, _)| !strays.contains(d)) {
+            for sample in s.iter() {
+                let col = band
+                    .iter()
+                    .find(|c| (c.t - sample.mid()).abs() <= col_us)
+                    .expect("a column");
+                let near: Vec<&Column> = band
+                    .iter()
+                    .filter(|c| (c.t - sample.mid()).abs() <= col_us)
+                    .collect();
+                let lo = near.iter().map(|c| c.min).fold(f64::MAX, f64::min);
+                let hi = near.iter().map(|c| c.max).fold(f64::MIN, f64::max);
+                assert!(
+                    sample.min >= lo - 1e-9 && sample.max <= hi + 1e-9,
+                    "device {d}: {sample:?} outside {col:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_quiet_crowd_has_no_strays_and_breaks_at_an_outage() {
+        let now = 1_000 * S;
+        // Everyone silent for 20 s in the middle.
+        let all: Vec<Series> = devices(15, now, |_, _| 0.0)
+            .into_iter()
+            .map(|s| {
+                let mut out = Series::sliding(60 * S, 1_200);
+                for x in s.iter().filter(|x| (x.t - (now - 30 * S)).abs() > 10 * S) {
+                    out.push(x.t, x.mean, now);
+                }
+                out
+            })
+            .collect();
+        let ids = ids(all.len());
+        let c = crowd(&inputs(&ids, &all), now - 60 * S, now, 900);
+        assert!(c.strays.is_empty());
+        assert_eq!(c.segments.len(), 2);
+        // Slow devices get fewer columns (at least MIN_TRACE_COLUMNS), never more than asked.
+        let slow: Vec<Series> = (0..15)
+            .map(|d| {
+                let mut s = Series::sliding(60 * S, 1_200);
+                for k in 0..60 {
+                    s.push(now - 60 * S + k * S + d * 1_000, 50.0, now);
+                }
+                s
+            })
+            .collect();
+        let c = crowd(&inputs(&ids, &slow), now - 60 * S, now, 900);
+        assert_eq!(
+            c.segments[0].len(),
+            60,
+            "1 s columns: 2 s would be fewer than 40"
+        );
+        assert!(crowd(&[], now - 60 * S, now, 900).segments.is_empty());
+    }
+
+    #[test]
+    fn a_kept_crowd_is_the_crowd_computed_afresh() {
+        // Twenty devices stream for two minutes at 10 Hz, redrawn every 400 ms: the cache
+        // gives what a fresh computation gives, through a late sample, a history fill, a
+        // device that leaves and one that strays.
+        let ids = ids(20);
+        let start = 1_000 * S;
+        let mut all: Vec<Series> = (0..20).map(|_| Series::sliding(60 * S, 1_200)).collect();
+        let mut cache = CrowdCache::default();
+        let mut compared = 0;
+        for step in 0..1_200i64 {
+            let now = start + step * 100_000;
+            for (d, s) in all.iter_mut().enumerate() {
+                let t = now - (d as i64 * 3_331) % 100_000;
+                let wobble = 0.01 * ((t / S) as f64 / 7.0).sin() + 0.001 * (d % 3) as f64;
+                let stray = if d == 4 && step > 600 { 0.05 } else { 0.0 };
+                s.push(t, 50.0 + wobble + stray, now);
+            }
+            if step == 300 {
+                all[7].push(now - 20 * S, 49.9, now); // late: an older slot
+            }
+            if step == 700 {
+                all[11].clear(); // a device's series started over
+            }
+            if step == 500 {
+                let bucket = Sample {
+                    count: 10,
+                    ..Sample::point(now - 50 * S, 50.02)
+                };
+                all[9].fill(&[bucket], 0, now);
+            }
+            if step % 4 == 3 {
+                let n = if step > 900 { 19 } else { 20 };
+                let traces = inputs(&ids[..n], &all[..n]);
+                let (t0, t1) = (now - 60 * S, now);
+                assert_eq!(
+                    cache.crowd(&traces, t0, t1, 900),
+                    crowd(&traces, t0, t1, 900),
+                    "step {step}"
+                );
+                compared += 1;
+            }
+        }
+        assert_eq!(compared, 300);
+        let traces = inputs(&ids[..19], &all[..19]);
+        let c = cache.crowd(&traces, start + 60 * S, start + 120 * S, 900);
+        assert_eq!(c.strays.iter().map(|s| s.0).collect::<Vec<_>>(), [4]);
+    }
+
+    #[test]
+    fn many_devices_are_drawn_as_a_crowd() {
+        let now = 1_000 * S;
+        let all = devices(CROWD_FROM, now, |d, _| if d == 2 { -0.2 } else { 0.0 });
+        let ids = ids(all.len());
+        let traces = inputs(&ids, &all);
+        let cache = &mut CrowdCache::default();
+        let (spec, shown) = live_frequency(&traces, now, 60 * S, 50.0, 1_800, cache);
+        assert_eq!(
+            shown,
+            LiveShown::Crowd {
+                devices: CROWD_FROM,
+                strays: vec![ids[2].clone()]
+            }
+        );
+        // The band, the median and the stray's line.
+        assert_eq!(spec.fills.len(), 1);
+        assert_eq!(spec.lines.len(), 2);
+        assert_eq!(spec.lines[1].color, color_of(&ids[2]));
+        assert!(spec.y_min < 49.8, "the stray is in range: {}", spec.y_min);
+        // One fewer and each device has its line.
+        let (spec, shown) = live_frequency(&traces[1..], now, 60 * S, 50.0, 1_800, cache);
+        assert_eq!(shown, LiveShown::Devices);
+        assert_eq!(spec.lines.len(), CROWD_FROM - 1);
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub struct Series {
     /// Sliding window, µs; `None` for a fixed range.
     window_us: Option<i64>,
     capacity: usize,
+    /// Counts the changes anywhere but at the newest slot (an insert or a merge into an older
+    /// slot, a clear): what a cache of older slots (the chart's crowd) must start over after.
+    rewrites: u64,
 }
 
 /// Smallest slot, µs.
@@ -94,6 +97,7 @@ impl Series {
             slot_us,
             window_us: Some(window_us.max(1)),
             capacity: slots + 2,
+            rewrites: 0,
         }
     }
 
@@ -106,6 +110,7 @@ impl Series {
             slot_us,
             window_us: None,
             capacity: slots + 2,
+            rewrites: 0,
         }
     }
 
@@ -140,6 +145,13 @@ impl Series {
 
     pub fn clear(&mut self) {
         self.samples.clear();
+        self.rewrites += 1;
+    }
+
+    /// See the field: unchanged, only the newest slot and what came after it can differ from
+    /// when it was last read.
+    pub fn rewrites(&self) -> u64 {
+        self.rewrites
     }
 
     fn slot_of(&self, t: i64) -> i64 {
@@ -188,11 +200,13 @@ impl Series {
             && s.t == slot
         {
             s.merge(sample);
+            self.rewrites += 1;
             return true;
         }
         if self.samples.len() >= self.capacity && at == 0 {
             return false;
         }
+        self.rewrites += 1;
         self.samples.insert(at, Sample { t: slot, ..*sample });
         self.bound();
         true

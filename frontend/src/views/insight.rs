@@ -5,7 +5,7 @@
 use leptos::html::Canvas;
 use leptos::prelude::*;
 
-use super::{RouteLink, link_live, load_text};
+use super::{LiveLegend, RouteLink, link_live, load_text};
 use crate::app::{close_insight_page, navigate, open_insight_page, set_insight_canvas, ui};
 use crate::format::{self, Band};
 use crate::insight::{Bands, GridArea, Source};
@@ -122,32 +122,38 @@ pub fn InsightView() -> impl IntoView {
                 <div class="canvas-wrap">
                     <canvas id="deviation-chart" node_ref=canvas></canvas>
                 </div>
-                <ul id="bands">
-                    {move || {
-                        let b = bands();
-                        b.table()
-                            .into_iter()
-                            .map(|(name, lo, hi)| {
-                                let text = match name {
-                                    "deadband" => format!("dead band {lo:.3}–{hi:.3} Hz"),
-                                    "normal" => format!("±{:.0} mHz {lo:.2}–{hi:.2} Hz", b.normal_mhz),
-                                    "limits" => format!("{} {lo:.1}–{hi:.1} Hz", b.area.limits_name()),
-                                    _ => format!("load shedding from {lo:.1} Hz"),
-                                };
-                                view! {
-                                    <li
-                                        class=format!("band-mark band-{name}")
-                                        data-band=name
-                                        data-low-hz=format!("{lo:.3}")
-                                        data-high-hz=hi.is_finite().then(|| format!("{hi:.3}"))
-                                    >
-                                        {text}
-                                    </li>
-                                }
-                            })
-                            .collect_view()
-                    }}
-                </ul>
+                <div class="legends">
+                    <LiveLegend
+                        id="deviation-legend"
+                        devices=Signal::derive(move || ui.rows.with(|r| r.iter().map(|r| r.id.clone()).collect()))
+                    />
+                    <ul id="bands">
+                        {move || {
+                            let b = bands();
+                            b.table()
+                                .into_iter()
+                                .map(|(name, lo, hi)| {
+                                    let text = match name {
+                                        "deadband" => format!("dead band {lo:.3}–{hi:.3} Hz"),
+                                        "normal" => format!("±{:.0} mHz {lo:.2}–{hi:.2} Hz", b.normal_mhz),
+                                        "limits" => format!("{} {lo:.1}–{hi:.1} Hz", b.area.limits_name()),
+                                        _ => format!("load shedding from {lo:.1} Hz"),
+                                    };
+                                    view! {
+                                        <li
+                                            class=format!("band-mark band-{name}")
+                                            data-band=name
+                                            data-low-hz=format!("{lo:.3}")
+                                            data-high-hz=hi.is_finite().then(|| format!("{hi:.3}"))
+                                        >
+                                            {text}
+                                        </li>
+                                    }
+                                })
+                                .collect_view()
+                        }}
+                    </ul>
+                </div>
             </div>
             <div class="chart-box range-chart">
                 <h3>

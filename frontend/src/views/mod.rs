@@ -17,11 +17,13 @@ use leptos::ev::MouseEvent;
 use leptos::prelude::*;
 
 use crate::app::{Conn, LoadState, Ui, navigate, ui};
+use crate::chart::{self, LiveShown};
 use crate::devices::Diagnostics;
 use crate::format;
 use crate::mqtt_link::LinkState;
 use crate::route::{Route, Theme, View};
 use crate::url;
+use ogm_protocol::DeviceId;
 
 pub use device::DevicePage;
 pub use devices::DevicesView;
@@ -283,5 +285,67 @@ fn DiagnosticsPanel(
                 }
             />
         </footer>
+    }
+}
+
+/// The legend of a live chart: a swatch per device in `devices`, or, when the chart draws the
+/// crowd of many devices, its median and band and the strays drawn on their own.
+#[component]
+pub fn LiveLegend(
+    /// The element id.
+    id: &'static str,
+    /// The devices on the chart.
+    devices: Signal<Vec<DeviceId>>,
+) -> impl IntoView {
+    let shown = ui().live_shown;
+    let item = |id: &DeviceId, note: &str| {
+        let color = chart::css_color(chart::color_of(id));
+        view! {
+            <li data-device-id=id.to_string()>
+                <span class="swatch" style=format!("background-color: {color}")></span>
+                {format!("{id}{note}")}
+            </li>
+        }
+    };
+    let crowd = chart::css_color(chart::CROWD_COLOR);
+    view! {
+        <ul
+            id=id
+            class="chart-legend"
+            data-crowd=move || match shown.get() {
+                LiveShown::Crowd { devices, .. } => devices.to_string(),
+                LiveShown::Devices => "0".to_owned(),
+            }
+            data-strays=move || match shown.get() {
+                LiveShown::Crowd { strays, .. } => {
+                    strays.iter().map(DeviceId::to_string).collect::<Vec<_>>().join(",")
+                }
+                LiveShown::Devices => String::new(),
+            }
+        >
+            {move || match shown.get() {
+                LiveShown::Devices => {
+                    devices.get().iter().map(|d| item(d, "")).collect_view().into_any()
+                }
+                LiveShown::Crowd { devices, strays } => {
+                    let crowd = crowd.clone();
+                    view! {
+                        <li class="crowd-median">
+                            <span class="swatch" style=format!("background-color: {crowd}")></span>
+                            {format!("median of {devices} devices")}
+                        </li>
+                        <li class="crowd-band">
+                            <span
+                                class="swatch band"
+                                style=format!("background-color: {crowd}")
+                            ></span>
+                            "lowest to highest of the rest"
+                        </li>
+                        {strays.iter().map(|d| item(d, " (off the median)")).collect_view()}
+                    }
+                        .into_any()
+                }
+            }}
+        </ul>
     }
 }

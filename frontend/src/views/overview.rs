@@ -4,9 +4,8 @@
 use leptos::html::Canvas;
 use leptos::prelude::*;
 
-use super::{RouteLink, link_live};
+use super::{LiveLegend, RouteLink, link_live};
 use crate::app::{Row, Ui, set_overview_canvas, ui};
-use crate::chart;
 use crate::devices::{DeviceSnapshot, Liveness};
 use crate::format::{self, Band};
 use crate::route::View;
@@ -58,21 +57,7 @@ pub fn Overview() -> impl IntoView {
                     aria-label="Frequency of every device over the live window"
                 ></canvas>
             </div>
-            <ul id="chart-legend">
-                <For
-                    each=rows
-                    key=|row| row.id.clone()
-                    children=move |row| {
-                        let color = chart::css_color(chart::color_of(&row.id));
-                        view! {
-                            <li data-device-id=row.id.to_string()>
-                                <span class="swatch" style=format!("background-color: {color}")></span>
-                                {row.id.to_string()}
-                            </li>
-                        }
-                    }
-                />
-            </ul>
+            <LiveLegend id="chart-legend" devices=Signal::derive(move || rows().into_iter().map(|r| r.id).collect()) />
         </section>
     }
 }
