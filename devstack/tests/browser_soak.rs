@@ -29,7 +29,7 @@
 
 use std::time::{Duration, Instant};
 
-use ogm_devstack::page::{click, count, wait};
+use ogm_devstack::page::{click, count, shot, wait};
 use ogm_devstack::{Browser, Stack, StackOptions};
 
 const PROBE: &str = r#"
@@ -215,6 +215,12 @@ async fn soak_100_devices_at_10_hz() {
         wasm / 1e6,
         (wasm / wasm0 - 1.0) * 100.0
     );
+    // What a hundred devices look like after the soak: the view's first chart.
+    browser
+        .run("document.querySelector('canvas')?.scrollIntoView({block: 'center'})")
+        .await
+        .unwrap();
+    shot(&browser, &format!("soak-{view}")).await;
     assert!(js <= js0 * 1.10, "the JS heap grew more than 10 %");
     assert!(
         wasm <= wasm0 * 1.10,

@@ -2,8 +2,9 @@
 //! answer of the matching query in [`crate::flux`].
 //!
 //! Values are read leniently: numbers as `f64` whatever their `#datatype` (the seed's Telegraf
-//! wrote every JSON number as a float, this store writes `rssi` and `free_heap` as integers),
-//! and rows missing what they need are skipped rather than failing the whole answer.
+//! wrote every JSON number as a float, and so does this store, but a bucket may hold integers
+//! written by other tools), and rows missing what they need are skipped rather than failing
+//! the whole answer.
 
 use std::collections::{BTreeMap, HashMap};
 

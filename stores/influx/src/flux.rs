@@ -66,8 +66,9 @@ fn measurement_of(field: Field) -> &'static str {
 }
 
 /// `from |> range |> filter` for one field of one device, merged into one table. `toFloat()`
-/// first: deployments fed by the seed's Telegraf hold `rssi` and `free_heap` as floats, this
-/// store writes integers, and `group()` refuses to merge columns of different types.
+/// first: this store and the seed's Telegraf write `rssi` and `free_heap` as floats, but a
+/// bucket may hold integers from other writers, and `group()` refuses to merge columns of
+/// different types.
 fn history_source(bucket: &str, q: &HistoryQuery) -> String {
     format!(
         "from(bucket: {bucket})\n  \

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! grid_data,device_id=esp-1,host=pi,source=mqtt frequency=50.02,voltage=230.5,current=10.2,power=2351 1703123456789123
-//! device_status,device_id=esp-1,host=pi,source=mqtt rssi=-45i,free_heap=234567i,online=true 1703123456789123
+//! device_status,device_id=esp-1,host=pi,source=mqtt rssi=-45,free_heap=234567,online=true 1703123456789123
 //! device_logs,device_id=esp-1,host=pi,source=mqtt level="INFO",message="done",module="ade7953" 1703123456789123
 //! ```
 //!
@@ -50,8 +50,10 @@ use ogm_store::Record;
 
 /// Measurement of grid readings (`frequency`, `voltage`, `current`, `power`: floats).
 pub const GRID_DATA: &str = "grid_data";
-/// Measurement of device health (`rssi`, `free_heap`, `dropped`: integers; `online`: boolean;
-/// `battery`: float).
+/// Measurement of device health (`rssi`, `free_heap`, `battery`: floats, as the seed's Telegraf
+/// wrote every JSON number, so that lines land in the buckets of devices already in the field:
+/// InfluxDB refuses a field whose type differs from the one it has in the shard; `dropped`,
+/// which the seed never had: integer; `online`: boolean).
 pub const DEVICE_STATUS: &str = "device_status";
 /// Measurement of device logs (`level`, `message`, `module`: strings).
 pub const DEVICE_LOGS: &str = "device_logs";
@@ -149,8 +151,9 @@ fn measurement_fields(m: &Measurement, out: &mut String) -> usize {
 
 fn status_fields(s: &Status, out: &mut String) -> usize {
     let mut f = Fields { out, n: 0 };
-    f.int("rssi", i64::from(s.rssi));
-    f.uint("free_heap", s.free_heap);
+    // Floats, as the seed wrote them (see [`DEVICE_STATUS`]); exact below 2^53.
+    f.float("rssi", f64::from(s.rssi));
+    f.float("free_heap", s.free_heap as f64);
     if let Some(online) = s.online {
         f.bool("online", online);
     }
@@ -285,7 +288,7 @@ mod tests {
         assert_eq!(
             line(Payload::Status(s.clone()), "pi"),
             "device_status,device_id=esp32-s3_01,host=pi,source=mqtt \
-             rssi=-45i,free_heap=234567i,online=false,battery=88.5,dropped=9223372036854775807i \
+             rssi=-45,free_heap=234567,online=false,battery=88.5,dropped=9223372036854775807i \
              1600000000000000\n"
         );
         let bare = Status {
@@ -297,7 +300,7 @@ mod tests {
         assert_eq!(
             line(Payload::Status(bare), "pi"),
             "device_status,device_id=esp32-s3_01,host=pi,source=mqtt \
-             rssi=-45i,free_heap=234567i 1600000000000000\n"
+             rssi=-45,free_heap=234567 1600000000000000\n"
         );
     }
 

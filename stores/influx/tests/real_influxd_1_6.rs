@@ -222,6 +222,14 @@ async fn line_protocol_round_trips_through_real_influxd_1_6() {
     let influxd = start_influxd();
     influxd.query("CREATE DATABASE ogm").await;
 
+    // A status as the seed's Telegraf wrote it (every JSON number a float) is already in the
+    // shard: influxd refuses a line whose field type differs from the shard's.
+    let seed_line = format!(
+        "device_status,device_id=seed-1,host=telegraf,source=mqtt rssi=-60,free_heap=123456 {}\n",
+        T - 10
+    );
+    influxd.write(&seed_line).await;
+
     let records = records();
     let mut body = String::new();
     ogm_store_influx::encode(&records, HOST, &mut body);
@@ -258,11 +266,11 @@ async fn line_protocol_round_trips_through_real_influxd_1_6() {
     }
 
     let status = influxd.rows("device_status").await;
-    assert_eq!(status.len(), statuses().len());
+    assert_eq!(status.len(), statuses().len() + 1, "ours and the seed's");
     for (device, s) in statuses() {
         let cells = &status[&(s.timestamp, device.to_string())];
-        assert_eq!(cells["rssi"], s.rssi.to_string());
-        assert_eq!(cells["free_heap"], s.free_heap.to_string());
+        assert_eq!(float(cells, "rssi"), f64::from(s.rssi));
+        assert_eq!(float(cells, "free_heap"), s.free_heap as f64);
         let dropped = s.dropped.map(|d| d.min(i64::MAX as u64).to_string());
         assert_eq!(
             cells["dropped"],
@@ -299,12 +307,12 @@ async fn line_protocol_round_trips_through_real_influxd_1_6() {
         "a message cannot inject a point"
     );
 
-    // Field types as the schema says: floats, integers, booleans, strings.
+    // Field types as the seed's schema has them: floats, integers, booleans, strings.
     let types = influxd.query("SHOW FIELD KEYS").await;
     for expected in [
         "frequency,float",
-        "rssi,integer",
-        "free_heap,integer",
+        "rssi,float",
+        "free_heap,float",
         "dropped,integer",
         "online,boolean",
         "battery,float",
