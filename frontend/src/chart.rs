@@ -589,9 +589,33 @@ impl CrowdCache {
             };
         }
         let (k0, k1) = (t0.div_euclid(col_us), t1.div_euclid(col_us));
-        let column = |t: i64| t.div_euclid(col_us);
+        let dirty_from = self.update_cells(traces, t0, t1);
+        self.update_medians(k0, k1, dirty_from, traces.len());
+        let strays = self.strays(traces, k1);
+        let mut gaps: Vec<f64> = traces
+            .iter()
+            .zip(&steps)
+            .map(|(t, &step)| gap_with(t.series, 0, step) as f64)
+            .collect();
+        let gap_us = median(&mut gaps).unwrap_or(GAP_US as f64);
+        let segments = self.band(traces, &strays, (t0, t1), gap_us);
+        let strays = strays
+            .into_iter()
+            .map(|i| {
+                let s = traces[i].series;
+                (i, reduce(s.iter(), t0, t1, max_columns, gap_for(s, 0)))
+            })
+            .collect();
+        Crowd { segments, strays }
+    }
 
-        // Bring each device's cells up to date; the oldest column that changed.
+    /// Brings each device's cells up to date with its series: only from the column of the
+    /// newest sample read last time, unless the series was rewritten. Returns the oldest
+    /// column that changed.
+    fn update_cells(&mut self, traces: &[TraceInput<'_>], t0: i64, t1: i64) -> i64 {
+        let col_us = self.col_us;
+        let column = |t: i64| t.div_euclid(col_us);
+        let k0 = column(t0);
         let mut dirty_from = i64::MAX;
         let before = self.devices.len();
         let shown: BTreeSet<&DeviceId> = traces.iter().map(|t| t.id).collect();
@@ -646,8 +670,11 @@ impl CrowdCache {
                 cached.cells.pop_front();
             }
         }
+        dirty_from
+    }
 
-        // The medians of the columns that changed.
+    /// Keeps the medians of columns `k0..=k1`, computing those from `dirty_from` on again.
+    fn update_medians(&mut self, k0: i64, k1: i64, mut dirty_from: i64, devices: usize) {
         if self.medians_k0 > k0 {
             // The window went back in time (the clock did): start over.
             self.medians.clear();
@@ -662,9 +689,8 @@ impl CrowdCache {
         }
         self.medians
             .resize((k1 - self.medians_k0 + 1).max(0) as usize, None);
-        let from = dirty_from.max(self.medians_k0);
-        let mut means: Vec<f64> = Vec::with_capacity(traces.len());
-        for k in from..=k1 {
+        let mut means: Vec<f64> = Vec::with_capacity(devices);
+        for k in dirty_from.max(self.medians_k0)..=k1 {
             means.clear();
             for d in self.devices.values() {
                 if let Some(c) = cell_at(&d.cells, k) {
@@ -673,14 +699,18 @@ impl CrowdCache {
             }
             self.medians[(k - self.medians_k0) as usize] = median(&mut means);
         }
-        let median_at = |k: i64| {
-            self.medians
-                .get(usize::try_from(k - self.medians_k0).ok()?)
-                .copied()
-                .flatten()
-        };
+    }
 
-        // How far each device's readings stray from the median at worst.
+    fn median_at(&self, k: i64) -> Option<f64> {
+        self.medians
+            .get(usize::try_from(k - self.medians_k0).ok()?)
+            .copied()
+            .flatten()
+    }
+
+    /// The devices (indices into `traces`) whose readings stray furthest from the median, worst
+    /// first: further than [`STRAY_MIN_HZ`] and [`STRAY_FACTOR`] times the typical device.
+    fn strays(&self, traces: &[TraceInput<'_>], k1: i64) -> Vec<usize> {
         let mut worst: Vec<(usize, f64)> = traces
             .iter()
             .enumerate()
@@ -689,7 +719,7 @@ impl CrowdCache {
                     .cells
                     .iter()
                     .filter(|c| c.k <= k1)
-                    .filter_map(|c| median_at(c.k).map(|m| (c.max - m).max(m - c.min)))
+                    .filter_map(|c| self.median_at(c.k).map(|m| (c.max - m).max(m - c.min)))
                     .fold(0.0, f64::max);
                 (i, w)
             })
@@ -700,32 +730,38 @@ impl CrowdCache {
         worst.retain(|w| w.1 > limit);
         worst.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         worst.truncate(MAX_STRAYS);
-        let is_stray = |i: usize| worst.iter().any(|w| w.0 == i);
+        worst.into_iter().map(|w| w.0).collect()
+    }
 
-        // The band over everyone else, broken where none of them has data for longer than
-        // the usual device's gap limit.
-        let columns = (k1 - k0 + 1).max(0) as usize;
-        let mut band: Vec<Option<(f64, f64)>> = vec![None; columns];
-        for (_, tr) in traces.iter().enumerate().filter(|(i, _)| !is_stray(*i)) {
+    /// The band over every device but the strays, with the median, in segments broken where
+    /// none of them has data for longer than `gap_us`.
+    fn band(
+        &self,
+        traces: &[TraceInput<'_>],
+        strays: &[usize],
+        (t0, t1): (i64, i64),
+        gap_us: f64,
+    ) -> Vec<Vec<Column>> {
+        let col_us = self.col_us;
+        let (k0, k1) = (t0.div_euclid(col_us), t1.div_euclid(col_us));
+        let mut band: Vec<Option<(f64, f64)>> = vec![None; (k1 - k0 + 1).max(0) as usize];
+        for (_, tr) in traces
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !strays.contains(i))
+        {
             for c in self.devices[tr.id].cells.iter().filter(|c| c.k <= k1) {
                 let b = &mut band[(c.k - k0) as usize];
                 *b = Some(b.map_or((c.min, c.max), |(lo, hi)| (lo.min(c.min), hi.max(c.max))));
             }
         }
-        let mut gaps: Vec<f64> = traces
-            .iter()
-            .zip(&steps)
-            .map(|(t, &step)| gap_with(t.series, 0, step) as f64)
-            .collect();
-        let gap_us = median(&mut gaps).unwrap_or(GAP_US as f64);
         let mut segments: Vec<Vec<Column>> = Vec::new();
         let mut current: Vec<Column> = Vec::new();
-        for (i, b) in band.iter().enumerate() {
-            let k = k0 + i as i64;
-            let (Some((min, max)), Some(mean)) = (b, median_at(k)) else {
+        for (k, b) in (k0..).zip(&band) {
+            let (Some((min, max)), Some(mean)) = (b, self.median_at(k)) else {
                 continue;
             };
-            let t = (k * col_us + col_us / 2).clamp(t0, t1);
+            let t = (k * col_us + col_us / 2).max(t0).min(t1);
             if current.last().is_some_and(|p| (t - p.t) as f64 > gap_us) {
                 segments.push(std::mem::take(&mut current));
             }
@@ -739,14 +775,7 @@ impl CrowdCache {
         if !current.is_empty() {
             segments.push(current);
         }
-        let strays = worst
-            .iter()
-            .map(|&(i, _)| {
-                let s = traces[i].series;
-                (i, reduce(s.iter(), t0, t1, max_columns, gap_for(s, 0)))
-            })
-            .collect();
-        Crowd { segments, strays }
+        segments
     }
 }
 

@@ -339,7 +339,11 @@ pub fn LiveLegend(
                                 class="swatch band"
                                 style=format!("background-color: {crowd}")
                             ></span>
-                            "lowest to highest of the rest"
+                            {if strays.is_empty() {
+                                "lowest to highest"
+                            } else {
+                                "lowest to highest of the rest"
+                            }}
                         </li>
                         {strays.iter().map(|d| item(d, " (off the median)")).collect_view()}
                     }
