@@ -631,6 +631,11 @@ impl CrowdCache {
                     dirty_from = dirty_from.min(oldest.k);
                 }
                 cached.cells.clear();
+                // One cell per column of the window, without a deque's doubling.
+                let columns = (column(t1) - k0 + 2).max(0) as usize;
+                cached
+                    .cells
+                    .reserve_exact(columns.saturating_sub(cached.cells.capacity()));
                 i64::MIN
             } else {
                 column(cached.newest_t)

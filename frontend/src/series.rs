@@ -185,11 +185,13 @@ impl Series {
                 return true;
             }
             Some(last) if last.t < slot => {
+                self.reserve_one();
                 self.samples.push_back(Sample { t: slot, ..*sample });
                 self.bound();
                 return true;
             }
             None => {
+                self.reserve_one();
                 self.samples.push_back(Sample { t: slot, ..*sample });
                 return true;
             }
@@ -207,9 +209,22 @@ impl Series {
             return false;
         }
         self.rewrites += 1;
+        self.reserve_one();
         self.samples.insert(at, Sample { t: slot, ..*sample });
         self.bound();
         true
+    }
+
+    /// Room for one more sample: doubling as a `VecDeque` does, but never past the capacity
+    /// (plus the one a push holds before [`Self::bound`]), where doubling would reserve up to
+    /// twice the memory the series can ever use: a hundred live series of 1 202 slots fill
+    /// 6.7 MB, and would reserve 11.5 MB.
+    fn reserve_one(&mut self) {
+        let len = self.samples.len();
+        if len == self.samples.capacity() {
+            let want = (len * 2).max(16).min(self.capacity + 1).max(len + 1);
+            self.samples.reserve_exact(want - len);
+        }
     }
 
     fn bound(&mut self) {
@@ -359,6 +374,8 @@ mod tests {
         for i in 0..100_000i64 {
             s.push(i * 1000, 50.0, i * 1000); // 1 kHz for 100 s
             assert!(s.len() <= s.capacity());
+            // Nor does the memory it reserves (a `VecDeque` doubling would reach 2 048).
+            assert!(s.samples.capacity() <= s.capacity() + 1);
         }
         // A fixed series with late, out-of-order points stays bounded too.
         let mut f = Series::fixed(0, 1_000 * S, 100);
@@ -366,6 +383,7 @@ mod tests {
             f.push(i * 100_000, 1.0, 0);
         }
         assert!(f.len() <= f.capacity());
+        assert!(f.samples.capacity() <= f.capacity() + 1);
     }
 
     #[test]
