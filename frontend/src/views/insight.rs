@@ -8,8 +8,9 @@ use leptos::prelude::*;
 use super::{LiveLegend, RouteLink, link_live, load_text};
 use crate::app::{close_insight_page, navigate, open_insight_page, set_insight_canvas, ui};
 use crate::format::{self, Band};
-use crate::insight::{Bands, GridArea, Source};
+use crate::insight::{Bands, GridArea, GridEvent, Source};
 use crate::route::{ROCOF_WINDOW_LIMITS_MS, Span, TimeRange, View};
+use ogm_protocol::DeviceId;
 
 /// `#insight`.
 #[component]
@@ -174,15 +175,24 @@ pub fn InsightView() -> impl IntoView {
                     <h3>"Devices"</h3>
                     <table id="agreement">
                         <tbody>
+                            // A row per device, kept while the device reports: only its
+                            // numbers change (rows made anew every second cost the page
+                            // memory and time).
                             <For
-                                each=move || fig.get().readings
-                                key=|(id, f)| (id.clone(), f.to_bits())
-                                children=move |(id, f)| {
+                                each=move || fig.with(|f| f.readings.iter().map(|r| r.0.clone()).collect::<Vec<_>>())
+                                key=|id| id.clone()
+                                children=move |id| {
+                                    let (attr, text) = (id.to_string(), id.to_string());
+                                    let reading = Memo::new(move |_| {
+                                        fig.with(|f| f.readings.iter().find(|r| r.0 == id).map(|r| r.1))
+                                    });
                                     view! {
-                                        <tr data-device-id=id.to_string()>
-                                            <td>{id.to_string()}</td>
-                                            <td class="num">{format::frequency(f)}</td>
-                                            <td class="num">{format!("{} mHz", format::signed((f - nominal()) * 1000.0, 1))}</td>
+                                        <tr data-device-id=attr>
+                                            <td>{text}</td>
+                                            <td class="num">{move || reading.get().map(format::frequency)}</td>
+                                            <td class="num">
+                                                {move || reading.get().map(|f| format!("{} mHz", format::signed((f - nominal()) * 1000.0, 1)))}
+                                            </td>
                                         </tr>
                                     }
                                 }
@@ -328,58 +338,79 @@ fn InsightSettings() -> impl IntoView {
     }
 }
 
-/// `#histogram`: the share of readings per 10 mHz of deviation.
+/// `#histogram`: the share of readings per 10 mHz of deviation. The bars stay while the bins
+/// do (they change with the area and the nominal frequency); each second only their heights.
 #[component]
 fn Histogram() -> impl IntoView {
     let ui = ui();
-    let hist = move || ui.figures.with(|f| f.histogram.clone());
+    let fig = ui.figures;
+    // The bins: lower edge and width of the first, how many.
+    let layout = Memo::new(move |_| {
+        fig.with(|f| {
+            f.histogram
+                .as_ref()
+                .map(|h| (h.lo_mhz.to_bits(), h.bin_mhz.to_bits(), h.bins.len()))
+        })
+    });
+    let shares = Memo::new(move |_| {
+        fig.with(|f| f.histogram.as_ref().map(|h| h.shares()).unwrap_or_default())
+    });
+    let top =
+        Memo::new(move |_| shares.with(|s| s.iter().map(|s| s.1).fold(0.0, f64::max).max(1e-9)));
+    let share = move |i: usize| shares.with(|s| s.get(i).map_or(0.0, |s| s.1));
+    let totals = move || {
+        fig.with(|f| {
+            f.histogram.as_ref().map(|h| {
+                let total = h.total.max(1) as f64;
+                (h.under as f64 / total, h.over as f64 / total, h.total)
+            })
+        })
+    };
     view! {
-        <div id="histogram" data-total=move || hist().map(|h| h.total.to_string())>
-            {move || match hist() {
+        <div id="histogram" data-total=move || totals().map(|t| t.2.to_string())>
+            {move || match layout.get() {
                 None => view! { <p class="empty">"No history yet."</p> }.into_any(),
-                Some(h) => {
-                    let shares = h.shares();
-                    let top = shares.iter().map(|s| s.1).fold(0.0, f64::max).max(1e-9);
-                    let total = h.total.max(1) as f64;
-                    let (under, over) = (h.under as f64 / total, h.over as f64 / total);
-                    let b = ui.bands().unwrap_or_else(|| Bands::continental_europe(50.0));
-                    let inside = |lo: f64, edge: f64| lo.abs() < edge && (lo + h.bin_mhz).abs() <= edge;
+                Some((lo, bin, n)) => {
+                    let (lo, bin) = (f64::from_bits(lo), f64::from_bits(bin));
+                    let class = move |lo: f64| {
+                        let b = ui.bands().unwrap_or_else(|| Bands::continental_europe(50.0));
+                        let inside = |edge: f64| lo.abs() < edge && (lo + bin).abs() <= edge;
+                        if inside(b.deadband_mhz) {
+                            "bin in-deadband"
+                        } else if inside(b.normal_mhz) {
+                            "bin in-normal"
+                        } else {
+                            "bin"
+                        }
+                    };
                     view! {
                         <div class="bars">
-                            {shares
-                                .into_iter()
-                                .map(|(lo, share)| {
-                                    let class = if inside(lo, b.deadband_mhz) {
-                                        "bin in-deadband"
-                                    } else if inside(lo, b.normal_mhz) {
-                                        "bin in-normal"
-                                    } else {
-                                        "bin"
-                                    };
+                            {(0..n)
+                                .map(|i| {
+                                    let lo = lo + i as f64 * bin;
                                     view! {
                                         <div
-                                            class=class
+                                            class=move || class(lo)
                                             data-bin-mhz=format!("{lo:.0}")
-                                            data-share=format!("{share:.5}")
-                                            title=format!("{lo:+.0}…{:+.0} mHz: {:.2} %", lo + h.bin_mhz, share * 100.0)
-                                            style=format!("height:{:.1}%", share / top * 100.0)
+                                            data-share=move || format!("{:.5}", share(i))
+                                            title=move || format!("{lo:+.0}…{:+.0} mHz: {:.2} %", lo + bin, share(i) * 100.0)
+                                            style=move || format!("height:{:.1}%", share(i) / top.get() * 100.0)
                                         ></div>
                                     }
                                 })
                                 .collect_view()}
                         </div>
                         <div class="axis">
-                            <span>{format!("{:+.0} mHz", h.lo_mhz)}</span>
+                            <span>{format!("{lo:+.0} mHz")}</span>
                             <span>"0"</span>
-                            <span>{format!("{:+.0} mHz", -h.lo_mhz)}</span>
+                            <span>{format!("{:+.0} mHz", -lo)}</span>
                         </div>
                         <p class="muted small">
-                            {format!(
-                                "{:.2} % below, {:.2} % above the axis · {} readings",
+                            {move || totals().map(|(under, over, total)| format!(
+                                "{:.2} % below, {:.2} % above the axis · {total} readings",
                                 under * 100.0,
                                 over * 100.0,
-                                h.total
-                            )}
+                            ))}
                         </p>
                     }
                         .into_any()
@@ -387,6 +418,11 @@ fn Histogram() -> impl IntoView {
             }}
         </div>
     }
+}
+
+/// What tells one event from another in the list: its device, start and kind.
+fn event_key(e: &GridEvent) -> (DeviceId, i64, bool) {
+    (e.device.clone(), e.start_us, e.frequency)
 }
 
 /// `#events`: excursions beyond ±100 mHz and RoCoF alarms, newest first.
@@ -424,50 +460,65 @@ fn Events() -> impl IntoView {
                         </tr>
                     </thead>
                     <tbody>
+                        // A row per event, kept while it is listed: an ongoing event's
+                        // extreme and duration change in place.
                         <For
-                            each=move || ui.events.get()
-                            key=|e| (e.device.clone(), e.start_us, e.end_us, e.extreme_hz.to_bits(), e.last_us)
-                            children=move |e| {
-                                let n = nominal();
-                                let mhz = e.extreme_mhz(n);
-                                let tz = ui.tz_offset_min.get_untracked();
-                                let id = e.device.clone();
-                                let to = Signal::derive(move || {
-                                    let mut r = ui.route.get().with_view(View::Device);
-                                    r.device = Some(id.clone());
-                                    r.range = Some(TimeRange::custom(
-                                        e.start_us - 60_000_000,
-                                        e.end_us.unwrap_or(e.last_us) + 60_000_000,
-                                    ).unwrap_or(TimeRange::Last(Span::H1)));
-                                    r
+                            each=move || ui.events.with(|es| es.iter().map(event_key).collect::<Vec<_>>())
+                            key=|k| k.clone()
+                            children=move |key| {
+                                let event = Memo::new({
+                                    let key = key.clone();
+                                    move |_| ui.events.with(|es| es.iter().find(|e| event_key(e) == key).cloned())
                                 });
-                                let kind = if e.frequency { "frequency" } else { "rocof" };
+                                let (device, start_us, frequency) = key;
+                                let tz = ui.tz_offset_min.get_untracked();
+                                let field = move |f: fn(&GridEvent, f64) -> String| {
+                                    move || event.with(|e| e.as_ref().map(|e| f(e, nominal())))
+                                };
+                                let to = Signal::derive({
+                                    let device = device.clone();
+                                    move || {
+                                        let mut r = ui.route.get().with_view(View::Device);
+                                        r.device = Some(device.clone());
+                                        let end = event.with(|e| e.as_ref().map(|e| e.end_us.unwrap_or(e.last_us)));
+                                        r.range = Some(TimeRange::custom(
+                                            start_us - 60_000_000,
+                                            end.unwrap_or(start_us) + 60_000_000,
+                                        ).unwrap_or(TimeRange::Last(Span::H1)));
+                                        r
+                                    }
+                                });
+                                let kind = if frequency { "frequency" } else { "rocof" };
+                                let ongoing = move || event.with(|e| e.as_ref().is_some_and(|e| e.end_us.is_none()));
                                 view! {
                                     <tr
-                                        data-device-id=e.device.to_string()
-                                        data-start=e.start_us.to_string()
-                                        data-extreme-hz=format!("{:.4}", e.extreme_hz)
-                                        data-extreme-mhz=format!("{mhz:.1}")
-                                        data-duration-s=format!("{:.2}", e.duration_us() as f64 / 1e6)
+                                        data-device-id=device.to_string()
+                                        data-start=start_us.to_string()
+                                        data-extreme-hz=field(|e, _| format!("{:.4}", e.extreme_hz))
+                                        data-extreme-mhz=field(|e, n| format!("{:.1}", e.extreme_mhz(n)))
+                                        data-duration-s=field(|e, _| format!("{:.2}", e.duration_us() as f64 / 1e6))
                                         data-kind=kind
-                                        data-source=match e.source { Source::Live => "live", Source::History => "history" }
-                                        data-ongoing=e.end_us.is_none().to_string()
-                                        class:ongoing=e.end_us.is_none()
+                                        data-source=field(|e, _| match e.source { Source::Live => "live", Source::History => "history" }.to_owned())
+                                        data-ongoing=move || ongoing().to_string()
+                                        class:ongoing=ongoing
                                     >
                                         <td>
-                                            <RouteLink to=to>{format::date_time(e.start_us, tz)}</RouteLink>
+                                            <RouteLink to=to>{format::date_time(start_us, tz)}</RouteLink>
                                         </td>
-                                        <td>{e.device.to_string()}</td>
+                                        <td>{device.to_string()}</td>
                                         <td>{kind}</td>
                                         <td class="num">
-                                            {format!("{} mHz ({:.3} Hz)", format::signed(mhz, 1), e.extreme_hz)}
+                                            {field(|e, n| format!("{} mHz ({:.3} Hz)", format::signed(e.extreme_mhz(n), 1), e.extreme_hz))}
                                         </td>
                                         <td class="num">
-                                            {e.rocof.map_or_else(|| "—".into(), |r| format!("{} Hz/s", format::signed(r, 3)))}
+                                            {field(|e, _| e.rocof.map_or_else(|| "—".into(), |r| format!("{} Hz/s", format::signed(r, 3))))}
                                         </td>
                                         <td class="num">
-                                            {format::duration(e.duration_us())}
-                                            {e.end_us.is_none().then_some(" (ongoing)")}
+                                            {field(|e, _| format!(
+                                                "{}{}",
+                                                format::duration(e.duration_us()),
+                                                if e.end_us.is_none() { " (ongoing)" } else { "" }
+                                            ))}
                                         </td>
                                     </tr>
                                 }
