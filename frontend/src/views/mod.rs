@@ -262,6 +262,7 @@ fn DiagnosticsPanel(
     let ignored = move || diagnostics.with(|d| d.ignored_total);
     let reasons =
         move || diagnostics.with(|d| d.ignored.iter().map(|(r, n)| (*r, *n)).collect::<Vec<_>>());
+    let reason_ids = move || diagnostics.with(|d| d.ignored.keys().copied().collect::<Vec<_>>());
     view! {
         <footer id="diagnostics">
             <span id="diag-rate" data-rate=move || format!("{:.1}", rate())>
@@ -273,13 +274,17 @@ fn DiagnosticsPanel(
                     {move || ignored().to_string()}
                 </span>
             </span>
+            // A counter per reason, changing in place.
             <For
-                each=reasons
-                key=|(reason, n)| (*reason, *n)
-                children=|(reason, n)| {
+                each=reason_ids
+                key=|reason| *reason
+                children=move |reason| {
+                    let n = move || {
+                        reasons().into_iter().find(|r| r.0 == reason).map_or(0, |r| r.1).to_string()
+                    };
                     view! {
                         <span class="diag-reason">
-                            {reason} " " <span data-counter=reason>{n.to_string()}</span>
+                            {reason} " " <span data-counter=reason>{n}</span>
                         </span>
                     }
                 }
