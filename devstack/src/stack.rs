@@ -24,6 +24,9 @@ pub struct StackOptions {
     pub devices: usize,
     /// Measurements per second per simulated device.
     pub rate_hz: f64,
+    /// Whether the simulated grid has its random generator trips (every 15 minutes on
+    /// average); a test that counts events it makes itself turns them off.
+    pub sim_trips: bool,
     /// Extra device users (id, password) for outside clients, e.g. `mosquitto_pub` in tests.
     pub extra_devices: Vec<(String, String)>,
     /// Child output goes to `<dir>/<name>.log` when true, to this terminal otherwise.
@@ -41,6 +44,7 @@ impl StackOptions {
             credentials: Credentials::generate(),
             devices,
             rate_hz: 1.0,
+            sim_trips: true,
             extra_devices: Vec::new(),
             log_to_files: true,
         }
@@ -90,6 +94,9 @@ impl Stack {
                 .env("OGM_SIM_PASSWORD", &creds.device)
                 .arg("--rate-hz")
                 .arg(options.rate_hz.to_string());
+            if !options.sim_trips {
+                cmd.args(["--step-every", "off"]);
+            }
             let log = options.log_to_files.then(|| options.dir.join("sim.log"));
             Some(ChildProcess::spawn("ogm-sim", cmd, log.as_deref())?)
         } else {

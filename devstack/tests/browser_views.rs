@@ -39,6 +39,9 @@ async fn every_view_with_the_simulator_and_an_outside_client() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = StackOptions::for_test(dir.path().to_path_buf(), 3);
     options.rate_hz = 5.0;
+    // The step below must be the only event: a random trip of the simulated grid at the same
+    // time would be one grid event with it.
+    options.sim_trips = false;
     options.extra_devices = vec![(FLAT.into(), PW.into()), (WAVY.into(), PW.into())];
     assert!(
         options.dist_dir.join("index.html").exists(),
@@ -394,6 +397,57 @@ async fn every_view_with_the_simulator_and_an_outside_client() {
     )
     .await;
     assert!(bin > 0.8, "most readings at +10 mHz: {bin}");
+    // Two devices that see a dip together (−150 and −200 mHz, half a second apart) make one
+    // grid event, its extreme the deeper one. 12 s of normal readings first keep it apart from
+    // the step above.
+    let mut wavy = MqttProbe::connect(mqtt_port, WAVY, PW).await.unwrap();
+    for k in 0..160 {
+        let t = now_us();
+        let (f_flat, f_wavy) = match k {
+            120..125 => (50.0, 49.8),
+            125..140 => (49.85, 49.8),
+            _ => (50.0, 50.0),
+        };
+        for (probe, id, f) in [(&mut flat, FLAT, f_flat), (&mut wavy, WAVY, f_wavy)] {
+            probe
+                .publish(&topic(id, Kind::Measurement), measurement(t, f), false)
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // pacing the stream: 10 Hz
+    }
+    wavy.disconnect().await;
+    let joint = "#events tbody tr[data-source=\"live\"][data-devices=\"2\"]";
+    wait(
+        &browser,
+        "the dip of two devices, one grid event, closed",
+        &format!(
+            "(() => {{ const r = document.querySelectorAll('{joint}'); return r.length === 1 && r[0].dataset.ongoing === 'false'; }})()"
+        ),
+        long,
+    )
+    .await;
+    assert_eq!(
+        browser.js(&attr(joint, "data-device-id")).await.unwrap(),
+        WAVY
+    );
+    assert_eq!(
+        browser.js(&attr(joint, "data-extreme-mhz")).await.unwrap(),
+        "-200.0"
+    );
+    let duration = attr_number(&browser, joint, "data-duration-s").await;
+    assert!(
+        (1.8..=3.0).contains(&duration),
+        "a 2 s dip lasted {duration} s"
+    );
+    assert_eq!(
+        browser
+            .js("document.querySelectorAll('#events tbody tr[data-source=\"live\"]').length")
+            .await
+            .unwrap(),
+        2,
+        "the step and the joint dip, nothing else"
+    );
     shot(&browser, "view-insight").await;
     browser
         .run("document.querySelector('#events').scrollIntoView({ block: 'end' })")

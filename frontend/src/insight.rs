@@ -8,7 +8,7 @@
 //! - [`Histogram`] and [`Quality`]: the distribution of the deviation over a range.
 //! - [`EventDetector`]: excursions beyond ±100 mHz, or |RoCoF| beyond a limit, with start,
 //!   extreme and duration; [`Insight`] runs one per device over the live stream and keeps a
-//!   bounded list of events.
+//!   bounded list of [`GridEvent`]s: the events of all devices that start together, joined.
 //! - [`spread_mhz`]: how far apart the devices' latest readings are.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -302,9 +302,9 @@ pub enum Source {
     History,
 }
 
-/// An excursion or a RoCoF alarm.
+/// An excursion or a RoCoF alarm seen by one device.
 #[derive(Debug, Clone, PartialEq)]
-pub struct GridEvent {
+pub struct DeviceEvent {
     pub device: DeviceId,
     pub start_us: i64,
     /// The first reading back to normal; None while the event lasts.
@@ -320,6 +320,49 @@ pub struct GridEvent {
     pub source: Source,
 }
 
+impl DeviceEvent {
+    /// Duration so far (or in all), µs.
+    pub fn duration_us(&self) -> i64 {
+        self.end_us.unwrap_or(self.last_us) - self.start_us
+    }
+
+    pub fn extreme_mhz(&self, nominal_hz: f64) -> f64 {
+        (self.extreme_hz - nominal_hz) * 1000.0
+    }
+}
+
+/// Events of devices that start within this of each other are one grid event.
+pub const JOIN_US: i64 = 10_000_000;
+
+/// One disturbance as the grid saw it: the events of every device whose starts follow each
+/// other within [`JOIN_US`], joined. A generator trip seen by a hundred devices is one grid
+/// event of a hundred devices, not a hundred events. Joining by start, not by overlap, keeps a
+/// device that sits off nominal for hours (a bad calibration, another grid) from swallowing
+/// every disturbance that comes along meanwhile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridEvent {
+    /// The earliest start of a device's event in it.
+    pub start_us: i64,
+    /// The latest start of a device's event in it.
+    pub last_start_us: i64,
+    /// The latest end; None while any device's event lasts.
+    pub end_us: Option<i64>,
+    /// The latest reading inside it.
+    pub last_us: i64,
+    /// The reading farthest from nominal, Hz.
+    pub extreme_hz: f64,
+    /// The device that read [`GridEvent::extreme_hz`].
+    pub device: DeviceId,
+    /// Largest |RoCoF| seen, Hz/s (signed).
+    pub rocof: Option<f64>,
+    /// Whether the frequency left ± the event band anywhere (else only RoCoF did).
+    pub frequency: bool,
+    pub source: Source,
+    /// Every device that saw it, in natural order, with the reading farthest from nominal
+    /// that it saw, Hz.
+    pub devices: Vec<(DeviceId, f64)>,
+}
+
 impl GridEvent {
     /// Duration so far (or in all), µs.
     pub fn duration_us(&self) -> i64 {
@@ -329,6 +372,68 @@ impl GridEvent {
     pub fn extreme_mhz(&self, nominal_hz: f64) -> f64 {
         (self.extreme_hz - nominal_hz) * 1000.0
     }
+
+    /// Whether it and `other` are one disturbance.
+    fn touches(&self, other: &GridEvent) -> bool {
+        self.source == other.source
+            && other.start_us <= self.last_start_us + JOIN_US
+            && self.start_us <= other.last_start_us + JOIN_US
+    }
+
+    /// Takes `other` in: the span, the extreme and the devices of both.
+    fn join(&mut self, other: GridEvent, nominal_hz: f64) {
+        let off = |f: f64| (f - nominal_hz).abs();
+        self.start_us = self.start_us.min(other.start_us);
+        self.last_start_us = self.last_start_us.max(other.last_start_us);
+        self.end_us = self.end_us.zip(other.end_us).map(|(a, b)| a.max(b));
+        self.last_us = self.last_us.max(other.last_us);
+        if off(other.extreme_hz) > off(self.extreme_hz) {
+            self.extreme_hz = other.extreme_hz;
+            self.device = other.device;
+        }
+        if let Some(r) = other.rocof
+            && self.rocof.is_none_or(|m| r.abs() > m.abs())
+        {
+            self.rocof = Some(r);
+        }
+        self.frequency |= other.frequency;
+        for (device, f) in other.devices {
+            match self.devices.binary_search_by(|(d, _)| d.cmp(&device)) {
+                Ok(i) if off(f) > off(self.devices[i].1) => self.devices[i].1 = f,
+                Ok(_) => {}
+                Err(i) => self.devices.insert(i, (device, f)),
+            }
+        }
+    }
+}
+
+impl From<DeviceEvent> for GridEvent {
+    fn from(e: DeviceEvent) -> Self {
+        Self {
+            start_us: e.start_us,
+            last_start_us: e.start_us,
+            end_us: e.end_us,
+            last_us: e.last_us,
+            extreme_hz: e.extreme_hz,
+            devices: vec![(e.device.clone(), e.extreme_hz)],
+            device: e.device,
+            rocof: e.rocof,
+            frequency: e.frequency,
+            source: e.source,
+        }
+    }
+}
+
+/// Adds `e` to `events` (kept in order of start), joined with every event it touches.
+/// Joining two may make one that touches a third, hence the loop.
+fn gather(events: &mut VecDeque<GridEvent>, mut e: GridEvent, nominal_hz: f64) {
+    while let Some(i) = events.iter().position(|o| o.touches(&e)) {
+        if let Some(o) = events.remove(i) {
+            e.join(o, nominal_hz);
+        }
+    }
+    let at = events.partition_point(|o| o.start_us <= e.start_us);
+    events.insert(at, e);
 }
 
 /// What makes an event.
@@ -350,7 +455,7 @@ pub struct EventRules {
 #[derive(Debug, Clone)]
 pub struct EventDetector {
     device: DeviceId,
-    open: Option<GridEvent>,
+    open: Option<DeviceEvent>,
 }
 
 impl EventDetector {
@@ -358,7 +463,7 @@ impl EventDetector {
         Self { device, open: None }
     }
 
-    pub fn open_event(&self) -> Option<&GridEvent> {
+    pub fn open_event(&self) -> Option<&DeviceEvent> {
         self.open.as_ref()
     }
 
@@ -369,17 +474,17 @@ impl EventDetector {
         f_hz: f64,
         rocof: Option<f64>,
         rules: &EventRules,
-    ) -> Option<GridEvent> {
+    ) -> Option<DeviceEvent> {
         self.step(t_us, f_hz, f_hz, rocof, rules, Source::Live)
     }
 
     /// A history bucket (its min and max). Returns the event it closes, if any.
-    pub fn push_bucket(&mut self, s: &Sample, rules: &EventRules) -> Option<GridEvent> {
+    pub fn push_bucket(&mut self, s: &Sample, rules: &EventRules) -> Option<DeviceEvent> {
         self.step(s.t, s.min, s.max, None, rules, Source::History)
     }
 
     /// Closes what is open if the device has been silent since; returns it.
-    pub fn flush(&mut self, now_us: i64, rules: &EventRules) -> Option<GridEvent> {
+    pub fn flush(&mut self, now_us: i64, rules: &EventRules) -> Option<DeviceEvent> {
         if self
             .open
             .as_ref()
@@ -400,7 +505,7 @@ impl EventDetector {
         rocof: Option<f64>,
         rules: &EventRules,
         source: Source,
-    ) -> Option<GridEvent> {
+    ) -> Option<DeviceEvent> {
         if !(lo.is_finite() && hi.is_finite()) {
             return None;
         }
@@ -439,7 +544,7 @@ impl EventDetector {
                 return closed.or(Some(e));
             }
             (None, true) => {
-                self.open = Some(GridEvent {
+                self.open = Some(DeviceEvent {
                     device: self.device.clone(),
                     start_us: t,
                     end_us: None,
@@ -467,7 +572,7 @@ pub struct Insight {
     rules: EventRules,
     rocof_window_us: i64,
     devices: BTreeMap<DeviceId, (RocofEstimator, EventDetector)>,
-    /// Closed events, oldest first.
+    /// Grid events of closed device events, oldest first.
     events: VecDeque<GridEvent>,
     /// Bumped whenever the events change.
     pub version: u64,
@@ -530,7 +635,7 @@ impl Insight {
     /// Closes events of devices that fell silent, and forgets devices not in `keep`.
     pub fn tick(&mut self, now_us: i64) {
         let rules = self.rules;
-        let closed: Vec<GridEvent> = self
+        let closed: Vec<DeviceEvent> = self
             .devices
             .values_mut()
             .filter_map(|(_, det)| det.flush(now_us, &rules))
@@ -546,8 +651,8 @@ impl Insight {
         self.devices.remove(device);
     }
 
-    fn record(&mut self, e: GridEvent) {
-        self.events.push_back(e);
+    fn record(&mut self, e: DeviceEvent) {
+        gather(&mut self.events, e.into(), self.rules.nominal_hz);
         while self.events.len() > MAX_EVENTS {
             self.events.pop_front();
         }
@@ -558,21 +663,19 @@ impl Insight {
         self.devices.get(device).and_then(|(e, _)| e.current())
     }
 
-    /// Every event, open ones included, newest first.
+    /// Every grid event, with the device events still open, newest first.
     pub fn events(&self) -> Vec<GridEvent> {
-        let mut all: Vec<GridEvent> = self.events.iter().cloned().collect();
-        all.extend(
-            self.devices
-                .values()
-                .filter_map(|(_, d)| d.open_event().cloned()),
-        );
-        all.sort_by(|a, b| b.start_us.cmp(&a.start_us).then(a.device.cmp(&b.device)));
-        all
+        let mut all = self.events.clone();
+        for open in self.devices.values().filter_map(|(_, d)| d.open_event()) {
+            gather(&mut all, open.clone().into(), self.rules.nominal_hz);
+        }
+        all.into_iter().rev().collect()
     }
 }
 
 /// Events in history buckets of one device before `until_us` (frequency excursions only: a
-/// bucket's min and max show them, RoCoF needs raw readings). Bounded by [`MAX_EVENTS`].
+/// bucket's min and max show them, RoCoF needs raw readings), oldest first; those that start
+/// within [`JOIN_US`] of each other are one. Bounded by [`MAX_EVENTS`].
 pub fn history_events<'a>(
     device: &DeviceId,
     samples: impl Iterator<Item = &'a Sample>,
@@ -583,7 +686,7 @@ pub fn history_events<'a>(
     let mut out: VecDeque<GridEvent> = VecDeque::new();
     for s in samples.take_while(|s| s.t < until_us) {
         if let Some(e) = det.push_bucket(s, rules) {
-            out.push_back(e);
+            gather(&mut out, e.into(), rules.nominal_hz);
             if out.len() > MAX_EVENTS {
                 out.pop_front();
             }
@@ -591,7 +694,7 @@ pub fn history_events<'a>(
     }
     if let Some(mut e) = det.open.take() {
         e.end_us = Some(e.last_us);
-        out.push_back(e);
+        gather(&mut out, e.into(), rules.nominal_hz);
     }
     out.into()
 }
@@ -824,17 +927,22 @@ mod tests {
             mk(S, 49.80, 50.0),
             mk(2 * S, 49.85, 49.95),
             mk(3 * S, 49.98, 50.02),
-            mk(4 * S, 49.99, 50.15),
-            mk(5 * S, 49.99, 50.01),
+            mk(14 * S, 49.99, 50.15),
+            mk(15 * S, 49.99, 50.01),
+            mk(16 * S, 49.99, 50.11),
         ];
-        let ev = history_events(&dev("x"), b.iter(), 5 * S, &rules());
+        let ev = history_events(&dev("x"), b.iter(), 16 * S, &rules());
         assert_eq!(ev.len(), 2);
         assert_eq!(
             (ev[0].start_us, ev[0].end_us, ev[0].extreme_hz),
             (S, Some(3 * S), 49.80)
         );
-        assert_eq!((ev[1].start_us, ev[1].extreme_hz), (4 * S, 50.15));
+        assert_eq!((ev[1].start_us, ev[1].extreme_hz), (14 * S, 50.15));
         assert_eq!(ev[1].source, Source::History);
+        // A second excursion within 10 s of the first is part of it.
+        let ev = history_events(&dev("x"), b.iter(), 17 * S, &rules());
+        assert_eq!(ev.len(), 2);
+        assert_eq!((ev[1].start_us, ev[1].last_start_us), (14 * S, 16 * S));
     }
 
     #[test]
@@ -851,6 +959,105 @@ mod tests {
             i.push(&d, t + S, 50.0);
         }
         assert!(i.events().len() <= MAX_EVENTS + 1);
+    }
+
+    #[test]
+    fn a_trip_seen_by_a_hundred_devices_is_one_grid_event() {
+        let mut i = Insight::new(rules(), 500 * MS);
+        let mut rng = XorShift::new(7);
+        let devices: Vec<DeviceId> = (1..=100).map(|k| dev(&format!("sim-{k}"))).collect();
+        let stray = dev("stray");
+        // A trip at 600 s to a nadir of −150 mHz (−160 at sim-37), back after 20 s; a second
+        // at 1 500 s. The devices read it at 10 Hz, each a little late or early, with noise.
+        // The stray reads +150 mHz all along: an event of its own, ongoing.
+        let trip = |t: i64, at: i64| (at..at + 20 * S).contains(&t);
+        for step in 0..20_000i64 {
+            let t = step * 100 * MS;
+            for (k, d) in devices.iter().enumerate() {
+                let late = (k as i64 % 7) * 100 * MS;
+                let deep = if k == 36 { 0.160 } else { 0.150 };
+                let f = if trip(t - late, 600 * S) || trip(t - late, 1_500 * S) {
+                    50.0 - deep
+                } else {
+                    50.0
+                };
+                i.push(d, t, f + noise(&mut rng));
+            }
+            i.push(&stray, t, 50.150 + noise(&mut rng));
+        }
+        let events = i.events();
+        assert_eq!(
+            events.len(),
+            3,
+            "{:?}",
+            events
+                .iter()
+                .map(|e| (e.start_us, e.devices.len()))
+                .collect::<Vec<_>>()
+        );
+        let [second, first] = [&events[0], &events[1]];
+        for (e, at) in [(first, 600 * S), (second, 1_500 * S)] {
+            assert_eq!(e.start_us, at);
+            assert_eq!(e.devices.len(), 100);
+            assert_eq!(e.device, dev("sim-37"));
+            assert!((e.extreme_mhz(50.0) - -160.0).abs() <= 1.0, "{e:?}");
+            assert!(e.end_us.is_some());
+            assert!((20 * S..=22 * S).contains(&e.duration_us()), "{e:?}");
+            assert!(
+                e.devices.windows(2).all(|w| w[0].0 < w[1].0),
+                "natural order"
+            );
+            assert!(
+                e.devices
+                    .iter()
+                    .all(|(d, f)| (f - 50.0) * 1000.0 < -140.0 || *d == stray)
+            );
+        }
+        let own = &events[2];
+        assert_eq!((own.start_us, own.end_us), (0, None));
+        assert_eq!(own.devices.len(), 1);
+        assert_eq!(own.device, stray);
+        assert_eq!(i.events, i.events.iter().cloned().collect::<VecDeque<_>>());
+    }
+
+    #[test]
+    fn events_that_start_apart_stay_apart_and_a_late_one_can_join_two() {
+        let n = 50.0;
+        let ev = |d: &str, start: i64, end: i64, f: f64| -> GridEvent {
+            DeviceEvent {
+                device: dev(d),
+                start_us: start,
+                end_us: Some(end),
+                last_us: end,
+                extreme_hz: f,
+                rocof: None,
+                frequency: true,
+                source: Source::Live,
+            }
+            .into()
+        };
+        let mut list = VecDeque::new();
+        gather(&mut list, ev("a", 0, 5 * S, 49.8), n);
+        gather(&mut list, ev("b", 15 * S, 20 * S, 49.85), n);
+        assert_eq!(list.len(), 2, "15 s apart");
+        // A third device whose event starts between them joins both into one.
+        gather(&mut list, ev("c", 8 * S, 30 * S, 50.3), n);
+        assert_eq!(list.len(), 1);
+        let e = &list[0];
+        assert_eq!(
+            (e.start_us, e.last_start_us, e.end_us),
+            (0, 15 * S, Some(30 * S))
+        );
+        assert_eq!(e.device, dev("c"));
+        assert_eq!(e.devices.len(), 3);
+        // A second event of a device that is in it keeps that device's farthest reading.
+        gather(&mut list, ev("a", 25 * S, 26 * S, 49.9), n);
+        assert_eq!(list[0].devices[0], (dev("a"), 49.8));
+        // Live and history never join.
+        let mut h = ev("a", S, 2 * S, 49.8);
+        h.source = Source::History;
+        gather(&mut list, h, n);
+        assert_eq!(list.len(), 2);
     }
 
     #[test]

@@ -71,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
         credentials,
         devices,
         rate_hz,
+        sim_trips: true,
         extra_devices: Vec::new(),
         log_to_files: false,
     };

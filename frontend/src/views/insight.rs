@@ -10,7 +10,6 @@ use crate::app::{close_insight_page, navigate, open_insight_page, set_insight_ca
 use crate::format::{self, Band};
 use crate::insight::{Bands, GridArea, GridEvent, Source};
 use crate::route::{ROCOF_WINDOW_LIMITS_MS, Span, TimeRange, View};
-use ogm_protocol::DeviceId;
 
 /// `#insight`.
 #[component]
@@ -420,12 +419,37 @@ fn Histogram() -> impl IntoView {
     }
 }
 
-/// What tells one event from another in the list: its device, start and kind.
-fn event_key(e: &GridEvent) -> (DeviceId, i64, bool) {
-    (e.device.clone(), e.start_us, e.frequency)
+/// What tells one grid event from another in the list: where it was found and its start.
+fn event_key(e: &GridEvent) -> (bool, i64) {
+    (e.source == Source::Live, e.start_us)
 }
 
-/// `#events`: excursions beyond ±100 mHz and RoCoF alarms, newest first.
+/// Who saw a grid event: the device, or how many.
+fn seen_by(e: &GridEvent) -> String {
+    match e.devices.len() {
+        1 => e.device.to_string(),
+        n => format!("{n} devices"),
+    }
+}
+
+/// The devices of a grid event for a tooltip: the first 30 by name.
+fn device_list(e: &GridEvent) -> String {
+    const SHOWN: usize = 30;
+    let mut s = e
+        .devices
+        .iter()
+        .take(SHOWN)
+        .map(|(d, _)| d.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if e.devices.len() > SHOWN {
+        s.push_str(&format!(" and {} more", e.devices.len() - SHOWN));
+    }
+    s
+}
+
+/// `#events`: excursions beyond ±100 mHz and RoCoF alarms, newest first; what several devices
+/// saw together is one grid event.
 #[component]
 fn Events() -> impl IntoView {
     let ui = ui();
@@ -452,7 +476,7 @@ fn Events() -> impl IntoView {
                     <thead>
                         <tr>
                             <th>"Start"</th>
-                            <th>"Device"</th>
+                            <th>"Seen by"</th>
                             <th>"Kind"</th>
                             <th>"Extreme"</th>
                             <th>"RoCoF"</th>
@@ -460,44 +484,42 @@ fn Events() -> impl IntoView {
                         </tr>
                     </thead>
                     <tbody>
-                        // A row per event, kept while it is listed: an ongoing event's
-                        // extreme and duration change in place.
+                        // A row per grid event, kept while it is listed: an ongoing event's
+                        // devices, extreme and duration change in place.
                         <For
                             each=move || ui.events.with(|es| es.iter().map(event_key).collect::<Vec<_>>())
-                            key=|k| k.clone()
+                            key=|k| *k
                             children=move |key| {
-                                let event = Memo::new({
-                                    let key = key.clone();
-                                    move |_| ui.events.with(|es| es.iter().find(|e| event_key(e) == key).cloned())
+                                let event = Memo::new(move |_| {
+                                    ui.events.with(|es| es.iter().find(|e| event_key(e) == key).cloned())
                                 });
-                                let (device, start_us, frequency) = key;
+                                let (_, start_us) = key;
                                 let tz = ui.tz_offset_min.get_untracked();
                                 let field = move |f: fn(&GridEvent, f64) -> String| {
                                     move || event.with(|e| e.as_ref().map(|e| f(e, nominal())))
                                 };
-                                let to = Signal::derive({
-                                    let device = device.clone();
-                                    move || {
-                                        let mut r = ui.route.get().with_view(View::Device);
-                                        r.device = Some(device.clone());
-                                        let end = event.with(|e| e.as_ref().map(|e| e.end_us.unwrap_or(e.last_us)));
-                                        r.range = Some(TimeRange::custom(
-                                            start_us - 60_000_000,
-                                            end.unwrap_or(start_us) + 60_000_000,
-                                        ).unwrap_or(TimeRange::Last(Span::H1)));
-                                        r
-                                    }
+                                // To the device that read the extreme, over the event's span.
+                                let to = Signal::derive(move || {
+                                    let mut r = ui.route.get().with_view(View::Device);
+                                    let (device, end) = event.with(|e| e.as_ref().map(|e| (e.device.clone(), e.end_us.unwrap_or(e.last_us)))).unzip();
+                                    r.device = device;
+                                    r.range = Some(TimeRange::custom(
+                                        start_us - 60_000_000,
+                                        end.unwrap_or(start_us) + 60_000_000,
+                                    ).unwrap_or(TimeRange::Last(Span::H1)));
+                                    r
                                 });
-                                let kind = if frequency { "frequency" } else { "rocof" };
+                                let kind = |e: &GridEvent, _| if e.frequency { "frequency" } else { "rocof" }.to_owned();
                                 let ongoing = move || event.with(|e| e.as_ref().is_some_and(|e| e.end_us.is_none()));
                                 view! {
                                     <tr
-                                        data-device-id=device.to_string()
+                                        data-device-id=field(|e, _| e.device.to_string())
+                                        data-devices=field(|e, _| e.devices.len().to_string())
                                         data-start=start_us.to_string()
                                         data-extreme-hz=field(|e, _| format!("{:.4}", e.extreme_hz))
                                         data-extreme-mhz=field(|e, n| format!("{:.1}", e.extreme_mhz(n)))
                                         data-duration-s=field(|e, _| format!("{:.2}", e.duration_us() as f64 / 1e6))
-                                        data-kind=kind
+                                        data-kind=field(kind)
                                         data-source=field(|e, _| match e.source { Source::Live => "live", Source::History => "history" }.to_owned())
                                         data-ongoing=move || ongoing().to_string()
                                         class:ongoing=ongoing
@@ -505,10 +527,13 @@ fn Events() -> impl IntoView {
                                         <td>
                                             <RouteLink to=to>{format::date_time(start_us, tz)}</RouteLink>
                                         </td>
-                                        <td>{device.to_string()}</td>
-                                        <td>{kind}</td>
+                                        <td title=field(|e, _| device_list(e))>{field(|e, _| seen_by(e))}</td>
+                                        <td>{field(kind)}</td>
                                         <td class="num">
                                             {field(|e, n| format!("{} mHz ({:.3} Hz)", format::signed(e.extreme_mhz(n), 1), e.extreme_hz))}
+                                            <small class="muted">
+                                                {field(|e, _| if e.devices.len() > 1 { format!(" at {}", e.device) } else { String::new() })}
+                                            </small>
                                         </td>
                                         <td class="num">
                                             {field(|e, _| e.rocof.map_or_else(|| "—".into(), |r| format!("{} Hz/s", format::signed(r, 3))))}
