@@ -221,6 +221,20 @@ async fn soak_100_devices_at_10_hz() {
         .await
         .unwrap();
     shot(&browser, &format!("soak-{view}")).await;
+    if view == "insight" {
+        // The simulated grid trips every 15 minutes on average: each is one grid event, seen
+        // by every device, not a row per device.
+        let rows = browser
+            .js("[...document.querySelectorAll('#events tbody tr')].map(r => [r.dataset.devices, r.dataset.extremeMhz, r.dataset.deviceId])")
+            .await
+            .unwrap();
+        println!("FIGURE events listed after the soak (devices, extreme mHz, where): {rows}");
+        browser
+            .run("document.querySelector('#events')?.scrollIntoView({block: 'center'})")
+            .await
+            .unwrap();
+        shot(&browser, "soak-insight-events").await;
+    }
     assert!(js <= js0 * 1.10, "the JS heap grew more than 10 %");
     assert!(
         wasm <= wasm0 * 1.10,
