@@ -12,6 +12,8 @@
 //!   cargo test -p ogm-devstack --test browser_soak -- --ignored --nocapture
 //! # another view under the same stream: device, insight, logs or devices
 //! OGM_SOAK_VIEW=insight OGM_CHROMIUM_ARGS="..." cargo test -p ogm-devstack --test browser_soak -- --ignored --nocapture
+//! # also: OGM_SOAK_WINDOW_SECS (the live window), OGM_SOAK_BASELINE_SECS (when the heaps are
+//! # first read), OGM_SOAK_SAMPLE_SECS (the sampling period, 10 s), OGM_SOAK_DEVICES (100)
 //! ```
 //!
 //! How the page is measured, from inside it:
@@ -87,6 +89,9 @@ async fn soak_100_devices_at_10_hz() {
         if total >= 3_600 { 300 } else { 60 },
     );
     let baseline_at = env_secs("OGM_SOAK_BASELINE_SECS", window + 30);
+    // Every 10 s by default; longer periods probe the page less (the probing runs scripts in
+    // it through WebDriver, which may cost heap of its own).
+    let sample_secs = env_secs("OGM_SOAK_SAMPLE_SECS", 10).max(1);
     let devices = env_secs("OGM_SOAK_DEVICES", 100) as usize;
     let dir = tempfile::tempdir().unwrap();
     let mut options = StackOptions::for_test(dir.path().to_path_buf(), devices);
@@ -151,7 +156,7 @@ async fn soak_100_devices_at_10_hz() {
     let mut rate_min = f64::MAX;
     let mut last_cost = (0.0, 0.0);
     while start.elapsed() < Duration::from_secs(total) {
-        tokio::time::sleep(Duration::from_secs(10)).await; // the sampling period
+        tokio::time::sleep(Duration::from_secs(sample_secs)).await; // the sampling period
         let t = browser.js(TAKE).await.unwrap();
         let f = |i: usize| t[i].as_f64().unwrap_or(0.0);
         let (busy, p50, p95, max, n) = (f(0), f(1), f(2), f(3), f(4));
@@ -172,7 +177,7 @@ async fn soak_100_devices_at_10_hz() {
         let (js, wasm) = (h[0].as_f64().unwrap_or(0.0), h[1].as_f64().unwrap_or(0.0));
         let secs = start.elapsed().as_secs();
         println!(
-            "t={secs:>5}s rate {rate:>6.0} msg/s  busy {:>5.1} %  frames {n:>4} p50 {p50:>5.1} ms p95 {p95:>5.1} ms max {max:>6.1} ms  chart {draw:>5.1} ms  page: ingest {:>4.1} % frame {:>4.1} %  JS heap {:>6.1} MB  wasm {:>5.1} MB",
+            "t={secs:>5}s rate {rate:>6.0} msg/s  busy {:>5.1} %  frames {n:>4} p50 {p50:>5.1} ms p95 {p95:>5.1} ms max {max:>6.1} ms  chart {draw:>5.1} ms  page: ingest {:>4.1} % frame {:>4.1} %  JS heap {:>6.2} MB  wasm {:>5.2} MB",
             busy * 100.0,
             ingest_ms / 100.0,
             frame_ms / 100.0,
@@ -203,7 +208,7 @@ async fn soak_100_devices_at_10_hz() {
     p95s.sort_by(f64::total_cmp);
     let median_p95 = p95s.get(p95s.len() / 2).copied().unwrap_or(0.0);
     println!(
-        "FIGURE soak {devices} devices × 10 Hz for {total} s, {view} view: main thread busy {:.1} % of each second (mean), frame time p95 {median_p95:.1} ms (median of 10 s windows; worst {worst_p95:.1} ms), lowest message rate {rate_min:.0}/s",
+        "FIGURE soak {devices} devices × 10 Hz for {total} s, {view} view: main thread busy {:.1} % of each second (mean), frame time p95 {median_p95:.1} ms (median of {sample_secs} s windows; worst {worst_p95:.1} ms), lowest message rate {rate_min:.0}/s",
         busy_sum / f64::from(samples.max(1)) * 100.0
     );
     println!(
