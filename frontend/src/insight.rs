@@ -320,17 +320,6 @@ pub struct DeviceEvent {
     pub source: Source,
 }
 
-impl DeviceEvent {
-    /// Duration so far (or in all), µs.
-    pub fn duration_us(&self) -> i64 {
-        self.end_us.unwrap_or(self.last_us) - self.start_us
-    }
-
-    pub fn extreme_mhz(&self, nominal_hz: f64) -> f64 {
-        (self.extreme_hz - nominal_hz) * 1000.0
-    }
-}
-
 /// Events of devices that start within this of each other are one grid event.
 pub const JOIN_US: i64 = 10_000_000;
 
