@@ -34,6 +34,31 @@ impl Drop for Browser {
     }
 }
 
+/// chromedriver's `goog/cdp/execute`: one DevTools protocol command, its result as JSON.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({ "cmd": self.cmd, "params": self.params });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
 impl std::fmt::Debug for Browser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Browser").finish_non_exhaustive()
@@ -101,6 +126,41 @@ impl Browser {
             .client
             .execute(&format!("return ({expr});"), vec![])
             .await?)
+    }
+
+    /// Evaluates `expr` in the page through the DevTools protocol, by value, and returns it
+    /// (`null` for `undefined`, `NaN` and the infinities).
+    ///
+    /// For what a long test reads over and over: every WebDriver script keeps its result
+    /// alive in the page while the session lasts (chromedriver leaves it bound as a remote
+    /// object, "DevTools console" in a heap snapshot: 300 calls, 300 arrays), which a soak
+    /// would measure as a creep of the page's JS heap. This keeps nothing.
+    pub async fn probe(&self, expr: &str) -> anyhow::Result<Value> {
+        let r = self
+            .cdp(
+                "Runtime.evaluate",
+                json!({ "expression": expr, "returnByValue": true }),
+            )
+            .await?;
+        if let Some(e) = r.get("exceptionDetails") {
+            bail!("{expr}: {e}");
+        }
+        Ok(r["result"].get("value").cloned().unwrap_or(Value::Null))
+    }
+
+    /// The page's JS heap in use after a full garbage collection, bytes (the DevTools
+    /// protocol's, which needs no browser flags and leaves nothing behind).
+    pub async fn js_heap_after_gc(&self) -> anyhow::Result<f64> {
+        self.cdp("HeapProfiler.collectGarbage", json!({})).await?;
+        let usage = self.cdp("Runtime.getHeapUsage", json!({})).await?;
+        usage["usedSize"]
+            .as_f64()
+            .context("Runtime.getHeapUsage without usedSize")
+    }
+
+    /// Sends a DevTools protocol command to the page through chromedriver.
+    async fn cdp(&self, cmd: &'static str, params: Value) -> anyhow::Result<Value> {
+        Ok(self.client.issue_cmd(Cdp { cmd, params }).await?)
     }
 
     /// Runs JavaScript statements in the page.
