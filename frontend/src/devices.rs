@@ -445,7 +445,7 @@ pub fn chart_time(device_us: i64, now_us: i64, limits: &Limits) -> i64 {
 ///
 /// Under a heavy stream a card changes at most every `min_interval_ms`, and at most `budget`
 /// cards change in one frame: without the budget, a hundred cards throttled at once stay in
-/// step and all change in the same frame four times a second, and that frame (a hundred
+/// step and all change in the same frame at each interval, and that frame (a hundred
 /// cards' text laid out and painted) is the slowest the page has. With it, the updates spread
 /// over the frames between. A card never shown yet goes first.
 pub fn cards_due<'a>(

@@ -117,9 +117,17 @@ fn DeviceCard(
             data-device-id=id_attr
             data-stale=move || stale.get().to_string()
         >
-            <RouteLink to=to class="device-name">
-                {id_text}
-            </RouteLink>
+            <div class="card-head">
+                <RouteLink to=to class="device-name">
+                    {id_text}
+                </RouteLink>
+                <Show when=move || stale.get()>
+                    <span class="stale-label">
+                        "stale · "
+                        {move || if link_live(&ui) { seen() } else { "no broker link".to_owned() }}
+                    </span>
+                </Show>
+            </div>
             <span class="freq" data-frequency=move || freq().map(|f| f.to_string())>
                 {move || freq().map_or_else(|| "— Hz".to_owned(), format::frequency)}
             </span>
@@ -129,12 +137,6 @@ fn DeviceCard(
             >
                 {move || deviation().map(|d| d.1).unwrap_or_default()}
             </span>
-            <Show when=move || stale.get()>
-                <span class="stale-label">
-                    "stale · "
-                    {move || if link_live(&ui) { seen() } else { "no broker link".to_owned() }}
-                </span>
-            </Show>
         </div>
     }
 }
