@@ -10,6 +10,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ogm_devstack::{MqttProbe, Stack, StackOptions, http_get};
 use ogm_protocol::{DeviceId, Kind, Measurement, TOPIC_PREFIX, Topic};
 
+/// 50 Hz: the fastest a board measures, so within every device's budget
+/// (`OGM_DEVICE_MAX_MESSAGES_PER_SEC`) however fast the test publishes.
+const STEP_US: i64 = 20_000;
+
 const PW: &str = "device-pw";
 
 fn now_us() -> i64 {
@@ -103,7 +107,7 @@ async fn publish_stream(
         for (d, p) in devices.iter().zip(probes.iter_mut()) {
             p.publish(
                 &topic(d, Kind::Measurement),
-                measurement(base + i as i64 * 1000, i),
+                measurement(base + i as i64 * STEP_US, i),
                 false,
             )
             .await
@@ -119,11 +123,11 @@ fn assert_exactly_once(stack: &Stack, devices: &[&str], count: usize, base: i64)
     for d in devices {
         let ts = wait_for_stored(stack, d, count);
         let unique: BTreeSet<i64> = ts.iter().copied().collect();
-        let expected: BTreeSet<i64> = (0..count).map(|i| base + i as i64 * 1000).collect();
+        let expected: BTreeSet<i64> = (0..count).map(|i| base + i as i64 * STEP_US).collect();
         assert_eq!(ts.len(), unique.len(), "{d}: a timestamp stored twice");
         let missing: Vec<i64> = expected
             .difference(&unique)
-            .map(|t| (t - base) / 1000)
+            .map(|t| (t - base) / STEP_US)
             .collect();
         let extra = unique.difference(&expected).count();
         assert!(
@@ -136,7 +140,7 @@ fn assert_exactly_once(stack: &Stack, devices: &[&str], count: usize, base: i64)
             "{}/api/history?device_id={d}&field=frequency&start={}&stop={}&max_points=10",
             stack.http_url(),
             base,
-            base + count as i64 * 1000
+            base + count as i64 * STEP_US
         ))
         .unwrap()
         .json()
@@ -184,7 +188,7 @@ async fn every_message_is_stored_once_across_a_broker_restart() {
     let half = 1500;
     publish_stream(port, &devices, half, base, |_| {}).await;
     stack.broker.restart().unwrap();
-    publish_stream(port, &devices, half, base + half as i64 * 1000, |_| {}).await;
+    publish_stream(port, &devices, half, base + half as i64 * STEP_US, |_| {}).await;
     assert_exactly_once(&stack, &devices, half * 2, base);
     assert!(metric(&stack, "ogm_mqtt_reconnects_total") >= 1.0);
 }

@@ -22,6 +22,10 @@ use ogm_devstack::{
 };
 use ogm_protocol::{DeviceId, Kind, Measurement, TOPIC_PREFIX, Topic};
 
+/// 50 Hz: the fastest a board measures, so within every device's budget
+/// (`OGM_DEVICE_MAX_MESSAGES_PER_SEC`) however fast the test publishes.
+const STEP_US: i64 = 20_000;
+
 const GROUP: &str = "ogm-ingest";
 const DEVICES: [&str; 2] = ["scale-a", "scale-b"];
 const PER_DEVICE: usize = 300;
@@ -134,7 +138,7 @@ async fn two_replicas_in_one_share_group_split_the_stream_exactly_once() {
         assert!(Instant::now() < deadline, "a replica never stored anything");
         for (d, probe) in DEVICES.iter().zip(devices.iter_mut()) {
             probe
-                .publish(&topic(d), measurement(base + sent as i64 * 1000), false)
+                .publish(&topic(d), measurement(base + sent as i64 * STEP_US), false)
                 .await
                 .unwrap();
         }
@@ -145,7 +149,7 @@ async fn two_replicas_in_one_share_group_split_the_stream_exactly_once() {
     for i in sent..PER_DEVICE {
         for (d, probe) in DEVICES.iter().zip(devices.iter_mut()) {
             probe
-                .publish(&topic(d), measurement(base + i as i64 * 1000), false)
+                .publish(&topic(d), measurement(base + i as i64 * STEP_US), false)
                 .await
                 .unwrap();
         }
@@ -166,7 +170,7 @@ async fn two_replicas_in_one_share_group_split_the_stream_exactly_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let expected: BTreeSet<i64> = (0..PER_DEVICE).map(|i| base + i as i64 * 1000).collect();
+    let expected: BTreeSet<i64> = (0..PER_DEVICE).map(|i| base + i as i64 * STEP_US).collect();
     let mut shares = Vec::new();
     for d in DEVICES {
         let per_replica: Vec<Vec<i64>> = replicas.iter().map(|r| stored(r, d)).collect();

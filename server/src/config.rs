@@ -200,6 +200,36 @@ pub struct Config {
     #[arg(long, env = "OGM_RAW_RETENTION", default_value = "30d", value_parser = parse_duration)]
     pub raw_retention: std::time::Duration,
 
+    /// How long device log entries are kept in the embedded store. `0` keeps them forever.
+    #[arg(long, env = "OGM_LOG_RETENTION", default_value = "90d", value_parser = parse_duration)]
+    pub log_retention: std::time::Duration,
+
+    /// The most bytes of device log entries the embedded store keeps; past it the oldest go
+    /// first, whatever their age. `0` for no bound.
+    #[arg(long, env = "OGM_LOG_RETENTION_MB", default_value_t = 512)]
+    pub log_retention_mb: u64,
+
+    /// The most messages one device may store per second of its own timestamps (all kinds
+    /// together); past it they are dropped and counted (`over_message_budget`). Spread over
+    /// their timestamps, a backlog of hours passes whole. `0` turns the budget off.
+    #[arg(long, env = "OGM_DEVICE_MAX_MESSAGES_PER_SEC", default_value_t = 100)]
+    pub device_max_messages_per_sec: u32,
+
+    /// The most payload bytes one device may store per second of its own timestamps
+    /// (`over_byte_budget` past it). `0` turns the budget off.
+    #[arg(long, env = "OGM_DEVICE_MAX_BYTES_PER_SEC", default_value_t = 64 * 1024)]
+    pub device_max_bytes_per_sec: u64,
+
+    /// `/api/health` turns `degraded` when the data directory has less free space than this,
+    /// in MiB: a warning before writes fail.
+    #[arg(long, env = "OGM_MIN_FREE_MB", default_value_t = 256)]
+    pub min_free_mb: u64,
+
+    /// The longest the server takes to stop after SIGTERM or Ctrl-C. Whatever it has not
+    /// committed by then stays unacknowledged, and the broker redelivers it.
+    #[arg(long, env = "OGM_SHUTDOWN_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub shutdown_timeout: std::time::Duration,
+
     /// InfluxDB 2 URL (with --store influxdb).
     #[arg(long, env = "INFLUXDB_URL", default_value = "http://127.0.0.1:8086")]
     pub influxdb_url: String,

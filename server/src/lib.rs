@@ -15,6 +15,7 @@
 //! parses and calls it.
 
 pub mod config;
+pub mod health;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
@@ -80,6 +81,9 @@ pub async fn open_store(
         StoreChoice::Embedded => {
             let options = ogm_store_sqlite::SqliteOptions {
                 raw_retention: (!config.raw_retention.is_zero()).then_some(config.raw_retention),
+                log_retention: (!config.log_retention.is_zero()).then_some(config.log_retention),
+                log_max_bytes: (config.log_retention_mb > 0)
+                    .then(|| config.log_retention_mb.saturating_mul(1024 * 1024)),
                 ..Default::default()
             };
             let store = Arc::new(
@@ -161,6 +165,10 @@ pub async fn run(
         client_id: state.config.mqtt_client_id.clone(),
         share_group: state.config.mqtt_share_group.clone(),
         batch_max: 1000,
+        budget: ingest::budget::BudgetLimits {
+            messages_per_sec: state.config.device_max_messages_per_sec,
+            bytes_per_sec: state.config.device_max_bytes_per_sec,
+        },
     };
     let ingest = tokio::spawn(MqttIngest::run(
         ingest_config,
@@ -176,8 +184,11 @@ pub async fn run(
         state.presences.clone(),
         http::data::now_us(),
     ));
+    let deadline = ShutdownDeadline::new(state.config.shutdown_timeout);
+    let armed = deadline.clone();
     let http_shutdown = async move {
         shutdown.await;
+        armed.arm();
         let _ = stop_tx.send(true);
     };
     serve(listener, state, http_shutdown).await?;
@@ -185,10 +196,42 @@ pub async fn run(
         Ok(res) => res?,
         Err(e) => tracing::error!(error = %e, "ingest task failed"),
     }
+    drop(deadline);
     Ok(())
 }
 
 /// Serves on an already-bound listener (tests bind `127.0.0.1:0`).
+/// Ends the process if it is still running `limit` after shutdown began. Every orderly step of
+/// shutting down has its own bound; this one is for whatever was not foreseen (a blocking store
+/// call that never returns, a runtime waiting for its blocking threads). Exiting loses nothing:
+/// messages are acknowledged only after their commit, so the broker redelivers the rest. A
+/// plain thread, so it fires even when the async runtime is stuck; it goes away when every
+/// handle is dropped (when [`run`] returns), so an in-process caller lives on.
+#[derive(Debug, Clone)]
+struct ShutdownDeadline(std::sync::mpsc::Sender<()>);
+
+impl ShutdownDeadline {
+    fn new(limit: std::time::Duration) -> Self {
+        use std::sync::mpsc::RecvTimeoutError;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            if rx.recv().is_err() {
+                return;
+            }
+            if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                tracing::error!(?limit, "shutdown took too long; exiting now");
+                std::process::exit(1);
+            }
+        });
+        Self(tx)
+    }
+
+    /// Shutdown has begun: the clock runs.
+    fn arm(&self) {
+        let _ = self.0.send(());
+    }
+}
+
 pub async fn serve(
     listener: TcpListener,
     state: AppState,

@@ -3,8 +3,7 @@
 
 use clap::Parser as _;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = ogm_server::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -14,5 +13,12 @@ async fn main() -> anyhow::Result<()> {
         // Logs to stderr: stdout is for what subcommands print (firmware settings).
         .with_writer(std::io::stderr)
         .init();
-    ogm_server::run_cli(cli).await
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(ogm_server::run_cli(cli));
+    // A blocking store call that never returns (a hung disk) must not keep a stopped server
+    // alive: whatever it held was never acknowledged.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }

@@ -2,17 +2,23 @@
 //! ingest hot path never takes a lock to count.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use ogm_protocol::TimestampFix;
 
 /// Why a message was not stored. The payload reasons are `PayloadError::reason()`.
-pub const REJECT_REASONS: [&str; 5] = [
+/// `over_*_budget` are the per-device budgets (`ingest::budget`); `stale_retained` a retained
+/// message delivered again on subscribing whose timestamp had to be replaced (it was stored
+/// when it first arrived).
+pub const REJECT_REASONS: [&str; 8] = [
     "unknown_topic",
     "too_large",
     "malformed_json",
     "wrong_schema",
     "out_of_range",
+    "over_message_budget",
+    "over_byte_budget",
+    "stale_retained",
 ];
 
 const BATCH_BUCKETS: [f64; 8] = [1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0];
@@ -83,6 +89,15 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     /// API requests refused by the per-client rate limit.
     pub http_rate_limited: AtomicU64,
+    /// The last store write failed and the ingest is retrying it.
+    pub store_failing: AtomicBool,
+    /// Since when (µs) the writer has held a batch it could not commit yet; 0 when none.
+    pub uncommitted_since_us: AtomicI64,
+    /// When (µs) the ingest last received a device message; 0 before the first.
+    pub last_received_us: AtomicI64,
+    /// When (µs) the broker's count of received publishes was last seen to grow (its
+    /// `$SYS/broker/publish/messages/received`); 0 if never.
+    pub broker_published_us: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -100,6 +115,10 @@ impl Default for Metrics {
             batch_size: Histogram::new(&BATCH_BUCKETS),
             commit_seconds: Histogram::new(&LATENCY_BUCKETS),
             http_rate_limited: AtomicU64::new(0),
+            store_failing: AtomicBool::new(false),
+            uncommitted_since_us: AtomicI64::new(0),
+            last_received_us: AtomicI64::new(0),
+            broker_published_us: AtomicI64::new(0),
         }
     }
 }
@@ -177,6 +196,11 @@ impl Metrics {
             o,
             "# HELP ogm_store_errors_total Failed store writes (each is retried).\n# TYPE ogm_store_errors_total counter\nogm_store_errors_total {}",
             self.store_errors.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP ogm_store_failing Whether the last store write failed (the ingest retries it and acknowledges nothing meanwhile).\n# TYPE ogm_store_failing gauge\nogm_store_failing {}",
+            u8::from(self.store_failing.load(Relaxed))
         );
         let _ = writeln!(
             o,

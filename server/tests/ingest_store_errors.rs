@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use ogm_devstack::{BrokerPorts, Credentials, Mosquitto, MqttProbe, SERVER_USER};
 use ogm_protocol::{DeviceId, Kind, Measurement, TOPIC_PREFIX, Topic};
+use ogm_server::ingest::budget::BudgetLimits;
 use ogm_server::ingest::{IngestConfig, MqttIngest, RejectedRing};
 use ogm_server::metrics::Metrics;
 use ogm_store::{
@@ -80,6 +81,10 @@ async fn a_failing_store_holds_back_acks_and_loses_nothing() {
             client_id: "ogm-test".into(),
             share_group: None,
             batch_max: 100,
+            budget: BudgetLimits {
+                messages_per_sec: 100,
+                bytes_per_sec: 64 * 1024,
+            },
         },
         store.clone(),
         metrics.clone(),
@@ -98,9 +103,10 @@ async fn a_failing_store_holds_back_acks_and_loses_nothing() {
     let topic =
         Topic::new(DeviceId::new("dev-x").unwrap(), Kind::Measurement).to_topic(TOPIC_PREFIX);
     let base = 1_790_000_000_000_000;
+    // 50 Hz, as fast as the broker takes them: within every device's budget.
     for i in 0..500 {
         let m = Measurement {
-            timestamp: base + i * 1000,
+            timestamp: base + i * 20_000,
             frequency: 50.0,
             voltage: 230.0,
             current: 1.0,
@@ -126,7 +132,7 @@ async fn a_failing_store_holds_back_acks_and_loses_nothing() {
     let rows = store.inner.devices().await.unwrap();
     assert_eq!(
         rows[0].last_measurement.unwrap().timestamp,
-        base + 499 * 1000
+        base + 499 * 20_000
     );
     stop_tx.send(true).unwrap();
     ingest.await.unwrap().unwrap();

@@ -152,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
             let base = now_us() - 3_600_000_000;
             for i in 0..per_device {
                 let m = Measurement {
-                    timestamp: base + i as i64 * 100,
+                    timestamp: base + i as i64 * 20_000,
                     frequency: 50.0 + (i % 200) as f64 * 0.0001,
                     voltage: 230.1,
                     current: 4.2,

@@ -8,19 +8,50 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use serde_json::json;
 
-use crate::AppState;
+use crate::http::data::now_us;
 use crate::ingest::Rejected;
+use crate::{AppState, health};
 
-/// `GET /api/health`: `ok` when the broker connection and the store both answer.
+/// `GET /api/health`: `ok`, or `degraded` with its `problems` (`crate::health`): the broker
+/// connection, the store answering and accepting writes, the ingest moving, the disk.
 pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let mqtt = state.metrics.mqtt_connected.load(Relaxed);
-    let subscribed = state.metrics.mqtt_subscribed.load(Relaxed);
-    let store_ok = state.store.healthy().await;
+    let m = &state.metrics;
+    let store_answers = state.store.healthy().await;
+    let inputs = health::Inputs {
+        now_us: now_us(),
+        mqtt_connected: m.mqtt_connected.load(Relaxed),
+        mqtt_subscribed: m.mqtt_subscribed.load(Relaxed),
+        store_answers,
+        store_failing: m.store_failing.load(Relaxed),
+        uncommitted_since_us: m.uncommitted_since_us.load(Relaxed),
+        last_received_us: m.last_received_us.load(Relaxed),
+        broker_published_us: m.broker_published_us.load(Relaxed),
+        disk: free_bytes(&state.config.data_dir).map(|free_bytes| health::Disk {
+            free_bytes,
+            min_free_bytes: state.config.min_free_mb.saturating_mul(1024 * 1024),
+        }),
+    };
+    let problems = health::assess(&inputs);
     Json(json!({
-        "status": if mqtt && store_ok { "ok" } else { "degraded" },
-        "mqtt": { "connected": mqtt, "subscribed": subscribed },
-        "store": { "kind": state.store.kind(), "ok": store_ok },
+        "status": if problems.is_empty() { "ok" } else { "degraded" },
+        "problems": problems,
+        "mqtt": { "connected": inputs.mqtt_connected, "subscribed": inputs.mqtt_subscribed },
+        "store": {
+            "kind": state.store.kind(),
+            "ok": store_answers && !inputs.store_failing,
+            "writes_failing": inputs.store_failing,
+        },
+        "ingest": { "stalled": health::stalled(&inputs) },
+        "disk": inputs.disk,
     }))
+}
+
+/// Free space for an unprivileged writer in the file system holding `dir` (or its nearest
+/// existing ancestor); `None` if it cannot be read.
+fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    let dir = dir.ancestors().find(|d| d.exists())?;
+    let s = rustix::fs::statvfs(dir).ok()?;
+    Some(s.f_bavail.saturating_mul(s.f_frsize))
 }
 
 /// `GET /metrics`.

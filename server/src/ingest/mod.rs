@@ -2,6 +2,7 @@
 //! acknowledged to the broker only once the batch holding it is committed.
 //!
 //! - [`classify`]: pure: topic + payload → a [`Record`] to store, or a [`Rejection`].
+//! - [`budget`]: pure: how much one device may store per second of its own timestamps.
 //! - [`rejected`]: the ring of the last rejections behind `GET /api/ingest/rejected`.
 //! - [`presence`]: each device's learnt interval and last word (its last will), in memory, for
 //!   the online/silent/offline state of `GET /api/devices`.
@@ -11,6 +12,7 @@
 //! Delivery is at-least-once end to end: an unacknowledged message is redelivered by the broker
 //! after a crash or reconnect, and the store's idempotent write makes the redelivery harmless.
 
+pub mod budget;
 pub mod mqtt;
 pub mod presence;
 pub mod rejected;

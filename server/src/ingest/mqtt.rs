@@ -12,19 +12,25 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use ogm_protocol::{Kind, TOPIC_PREFIX, topic};
+use ogm_protocol::{Kind, TOPIC_PREFIX, TimestampFix, topic};
 use ogm_store::Store;
 use rumqttc::{
     AsyncClient, Event, MqttOptions, Outgoing, Packet, Publish, QoS, SubscribeReasonCode,
 };
 use tokio::sync::{mpsc, watch};
 
+use super::budget::{BudgetLimits, Budgets};
 use super::{Presences, RejectedRing, classify};
 use crate::metrics::Metrics;
 
 /// Largest packet the ingest reads: above the broker's `max_packet_size`, so any message the
 /// broker accepts can be read, rejected and acknowledged instead of breaking the connection.
 const MAX_INCOMING_PACKET: usize = 512 * 1024;
+
+/// Mosquitto's count of PUBLISH packets it has received, sent every `sys_interval` (10 s by
+/// default). Every publish a client may make is a device's, so while this grows the ingest
+/// must be receiving: health compares the two (`crate::health::stalled`).
+pub const BROKER_PUBLISHES: &str = "$SYS/broker/publish/messages/received";
 
 /// How the ingest connects.
 #[derive(Debug, Clone)]
@@ -39,6 +45,8 @@ pub struct IngestConfig {
     pub share_group: Option<String>,
     /// Most messages committed in one store write.
     pub batch_max: usize,
+    /// What one device may store per second of its timestamps.
+    pub budget: BudgetLimits,
 }
 
 /// The subscriptions: the three device kinds, optionally through a shared subscription.
@@ -114,7 +122,10 @@ impl MqttIngest {
                 rejected,
                 presences,
             },
-            config.batch_max,
+            Admission {
+                batch_max: config.batch_max,
+                budgets: Budgets::new(config.budget),
+            },
             shutdown.clone(),
         ));
         let mut connections = 0u64;
@@ -122,6 +133,8 @@ impl MqttIngest {
         let mut failures = 0u32;
         // SUBACKs granted since the last CONNACK.
         let mut granted = 0usize;
+        // The broker's last reported count of received publishes, this connection.
+        let mut broker_publishes: Option<u64> = None;
         loop {
             let ev = tokio::select! {
                 () = stopped(&mut shutdown) => break,
@@ -136,6 +149,7 @@ impl MqttIngest {
                     metrics.mqtt_connected.store(true, Relaxed);
                     metrics.mqtt_subscribed.store(false, Relaxed);
                     granted = 0;
+                    broker_publishes = None;
                     backoff = Duration::from_millis(250);
                     failures = 0;
                     tracing::info!(
@@ -150,6 +164,11 @@ impl MqttIngest {
                     }
                 }
                 Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    if granted >= filters.len() {
+                        // The answer to the $SYS subscription: optional (an ACL may refuse it;
+                        // health then cannot tell a starved ingest from a quiet grid).
+                        continue;
+                    }
                     if ack
                         .return_codes
                         .iter()
@@ -161,11 +180,29 @@ impl MqttIngest {
                         if granted == filters.len() {
                             metrics.mqtt_subscribed.store(true, Relaxed);
                             tracing::info!(filters = ?filters, "subscribed");
+                            let _ = client.try_subscribe(BROKER_PUBLISHES, QoS::AtMostOnce);
                         }
                     }
                 }
+                Ok(Event::Incoming(Packet::Publish(p))) if p.topic == BROKER_PUBLISHES => {
+                    let count = std::str::from_utf8(&p.payload)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<u64>().ok());
+                    if let (Some(before), Some(now)) = (broker_publishes, count)
+                        && now > before
+                    {
+                        metrics.broker_published_us.store(now_us(), Relaxed);
+                    }
+                    broker_publishes = count.or(broker_publishes);
+                }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if tx.send(p).await.is_err() {
+                    metrics.last_received_us.store(now_us(), Relaxed);
+                    // Waiting for the writer must not outlast a shutdown request.
+                    let sent = tokio::select! {
+                        () = stopped(&mut shutdown) => break,
+                        sent = tx.send(p) => sent,
+                    };
+                    if sent.is_err() {
                         break;
                     }
                 }
@@ -238,6 +275,13 @@ struct Observers {
     presences: Arc<Presences>,
 }
 
+/// How much the writer takes: per batch, and per device.
+struct Admission {
+    /// Most messages committed in one store write.
+    batch_max: usize,
+    budgets: Budgets,
+}
+
 /// The writer task: batch, classify, commit (retrying), tell [`Presences`], then acknowledge.
 async fn write_batches(
     mut rx: mpsc::Receiver<Publish>,
@@ -245,13 +289,17 @@ async fn write_batches(
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     observers: Observers,
-    batch_max: usize,
+    admission: Admission,
     shutdown: watch::Receiver<bool>,
 ) {
     let Observers {
         rejected,
         presences,
     } = observers;
+    let Admission {
+        batch_max,
+        mut budgets,
+    } = admission;
     let mut batch: Vec<Publish> = Vec::with_capacity(batch_max);
     let mut receive_clock = 0i64;
     while let Some(first) = rx.recv().await {
@@ -263,13 +311,43 @@ async fn write_batches(
             }
         }
         metrics.count_received(batch.len() as u64);
+        metrics.uncommitted_since_us.store(now_us(), Relaxed);
         let mut records = Vec::with_capacity(batch.len());
         for p in &batch {
             // A strictly increasing receive clock: two messages whose timestamps are replaced by
             // it must not collide on (device, kind, timestamp) and be taken for one.
             receive_clock = now_us().max(receive_clock + 1);
             let now = receive_clock;
-            match classify(TOPIC_PREFIX, &p.topic, &p.payload, now) {
+            let admitted =
+                classify(TOPIC_PREFIX, &p.topic, &p.payload, now).and_then(|(record, fix)| {
+                    // Delivered again because we subscribed, stamped anew because its own
+                    // timestamp was unusable: it was stored when it first came, under another
+                    // time, and would be stored once more at every reconnect.
+                    if p.retain && fix != TimestampFix::Kept {
+                        return Err(super::Rejection {
+                            reason: "stale_retained",
+                            detail: "retained message without a usable timestamp, already \
+                                     stored when it was first received"
+                                .into(),
+                        });
+                    }
+                    budgets
+                        .admit(
+                            &record.device_id,
+                            record.payload.timestamp(),
+                            p.payload.len(),
+                        )
+                        .map_err(|over| super::Rejection {
+                            reason: over.reason(),
+                            detail: format!(
+                                "device {} is over its budget for the second of {}",
+                                record.device_id.as_str(),
+                                record.payload.timestamp()
+                            ),
+                        })?;
+                    Ok((record, fix))
+                });
+            match admitted {
                 Ok((record, fix)) => {
                     metrics.count_timestamp_fix(fix);
                     records.push(record);
@@ -292,6 +370,7 @@ async fn write_batches(
                 return;
             }
         }
+        metrics.uncommitted_since_us.store(0, Relaxed);
     }
 }
 
@@ -313,6 +392,7 @@ async fn commit(
                     .commit_seconds
                     .observe(started.elapsed().as_secs_f64());
                 metrics.batch_size.observe(n as f64);
+                metrics.store_failing.store(false, Relaxed);
                 metrics.stored.fetch_add(outcome.stored as u64, Relaxed);
                 metrics
                     .duplicates
@@ -324,14 +404,19 @@ async fn commit(
             }
             Err(e) => {
                 metrics.store_errors.fetch_add(1, Relaxed);
+                metrics.store_failing.store(true, Relaxed);
                 attempt += 1;
                 if attempt == 1 || attempt.is_power_of_two() {
                     tracing::error!(error = %e, attempt, retry_in = ?backoff, "store write failed; not acknowledging");
                 }
-                if *shutdown.borrow() {
+                let mut shutdown = shutdown.clone();
+                let stop = tokio::select! {
+                    () = stopped(&mut shutdown) => true,
+                    () = tokio::time::sleep(backoff) => false,
+                };
+                if stop {
                     return false;
                 }
-                tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }

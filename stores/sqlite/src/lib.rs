@@ -82,6 +82,9 @@ pub struct SqliteOptions {
     pub second_rollup_retention: Option<Duration>,
     /// How long device log entries are kept; `None` keeps them forever.
     pub log_retention: Option<Duration>,
+    /// The most bytes of log entries kept (texts and a fixed share per row); past it the
+    /// oldest go first, whatever their age. `None`: no bound.
+    pub log_max_bytes: Option<u64>,
     /// How commits reach the disk.
     pub synchronous: Synchronous,
     /// How long a statement waits for a lock before it fails as unavailable.
@@ -96,6 +99,7 @@ impl Default for SqliteOptions {
             raw_retention: None,
             second_rollup_retention: None,
             log_retention: Some(Duration::from_secs(90 * 24 * 3600)),
+            log_max_bytes: None,
             synchronous: Synchronous::Full,
             busy_timeout: Duration::from_secs(5),
             read_connections: 4,
@@ -163,7 +167,7 @@ impl SqliteStore {
     }
 
     /// Deletes what is older than the retention (as of `now_us`): raw measurements and status
-    /// rows, per-second rollups, logs. Works in batches of a few thousand rows, each its own
+    /// rows, per-second rollups, logs; then the oldest logs past `log_max_bytes`. Works in batches of a few thousand rows, each its own
     /// short transaction, so ingest interleaves. Per-minute rollups are never deleted.
     pub async fn prune(&self, now_us: i64) -> Result<PruneOutcome, StoreError> {
         let o = &self.inner.options;
@@ -205,6 +209,11 @@ impl SqliteStore {
                     tokio::task::yield_now().await;
                 }
             }
+        }
+        if let Some(max) = o.log_max_bytes {
+            deleted[3] += self
+                .with_writer(move |w, _| prune::logs_over_size(&mut w.conn, max))
+                .await?;
         }
         let out = PruneOutcome {
             measurements: deleted[0],

@@ -145,3 +145,41 @@ pub(crate) fn delete_batch(
     tx.commit()?;
     Ok(n as u64)
 }
+
+/// Bytes a log row is counted as: its texts and a fixed share for the key, level and index.
+const LOG_ROW_SQL: &str = "length(CAST(message AS BLOB)) + length(CAST(module AS BLOB)) + 48";
+
+/// Deletes the oldest log entries (by arrival) until the rest take at most `max_bytes`, in
+/// batches of [`PRUNE_BATCH`] rows, each its own transaction; returns how many went.
+pub(crate) fn logs_over_size(conn: &mut Connection, max_bytes: u64) -> rusqlite::Result<u64> {
+    let total: i64 = conn.query_row(
+        &format!("SELECT coalesce(sum({LOG_ROW_SQL}), 0) FROM logs"),
+        [],
+        |r| r.get(0),
+    )?;
+    let mut excess = i128::from(total) - i128::from(max_bytes);
+    let mut deleted = 0u64;
+    while excess > 0 {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut last = None;
+        {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT id, {LOG_ROW_SQL} FROM logs ORDER BY id LIMIT ?1"
+            ))?;
+            let mut rows = stmt.query([PRUNE_BATCH])?;
+            while let Some(row) = rows.next()? {
+                last = Some(row.get::<_, i64>(0)?);
+                excess -= i128::from(row.get::<_, i64>(1)?);
+                if excess <= 0 {
+                    break;
+                }
+            }
+        }
+        let Some(last) = last else {
+            break;
+        };
+        deleted += tx.execute("DELETE FROM logs WHERE id <= ?1", [last])? as u64;
+        tx.commit()?;
+    }
+    Ok(deleted)
+}
