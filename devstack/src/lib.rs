@@ -5,8 +5,12 @@
 //! - [`credentials`]: broker users and their generated passwords.
 //! - [`deployment`]: the docker-compose deployment's pieces without Docker: `ogm-server setup`
 //!   in a temporary directory, the compose broker configs on the real broker.
+//! - [`disk`]: disks that fail on purpose under a data directory: a small tmpfs to fill, an
+//!   ext4 image to freeze (root).
 //! - [`http`]: a minimal HTTP client for tests.
 //! - [`influxd`]: a real InfluxDB 1.x for side-by-side figures.
+//! - [`ingest_check`]: streams of measurements from outside devices at QoS 1, and the check that
+//!   each was stored exactly once (the ingest and fault tests).
 //! - [`mosquitto`]: a real `mosquitto` process with the project's policy and ACL
 //!   (`mosquitto/conf.d`, `mosquitto/acl`) and a generated main config holding ports and paths.
 //! - [`page`]: helpers for browser tests: payloads, JavaScript expressions that read the
@@ -21,8 +25,10 @@
 pub mod browser;
 pub mod credentials;
 pub mod deployment;
+pub mod disk;
 pub mod http;
 pub mod influxd;
+pub mod ingest_check;
 pub mod mosquitto;
 pub mod page;
 pub mod probe;

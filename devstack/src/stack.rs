@@ -31,6 +31,10 @@ pub struct StackOptions {
     pub extra_devices: Vec<(String, String)>,
     /// Child output goes to `<dir>/<name>.log` when true, to this terminal otherwise.
     pub log_to_files: bool,
+    /// Broker config lines after the policy, overriding it (e.g. Debian's default window).
+    pub broker_extra_config: String,
+    /// More environment for the server (`OGM_*` settings).
+    pub server_env: Vec<(String, String)>,
 }
 
 impl StackOptions {
@@ -47,6 +51,8 @@ impl StackOptions {
             sim_trips: true,
             extra_devices: Vec::new(),
             log_to_files: true,
+            broker_extra_config: String::new(),
+            server_env: Vec::new(),
         }
     }
 
@@ -83,8 +89,12 @@ impl Stack {
                 .iter()
                 .map(|(u, p)| (u.as_str(), p.as_str())),
         );
-        let broker =
-            Mosquitto::start(&options.dir.join("mosquitto"), options.broker_ports, &users)?;
+        let broker = Mosquitto::start_with_extra(
+            &options.dir.join("mosquitto"),
+            options.broker_ports,
+            &users,
+            &options.broker_extra_config,
+        )?;
 
         let server = Self::start_server(&options, &broker)?;
         let sim = if options.devices > 0 {
@@ -126,7 +136,8 @@ impl Stack {
             .env("OGM_DASHBOARD_MQTT_PASSWORD", &creds.dashboard)
             .env("OGM_MQTT_WS_PORT", options.broker_ports.ws.to_string())
             .env("OGM_DIST_DIR", &options.dist_dir)
-            .env("OGM_DATA_DIR", options.dir.join("data"));
+            .env("OGM_DATA_DIR", options.dir.join("data"))
+            .envs(options.server_env.iter().map(|(k, v)| (k, v)));
         let log = options.log_to_files.then(|| options.dir.join("server.log"));
         let mut server = ChildProcess::spawn("ogm-server", cmd, log.as_deref())?;
         let addr = SocketAddr::from(([127, 0, 0, 1], options.http_port));

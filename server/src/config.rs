@@ -191,6 +191,11 @@ pub struct Config {
     #[arg(long, env = "OGM_MQTT_SHARE_GROUP")]
     pub mqtt_share_group: Option<String>,
 
+    /// The ingest's MQTT keep-alive: the broker drops a connection silent for 1.5 times this,
+    /// and the ingest notices a silent broker as soon. Units: s, m.
+    #[arg(long, env = "OGM_MQTT_KEEP_ALIVE", default_value = "30s", value_parser = parse_duration)]
+    pub mqtt_keep_alive: std::time::Duration,
+
     /// Which store keeps the data: `embedded` (SQLite under --data-dir) or `influxdb`.
     #[arg(long, env = "OGM_STORE", value_enum, default_value_t = StoreChoice::Embedded)]
     pub store: StoreChoice,

@@ -165,6 +165,7 @@ pub async fn run(
         client_id: state.config.mqtt_client_id.clone(),
         share_group: state.config.mqtt_share_group.clone(),
         batch_max: 1000,
+        keep_alive: state.config.mqtt_keep_alive,
         budget: ingest::budget::BudgetLimits {
             messages_per_sec: state.config.device_max_messages_per_sec,
             bytes_per_sec: state.config.device_max_bytes_per_sec,

@@ -81,6 +81,7 @@ async fn a_failing_store_holds_back_acks_and_loses_nothing() {
             client_id: "ogm-test".into(),
             share_group: None,
             batch_max: 100,
+            keep_alive: Duration::from_secs(30),
             budget: BudgetLimits {
                 messages_per_sec: 100,
                 bytes_per_sec: 64 * 1024,

@@ -74,6 +74,8 @@ async fn main() -> anyhow::Result<()> {
         sim_trips: true,
         extra_devices: Vec::new(),
         log_to_files: false,
+        broker_extra_config: String::new(),
+        server_env: Vec::new(),
     };
     let mut stack = Stack::up(options)?;
     println!();

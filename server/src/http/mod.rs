@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::EXPORT_CSV, get(data::export_csv))
         .route(paths::FLUX, post(data::flux))
         .route(paths::INGEST_REJECTED, get(ops::rejected))
+        .route(paths::INGEST_REJECTED_DEVICES, get(ops::rejected_by_device))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

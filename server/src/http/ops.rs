@@ -9,14 +9,18 @@ use axum::response::IntoResponse;
 use serde_json::json;
 
 use crate::http::data::now_us;
-use crate::ingest::Rejected;
+use crate::ingest::{DeviceRejections, Rejected};
 use crate::{AppState, health};
 
 /// `GET /api/health`: `ok`, or `degraded` with its `problems` (`crate::health`): the broker
 /// connection, the store answering and accepting writes, the ingest moving, the disk.
 pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
     let m = &state.metrics;
-    let store_answers = state.store.healthy().await;
+    // A store on a hung disk must not hang its own health check.
+    let store_answers =
+        tokio::time::timeout(std::time::Duration::from_secs(2), state.store.healthy())
+            .await
+            .unwrap_or(false);
     let inputs = health::Inputs {
         now_us: now_us(),
         mqtt_connected: m.mqtt_connected.load(Relaxed),
@@ -41,9 +45,19 @@ pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
             "ok": store_answers && !inputs.store_failing,
             "writes_failing": inputs.store_failing,
         },
-        "ingest": { "stalled": health::stalled(&inputs) },
+        "ingest": {
+            "stalled": health::stalled(&inputs),
+            "uncommitted_for_s": age_s(inputs.now_us, inputs.uncommitted_since_us),
+            "last_received_s_ago": age_s(inputs.now_us, inputs.last_received_us),
+            "broker_last_took_publishes_s_ago": age_s(inputs.now_us, inputs.broker_published_us),
+        },
         "disk": inputs.disk,
     }))
+}
+
+/// Seconds from `since_us` to `now_us`, to a tenth; `None` for never (0).
+fn age_s(now_us: i64, since_us: i64) -> Option<f64> {
+    (since_us > 0).then(|| ((now_us - since_us) / 100_000) as f64 / 10.0)
 }
 
 /// Free space for an unprivileged writer in the file system holding `dir` (or its nearest
@@ -68,4 +82,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 /// `GET /api/ingest/rejected`: newest first.
 pub async fn rejected(State(state): State<AppState>) -> Json<Vec<Rejected>> {
     Json(state.rejected.snapshot())
+}
+
+/// `GET /api/ingest/rejected/devices`: every device's rejections since start, by reason (the
+/// per-device budgets among them), most rejected first.
+pub async fn rejected_by_device(State(state): State<AppState>) -> Json<Vec<DeviceRejections>> {
+    Json(state.rejected.by_device())
 }

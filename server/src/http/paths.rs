@@ -18,5 +18,7 @@ pub const EXPORT_CSV: &str = "/export.csv";
 pub const FLUX: &str = "/flux";
 /// `GET`: the last rejected messages.
 pub const INGEST_REJECTED: &str = "/ingest/rejected";
+/// `GET`: rejections since start, counted by device and reason.
+pub const INGEST_REJECTED_DEVICES: &str = "/ingest/rejected/devices";
 /// `GET`: Prometheus metrics (outside `/api`).
 pub const METRICS: &str = "/metrics";

@@ -23,7 +23,7 @@ use ogm_store::Record;
 
 pub use mqtt::{IngestConfig, MqttIngest};
 pub use presence::Presences;
-pub use rejected::{Rejected, RejectedRing};
+pub use rejected::{DeviceRejections, Rejected, RejectedRing};
 
 /// Why a message is not stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

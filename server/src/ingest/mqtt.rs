@@ -5,8 +5,12 @@
 //! takes whatever has queued up (up to `batch_max`), classifies it, commits the records in one
 //! store write, and only then acknowledges every message of the batch, in order. A failing
 //! store is retried with backoff and nothing is acknowledged meanwhile; the broker's in-flight
-//! window then stops the flow, so memory stays bounded.
+//! window then stops the flow, and the bounded hand-off channel holds back the connection
+//! task, so memory stays bounded. No task ever waits on one that waits on it: the writer
+//! hands acknowledgements over without waiting (`pay`), and the connection task's wait for the
+//! writer gives way to shutdown.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -27,6 +31,17 @@ use crate::metrics::Metrics;
 /// broker accepts can be read, rejected and acknowledged instead of breaking the connection.
 const MAX_INCOMING_PACKET: usize = 512 * 1024;
 
+/// Room for every acknowledgement the writer can owe at once, so acknowledging never waits.
+///
+/// rumqttc's event loop takes at most one request (an acknowledgement) from this channel per
+/// poll, while one poll can read ten publishes; under a backlog, acknowledgements pile up. Had
+/// the channel room for fewer than the writer may owe, the writer would wait on it while the
+/// connection task waits on the writer (its hand-off channel full), and nobody would poll the
+/// event loop: the ingest stalled for good after a store outage (seen with Debian's Mosquitto
+/// and a full disk). Unacknowledged messages, hence owed acknowledgements, never exceed the
+/// 65 535 packet ids of a connection.
+const REQUESTS_CAPACITY: usize = u16::MAX as usize + 64;
+
 /// Mosquitto's count of PUBLISH packets it has received, sent every `sys_interval` (10 s by
 /// default). Every publish a client may make is a device's, so while this grows the ingest
 /// must be receiving: health compares the two (`crate::health::stalled`).
@@ -45,6 +60,8 @@ pub struct IngestConfig {
     pub share_group: Option<String>,
     /// Most messages committed in one store write.
     pub batch_max: usize,
+    /// MQTT keep-alive.
+    pub keep_alive: Duration,
     /// What one device may store per second of its timestamps.
     pub budget: BudgetLimits,
 }
@@ -104,12 +121,12 @@ impl MqttIngest {
         let (host, port) = parse_url(&config.url)?;
         let mut opts = MqttOptions::new(config.client_id.clone(), host, port);
         opts.set_credentials(config.username.clone(), config.password.clone())
-            .set_keep_alive(Duration::from_secs(30))
+            .set_keep_alive(config.keep_alive)
             .set_clean_session(false)
             .set_manual_acks(true)
             .set_max_packet_size(MAX_INCOMING_PACKET, 64 * 1024)
-            .set_request_channel_capacity(config.batch_max * 4 + 64);
-        let (client, mut eventloop) = AsyncClient::new(opts, config.batch_max * 4 + 64);
+            .set_request_channel_capacity(REQUESTS_CAPACITY);
+        let (client, mut eventloop) = AsyncClient::new(opts, REQUESTS_CAPACITY);
         let (tx, rx) = mpsc::channel::<Publish>(config.batch_max * 4 + 64);
         let filters = filters(config.share_group.as_deref());
 
@@ -301,8 +318,25 @@ async fn write_batches(
         mut budgets,
     } = admission;
     let mut batch: Vec<Publish> = Vec::with_capacity(batch_max);
+    // Committed, and not yet handed to the event loop: acknowledging never waits for it.
+    let mut owed: VecDeque<Publish> = VecDeque::new();
     let mut receive_clock = 0i64;
-    while let Some(first) = rx.recv().await {
+    loop {
+        let next = if owed.is_empty() {
+            rx.recv().await
+        } else {
+            tokio::select! {
+                p = rx.recv() => p,
+                () = tokio::time::sleep(Duration::from_millis(10)) => {
+                    pay(&client, &mut owed);
+                    continue;
+                }
+            }
+        };
+        let Some(first) = next else {
+            pay(&client, &mut owed);
+            return;
+        };
         batch.push(first);
         while batch.len() < batch_max {
             match rx.try_recv() {
@@ -365,12 +399,24 @@ async fn write_batches(
             }
             presences.observe(&records);
         }
-        for p in batch.drain(..) {
-            if client.ack(&p).await.is_err() {
-                return;
-            }
-        }
+        owed.extend(batch.drain(..).map(|mut p| {
+            p.payload = Default::default();
+            p
+        }));
+        pay(&client, &mut owed);
         metrics.uncommitted_since_us.store(0, Relaxed);
+    }
+}
+
+/// Hands what it can of `owed` to the event loop, in order, without waiting: the writer must
+/// never wait on the event loop, which waits on the connection task, which may be waiting on
+/// the writer (see [`REQUESTS_CAPACITY`]).
+fn pay(client: &AsyncClient, owed: &mut VecDeque<Publish>) {
+    while let Some(p) = owed.front() {
+        if client.try_ack(p).is_err() {
+            return;
+        }
+        owed.pop_front();
     }
 }
 

@@ -1,6 +1,6 @@
 //! The last rejected messages, for `GET /api/ingest/rejected`, and rate-limited logging of them.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -8,6 +8,10 @@ use serde::Serialize;
 
 /// How many rejections are kept.
 pub const CAPACITY: usize = 100;
+/// How many devices' counts are kept; past it, new devices are counted under [`OTHER_DEVICES`].
+pub const DEVICES_COUNTED: usize = 10_000;
+/// Where rejections of topics naming no device, or of devices past [`DEVICES_COUNTED`], count.
+pub const OTHER_DEVICES: &str = "(other)";
 /// How much of a payload is kept, in characters.
 pub const PAYLOAD_CHARS: usize = 200;
 /// At most this many rejections are logged per minute; the rest are only counted.
@@ -26,7 +30,15 @@ pub struct Rejected {
     pub payload_bytes: usize,
 }
 
-/// A bounded ring of recent rejections.
+/// One device's rejections since the server started, by reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceRejections {
+    pub device_id: String,
+    pub total: u64,
+    pub reasons: BTreeMap<&'static str, u64>,
+}
+
+/// A bounded ring of recent rejections, and counts by device and reason.
 #[derive(Debug, Default)]
 pub struct RejectedRing {
     inner: Mutex<Inner>,
@@ -38,6 +50,7 @@ struct Inner {
     window_start: Option<Instant>,
     logged_in_window: u32,
     suppressed: u64,
+    by_device: HashMap<String, BTreeMap<&'static str, u64>>,
 }
 
 impl RejectedRing {
@@ -48,8 +61,23 @@ impl RejectedRing {
                 .chars()
                 .take(PAYLOAD_CHARS)
                 .collect();
+        let device = device_of(topic);
         let topic: String = topic.chars().take(256).collect();
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let key = match device {
+            Some(d)
+                if inner.by_device.contains_key(d) || inner.by_device.len() < DEVICES_COUNTED =>
+            {
+                d
+            }
+            _ => OTHER_DEVICES,
+        };
+        *inner
+            .by_device
+            .entry(key.to_owned())
+            .or_default()
+            .entry(reason)
+            .or_default() += 1;
         let now = Instant::now();
         if inner
             .window_start
@@ -89,6 +117,31 @@ impl RejectedRing {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.ring.iter().rev().cloned().collect()
     }
+
+    /// Every device's counts, most rejected first.
+    pub fn by_device(&self) -> Vec<DeviceRejections> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<DeviceRejections> = inner
+            .by_device
+            .iter()
+            .map(|(d, reasons)| DeviceRejections {
+                device_id: d.clone(),
+                total: reasons.values().sum(),
+                reasons: reasons.clone(),
+            })
+            .collect();
+        v.sort_by(|a, b| b.total.cmp(&a.total).then(a.device_id.cmp(&b.device_id)));
+        v
+    }
+}
+
+/// The device a topic names, if it is shaped like a device topic (a valid id or not).
+fn device_of(topic: &str) -> Option<&str> {
+    let rest = topic
+        .strip_prefix(ogm_protocol::TOPIC_PREFIX)?
+        .strip_prefix('/')?;
+    let (device, _) = rest.split_once('/')?;
+    (!device.is_empty() && device.len() <= 64).then_some(device)
 }
 
 #[cfg(test)]
@@ -108,5 +161,42 @@ mod tests {
             (s[0].payload.len(), s[0].payload_bytes),
             (PAYLOAD_CHARS, 10_000)
         );
+    }
+
+    #[test]
+    fn counts_by_device_and_reason() {
+        let ring = RejectedRing::default();
+        for _ in 0..3 {
+            ring.push(
+                0,
+                "open_grid_monitor/dev-a/measurement",
+                "over_message_budget",
+                String::new(),
+                b"",
+            );
+        }
+        ring.push(
+            0,
+            "open_grid_monitor/dev-a/logs",
+            "over_byte_budget",
+            String::new(),
+            b"",
+        );
+        ring.push(
+            0,
+            "open_grid_monitor/dev-b/status",
+            "malformed_json",
+            String::new(),
+            b"",
+        );
+        ring.push(0, "elsewhere", "unknown_topic", String::new(), b"");
+        let by = ring.by_device();
+        assert_eq!(
+            by.iter()
+                .map(|d| (d.device_id.as_str(), d.total))
+                .collect::<Vec<_>>(),
+            [("dev-a", 4), (OTHER_DEVICES, 1), ("dev-b", 1)]
+        );
+        assert_eq!(by[0].reasons["over_message_budget"], 3);
     }
 }
