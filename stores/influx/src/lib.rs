@@ -36,7 +36,7 @@ mod spool;
 mod store;
 pub mod tokens;
 
-pub use config::{DEFAULT_BUCKET, InfluxConfig, default_host};
+pub use config::{DEFAULT_BUCKET, FluxLimits, InfluxConfig, default_host};
 pub use line_protocol::encode;
 pub use spool::REJECTED_DIR;
 pub use store::InfluxStore;
