@@ -314,14 +314,32 @@ pub const ALLOWED_PACKAGES: &[(&str, &[&str])] = &[
 
 /// Fields every node may carry that hold no code: its type, where it is, and comments.
 const TRIVIA: &[&str] = &[
-    "type", "location", "comments", "lparen", "rparen", "lbrace", "rbrace", "lbrack", "rbrack",
-    "arrow", "separator", "comma", "tk_if", "tk_then", "tk_else", "colon", "eof",
+    "type",
+    "location",
+    "comments",
+    "lparen",
+    "rparen",
+    "lbrace",
+    "rbrace",
+    "lbrack",
+    "rbrack",
+    "arrow",
+    "separator",
+    "comma",
+    "tk_if",
+    "tk_then",
+    "tk_else",
+    "colon",
+    "eof",
 ];
 
 const NS_PER_SEC: i128 = 1_000_000_000;
 const NS_PER_DAY: i128 = 86_400 * NS_PER_SEC;
 
 type Checked<T = ()> = Result<T, String>;
+
+/// A property: its node, its name, and its value (`None` for shorthand, `{x}` or `f(x)`).
+type Prop<'a> = (&'a Map<String, Value>, &'a str, Option<&'a Value>);
 
 /// Checks InfluxDB's answer to `POST /api/v2/query/ast` (`{"ast": {"type": "Package", ...}}`)
 /// against the rules above. `Err` says what was refused and where, for the user.
@@ -462,7 +480,7 @@ fn key_name(v: &Value) -> Checked<&str> {
 }
 
 /// A property of a record or of a call's argument: `(name, value or None for shorthand)`.
-fn property(v: &Value) -> Checked<(&Map<String, Value>, &str, Option<&Value>)> {
+fn property(v: &Value) -> Checked<Prop<'_>> {
     let node = fixed(v, "Property", &["key", "value"])?;
     let name = key_name(field(node, "key")?)?;
     let value = node.get("value").filter(|v| !v.is_null());
@@ -470,7 +488,7 @@ fn property(v: &Value) -> Checked<(&Map<String, Value>, &str, Option<&Value>)> {
 }
 
 /// A call's one argument, a record of named arguments, as properties.
-fn arguments(call: &Map<String, Value>) -> Checked<Vec<(&Map<String, Value>, &str, Option<&Value>)>> {
+fn arguments(call: &Map<String, Value>) -> Checked<Vec<Prop<'_>>> {
     let args = list(call, "arguments")?;
     match args {
         [] => Ok(Vec::new()),
@@ -519,7 +537,11 @@ impl Checker<'_> {
     }
 
     fn file(&mut self, v: &Value) -> Checked {
-        let node = fixed(v, "File", &["name", "metadata", "package", "imports", "body"])?;
+        let node = fixed(
+            v,
+            "File",
+            &["name", "metadata", "package", "imports", "body"],
+        )?;
         if node.get("package").is_some_and(|p| !p.is_null()) {
             return Err(format!("{}a `package` clause is not allowed", at(node)));
         }
@@ -588,10 +610,14 @@ impl Checker<'_> {
         };
         match k {
             "Identifier" => self.value_name(node),
-            "IntegerLiteral" | "UnsignedIntegerLiteral" | "FloatLiteral" | "StringLiteral"
-            | "BooleanLiteral" | "DateTimeLiteral" | "RegexpLiteral" | "LabelLiteral" => {
-                only(node, &["value"])
-            }
+            "IntegerLiteral"
+            | "UnsignedIntegerLiteral"
+            | "FloatLiteral"
+            | "StringLiteral"
+            | "BooleanLiteral"
+            | "DateTimeLiteral"
+            | "RegexpLiteral"
+            | "LabelLiteral" => only(node, &["value"]),
             "DurationLiteral" => only(node, &["values"]),
             "UnaryExpression" => {
                 only(node, &["operator", "argument"])?;
@@ -801,28 +827,25 @@ impl Checker<'_> {
         only(node, &["argument", "call"])?;
         let argument = field(node, "argument")?;
         // Go tags the call; libflux leaves the type out (it can only be a call).
-        let call = fixed(field(node, "call")?, "CallExpression", &["callee", "arguments"])?;
+        let call = fixed(
+            field(node, "call")?,
+            "CallExpression",
+            &["callee", "arguments"],
+        )?;
         match from_call(argument) {
-            Some(from) => self.from_then_range(from, call)?,
+            Some(from) => self.bucket_read(from, call)?,
             None => self.expression(argument)?,
         }
         self.call(call)
     }
 
     /// `from(bucket: "<bucket>") |> range(start: ..., stop: ...)`.
-    fn from_then_range(
-        &mut self,
-        from: &Map<String, Value>,
-        range: &Map<String, Value>,
-    ) -> Checked {
+    fn bucket_read(&mut self, from: &Map<String, Value>, range: &Map<String, Value>) -> Checked {
         only(from, &["callee", "arguments"])?;
         let bucket = self.policy.bucket;
         let args = arguments(from)?;
         if args.is_empty() {
-            return Err(format!(
-                "{}`from()` needs `bucket: \"{bucket}\"`",
-                at(from)
-            ));
+            return Err(format!("{}`from()` needs `bucket: \"{bucket}\"`", at(from)));
         }
         for (pnode, name, value) in args {
             if name != "bucket" {
@@ -918,10 +941,14 @@ impl Checker<'_> {
         match kind(node) {
             Some("DateTimeLiteral") => {
                 only(node, &["value"])?;
-                let text = node.get("value").and_then(Value::as_str).unwrap_or_default();
+                let text = node
+                    .get("value")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 let t = chrono::DateTime::parse_from_rfc3339(text)
                     .map_err(|_| format!("{}unreadable time {text:?}", at(node)))?;
-                let ns = i128::from(t.timestamp()) * NS_PER_SEC + i128::from(t.timestamp_subsec_nanos());
+                let ns =
+                    i128::from(t.timestamp()) * NS_PER_SEC + i128::from(t.timestamp_subsec_nanos());
                 Ok((ns, ns))
             }
             Some("DurationLiteral") => {
@@ -1168,7 +1195,10 @@ mod tests {
     fn unknown_syntax_and_parser_errors_are_refused() {
         let mut q = answer(vec![ranged(ago(1, "h"))]);
         q["ast"]["files"][0]["body"][0]["expression"]["argument"]["novel"] = json!(1);
-        refused(&q, "`novel` in a CallExpression is syntax this proxy does not know");
+        refused(
+            &q,
+            "`novel` in a CallExpression is syntax this proxy does not know",
+        );
         let mut q = answer(vec![ranged(ago(1, "h"))]);
         q["ast"]["files"][0]["errors"] = json!([{"msg": "expected RPAREN"}]);
         refused(&q, "does not parse: expected RPAREN");
@@ -1182,34 +1212,71 @@ mod tests {
 
     #[test]
     fn from_needs_the_bucket_literal_and_a_bounded_range() {
-        let from = |props| json!({"type": "PipeExpression", "argument": call(id("from"), props),
-                                  "call": call(id("range"), vec![prop(id("start"), ago(1, "h"))])});
-        refused(&answer(vec![from(vec![prop(id("bucket"), Value::Null)])]), "from(bucket)");
+        let from = |props| {
+            json!({"type": "PipeExpression", "argument": call(id("from"), props),
+                                  "call": call(id("range"), vec![prop(id("start"), ago(1, "h"))])})
+        };
         refused(
-            &answer(vec![from(vec![prop(id("bucket"), string(B)), prop(string("host"), string("h"))])]),
+            &answer(vec![from(vec![prop(id("bucket"), Value::Null)])]),
+            "from(bucket)",
+        );
+        refused(
+            &answer(vec![from(vec![
+                prop(id("bucket"), string(B)),
+                prop(string("host"), string("h")),
+            ])]),
             "`host:` is not allowed",
         );
-        refused(&answer(vec![from(vec![prop(id("bucket"), id("b"))])]), "not an expression");
-        refused(&answer(vec![from(vec![prop(id("bucket"), string("_tasks"))])]), "\"_tasks\" cannot be read");
-        refused(&answer(vec![call(id("from"), vec![prop(id("bucket"), string(B))])]), "piped straight into");
-        refused(&answer(vec![ranged(ago(32, "d"))]), "at most 31d here; this one spans up to 32d");
+        refused(
+            &answer(vec![from(vec![prop(id("bucket"), id("b"))])]),
+            "not an expression",
+        );
+        refused(
+            &answer(vec![from(vec![prop(id("bucket"), string("_tasks"))])]),
+            "\"_tasks\" cannot be read",
+        );
+        refused(
+            &answer(vec![call(id("from"), vec![prop(id("bucket"), string(B))])]),
+            "piped straight into",
+        );
+        refused(
+            &answer(vec![ranged(ago(32, "d"))]),
+            "at most 31d here; this one spans up to 32d",
+        );
         for fits in [ago(4, "w"), ago(1, "mo"), ago(31, "d")] {
             assert_eq!(check(&answer(vec![ranged(fits)]), &policy()), Ok(()));
         }
-        refused(&answer(vec![ranged(json!({"type": "IntegerLiteral", "value": "0"}))]), "a `range()` bound must be");
-        let unbounded = Policy { max_range_ns: None, ..policy() };
-        assert_eq!(check(&answer(vec![ranged(ago(100, "y"))]), &unbounded), Ok(()));
+        refused(
+            &answer(vec![ranged(
+                json!({"type": "IntegerLiteral", "value": "0"}),
+            )]),
+            "a `range()` bound must be",
+        );
+        let unbounded = Policy {
+            max_range_ns: None,
+            ..policy()
+        };
+        assert_eq!(
+            check(&answer(vec![ranged(ago(100, "y"))]), &unbounded),
+            Ok(())
+        );
     }
 
     #[test]
     fn durations_count_months_and_years_at_their_longest() {
         let d = |values: Value| duration(json!({"values": values}).as_object().unwrap()).unwrap();
-        assert_eq!(d(json!([{"magnitude": 90, "unit": "s"}])), (90 * NS_PER_SEC, 90 * NS_PER_SEC));
+        assert_eq!(
+            d(json!([{"magnitude": 90, "unit": "s"}])),
+            (90 * NS_PER_SEC, 90 * NS_PER_SEC)
+        );
         assert_eq!(
             d(json!([{"magnitude": 1, "unit": "mo"}, {"magnitude": 2, "unit": "d"}])),
             (30 * NS_PER_DAY, 33 * NS_PER_DAY)
         );
-        assert_eq!(d(json!([{"magnitude": -1, "unit": "y"}])), (-366 * NS_PER_DAY, -365 * NS_PER_DAY));
+        assert_eq!(
+            d(json!([{"magnitude": -1, "unit": "y"}])),
+            (-366 * NS_PER_DAY, -365 * NS_PER_DAY)
+        );
         assert_eq!(human(31 * NS_PER_DAY), "31d");
         assert_eq!(human(NS_PER_DAY + 90 * NS_PER_SEC), "1d1m30s");
     }

@@ -407,7 +407,10 @@ async fn stream_answer(
                 if !last_rows.is_empty() && tx.send(Ok(last_rows.into())).await.is_err() {
                     return;
                 }
-                tracing::warn!(limit = limits.max_bytes, "a Flux proxy answer reached the size limit; stopped");
+                tracing::warn!(
+                    limit = limits.max_bytes,
+                    "a Flux proxy answer reached the size limit; stopped"
+                );
                 break format!(
                     "the answer was stopped at the proxy's size limit of {} bytes; narrow the \
                      query (range, filter, aggregateWindow)",

@@ -104,7 +104,10 @@ fn escapes_in_names_and_keys_are_read_as_the_parser_decodes_them() {
         r#"import "experimental" experimental["t\x6f"](bucket: "x")"#,
         "package \"experimental\" may not be imported",
     );
-    refused(r#"experimental["t\x6f"](bucket: "x")"#, "`experimental` is neither");
+    refused(
+        r#"experimental["t\x6f"](bucket: "x")"#,
+        "`experimental` is neither",
+    );
     refused(
         r#"from(bucket: "open_grid_monitor", "h\x6fst": "http://elsewhere:8086") |> range(start: -1h)"#,
         "`host:` is not allowed",
@@ -133,10 +136,7 @@ fn code_the_old_lexer_could_mistake_for_a_string_or_regex_is_seen() {
         "x = \"${ /\"/ }\"\ny = to(bucket: \"other\") // \"",
         "`to` is neither",
     );
-    refused(
-        "x = \"${string(v: buckets())}\"",
-        "`buckets` is neither",
-    );
+    refused("x = \"${string(v: buckets())}\"", "`buckets` is neither");
     refused(
         "f = () => { return 1 }\n/\"/\nto(bucket: \"x\") // \"",
         "`x` is neither",
@@ -149,7 +149,10 @@ fn writes_listings_and_outside_reach_are_refused() {
         ("buckets()", "`buckets` is neither"),
         ("write = to", "`to` is neither"),
         ("die(msg: \"x\")", "`die` is neither"),
-        ("x = linearBins(start: 0.0, width: 1.0, count: 1000000000)", "`linearBins` is neither"),
+        (
+            "x = linearBins(start: 0.0, width: 1.0, count: 1000000000)",
+            "`linearBins` is neither",
+        ),
         (
             "from(bucketID: \"0123456789abcdef\") |> range(start: -1h)",
             "`bucketID:` is not allowed",
@@ -158,22 +161,61 @@ fn writes_listings_and_outside_reach_are_refused() {
             "from(bucket: \"open_grid_monitor\", org: \"other\") |> range(start: -1h)",
             "`org:` is not allowed",
         ),
-        ("from(bucket: \"_monitoring\") |> range(start: -1h)", "\"_monitoring\" cannot be read"),
-        ("from(bucket: \"open_\" + \"grid_monitor\") |> range(start: -1h)", "not an expression"),
-        ("b = \"open_grid_monitor\"\nfrom(bucket: \"${b}\") |> range(start: -1h)", "not an expression"),
-        ("import \"http\" http.post(url: \"http://x\")", "\"http\" may not be imported"),
-        ("import \"sql\" sql.from(driverName: \"postgres\", dataSourceName: \"\", query: \"\")", "\"sql\""),
+        (
+            "from(bucket: \"_monitoring\") |> range(start: -1h)",
+            "\"_monitoring\" cannot be read",
+        ),
+        (
+            "from(bucket: \"open_\" + \"grid_monitor\") |> range(start: -1h)",
+            "not an expression",
+        ),
+        (
+            "b = \"open_grid_monitor\"\nfrom(bucket: \"${b}\") |> range(start: -1h)",
+            "not an expression",
+        ),
+        (
+            "import \"http\" http.post(url: \"http://x\")",
+            "\"http\" may not be imported",
+        ),
+        (
+            "import \"sql\" sql.from(driverName: \"postgres\", dataSourceName: \"\", query: \"\")",
+            "\"sql\"",
+        ),
         ("import \"csv\" csv.from(file: \"/etc/passwd\")", "\"csv\""),
-        ("import \"socket\" socket.from(url: \"tcp://x:1\")", "\"socket\""),
+        (
+            "import \"socket\" socket.from(url: \"tcp://x:1\")",
+            "\"socket\"",
+        ),
         ("import \"array\" array.from(rows: [{a: 1}])", "\"array\""),
-        ("import \"experimental/http\" http.get(url: \"http://x\")", "\"experimental/http\""),
-        ("import \"influxdata/influxdb\" influxdb.wideTo(bucket: \"x\")", "\"influxdata/influxdb\""),
-        ("import \"influxdata/influxdb/v1\" v1.databases()", "\"influxdata/influxdb/v1\""),
-        ("import \"influxdata/influxdb/secrets\" secrets.get(key: \"k\")", "secrets"),
-        ("import \"experimental/mqtt\" mqtt.to(broker: \"tcp://x\", topic: \"t\")", "mqtt"),
+        (
+            "import \"experimental/http\" http.get(url: \"http://x\")",
+            "\"experimental/http\"",
+        ),
+        (
+            "import \"influxdata/influxdb\" influxdb.wideTo(bucket: \"x\")",
+            "\"influxdata/influxdb\"",
+        ),
+        (
+            "import \"influxdata/influxdb/v1\" v1.databases()",
+            "\"influxdata/influxdb/v1\"",
+        ),
+        (
+            "import \"influxdata/influxdb/secrets\" secrets.get(key: \"k\")",
+            "secrets",
+        ),
+        (
+            "import \"experimental/mqtt\" mqtt.to(broker: \"tcp://x\", topic: \"t\")",
+            "mqtt",
+        ),
         ("import h \"http\" h.post(url: \"http://x\")", "\"http\""),
-        ("import s \"strings\" s = 1", "`s` cannot be defined here: it names the imported package"),
-        ("import \"strings\" x = strings", "package `strings` can only be used as"),
+        (
+            "import s \"strings\" s = 1",
+            "`s` cannot be defined here: it names the imported package",
+        ),
+        (
+            "import \"strings\" x = strings",
+            "package `strings` can only be used as",
+        ),
     ] {
         refused(query, because);
     }

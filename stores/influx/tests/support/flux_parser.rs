@@ -25,7 +25,8 @@ fn dir() -> PathBuf {
 fn start() -> Node {
     let dir = dir();
     assert!(
-        dir.join("node_modules/@influxdata/flux-lsp-browser").is_dir(),
+        dir.join("node_modules/@influxdata/flux-lsp-browser")
+            .is_dir(),
         "the real Flux parser is not installed: run `npm ci --prefix {}` (scripts/test does)",
         dir.display()
     );
@@ -34,7 +35,9 @@ fn start() -> Node {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start node (Node.js is needed for the Flux parser): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("cannot start node (Node.js is needed for the Flux parser): {e}")
+        });
     let stdin = child.stdin.take().unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
     Node {
@@ -55,8 +58,8 @@ pub fn parse(query: &str) -> Result<serde_json::Value, String> {
     node.stdin.flush().unwrap();
     let mut answer = String::new();
     node.stdout.read_line(&mut answer).unwrap();
-    let mut answer: serde_json::Value =
-        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("parse.mjs answered {answer:?}: {e}"));
+    let mut answer: serde_json::Value = serde_json::from_str(&answer)
+        .unwrap_or_else(|e| panic!("parse.mjs answered {answer:?}: {e}"));
     match answer.get("error").and_then(|e| e.as_str()) {
         Some(e) => Err(e.to_owned()),
         None => Ok(answer.take()),
