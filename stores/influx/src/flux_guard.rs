@@ -842,6 +842,7 @@ impl Checker<'_> {
     /// `from(bucket: "<bucket>") |> range(start: ..., stop: ...)`.
     fn bucket_read(&mut self, from: &Map<String, Value>, range: &Map<String, Value>) -> Checked {
         only(from, &["callee", "arguments"])?;
+        identifier_name(field(from, "callee")?)?;
         let bucket = self.policy.bucket;
         let args = arguments(from)?;
         if args.is_empty() {

@@ -175,11 +175,11 @@ async fn ast_route(
         .lock()
         .unwrap()
         .push((auth(&headers), query.clone()));
-    let parsed = tokio::task::spawn_blocking(move || flux_parser::parse(&query))
+    let parsed = tokio::task::spawn_blocking(move || flux_parser::parse_text(&query))
         .await
         .unwrap();
     match parsed {
-        Ok(ast) => (StatusCode::OK, ast.to_string()),
+        Ok(ast) => (StatusCode::OK, ast),
         Err(e) => (
             StatusCode::BAD_REQUEST,
             serde_json::json!({"code": "invalid", "message": format!("invalid AST: {e}")})
@@ -861,6 +861,22 @@ async fn flux_proxy_checks_the_parse_then_streams_with_the_read_token_influxdb2_
             "{m}"
         ),
         other => panic!("expected Refused, got {other:?}"),
+    }
+    // Nesting: the parser's own limit, then the depth the store reads a tree to (128).
+    let parens = format!("x = {}1{}", "(".repeat(200), ")".repeat(200));
+    let alternatives: String = (1..200).map(|i| format!(" or r.a == {i}")).collect();
+    let chain = format!("{READ} |> filter(fn: (r) => r.a == 0{alternatives})");
+    for (query, says) in [
+        (
+            parens,
+            "InfluxDB cannot parse the query: invalid AST: Program is nested too deep",
+        ),
+        (chain, "Flux query refused: it is nested too deeply"),
+    ] {
+        match store.flux(query).await {
+            Err(StoreError::Refused(m)) => assert!(m.contains(says), "{m}"),
+            other => panic!("expected Refused, got {other:?}"),
+        }
     }
     assert_eq!(s.queries().len(), 1);
 }
