@@ -206,7 +206,11 @@ impl Http {
         }
         serde_json::from_slice(&body).map_err(|e| {
             if e.to_string().contains("recursion limit") {
-                StoreError::Refused("Flux query refused: it is nested too deeply".into())
+                StoreError::Refused(
+                    "Flux query refused: it is nested too deeply (more than about 100 chained \
+                     `|>` steps or `and`/`or` terms)"
+                        .into(),
+                )
             } else {
                 StoreError::Backend(format!("InfluxDB's parse of a query is not JSON: {e}"))
             }
