@@ -37,6 +37,11 @@
 //! ([`crate::InfluxConfig::flux`]). Depth is bounded by `serde_json`'s recursion limit (128)
 //! when the store reads the tree, so the walk here cannot overflow the stack.
 //!
+//! There is no check on the query's text before the parse: an earlier guard worked on tokens,
+//! and shorthand arguments, default parameter values, `\x` escapes and a `/` it read
+//! differently from Flux walked around it. A text check could only refuse more, never prove a
+//! query harmless, so the tree alone decides.
+//!
 //! The tree is InfluxDB's JSON (Go's `ast` package). libflux's own serialisation differs in
 //! small ways (some nodes in fixed positions carry no `type`, `with` may be `{source: ...}`),
 //! and both are read, since the tests use libflux's parser through WebAssembly.
