@@ -26,6 +26,31 @@ ensure_apt() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 }
 
+# ensure_node: Node.js and npm (Debian's, unless a node is on PATH already).
+ensure_node() {
+  if command -v node >/dev/null && command -v npm >/dev/null; then
+    echo "Node.js present: $(node --version), npm $(npm --version)"
+  else
+    ensure_apt nodejs npm
+  fi
+}
+
+# ensure_flux_parser: the real Flux parser (influxdata's libflux as WebAssembly, from npm) that
+# ogm-store-influx's tests use as InfluxDB's POST /api/v2/query/ast, at the version its
+# package-lock.json pins.
+ensure_flux_parser() {
+  ensure_node
+  local dir=stores/influx/tests/flux-parser want have
+  want=$(node -p "require('./$dir/package-lock.json').packages['node_modules/@influxdata/flux-lsp-browser'].version")
+  have=$(node -p "try { require('./$dir/node_modules/@influxdata/flux-lsp-browser/package.json').version } catch { '' }")
+  if [ "$have" = "$want" ]; then
+    echo "Flux parser present: @influxdata/flux-lsp-browser $have"
+  else
+    step "Installing the Flux parser for the InfluxDB tests (npm ci; @influxdata/flux-lsp-browser $want)"
+    npm ci --prefix "$dir" --no-audit --no-fund
+  fi
+}
+
 # ensure_target TARGET...: rustup targets.
 ensure_target() {
   local installed

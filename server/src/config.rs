@@ -248,7 +248,8 @@ pub struct Config {
     )]
     pub influxdb_token: String,
 
-    /// A read-only InfluxDB token for history and the Flux proxy; the write token if not given.
+    /// A read-only InfluxDB token for history and the Flux proxy. Without one, history, logs,
+    /// devices and export use the write token and the Flux proxy is off (503).
     #[arg(long, env = "INFLUXDB_READ_TOKEN", hide_env_values = true)]
     pub influxdb_read_token: Option<String>,
 
@@ -277,6 +278,22 @@ pub struct Config {
     /// Largest on-disk spool kept while InfluxDB is unreachable, in MiB.
     #[arg(long, env = "OGM_SPOOL_MAX_MB", default_value_t = 1024)]
     pub spool_max_mb: u64,
+
+    /// The Flux proxy (POST /api/flux): longest a query may take, from the request to the
+    /// answer's last byte; then it is stopped in InfluxDB. Units: s, m, h, d.
+    #[arg(long, env = "OGM_FLUX_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub flux_timeout: Duration,
+
+    /// The Flux proxy: largest answer passed on, in MiB; a larger one is cut at a row and ends
+    /// with an error table.
+    #[arg(long, env = "OGM_FLUX_MAX_MB", default_value_t = 8,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub flux_max_mb: u64,
+
+    /// The Flux proxy: longest time span a query may read; each `from()` must be followed by a
+    /// `range()` no longer than this. `0`: any span (a `range()` is still required).
+    #[arg(long, env = "OGM_FLUX_MAX_RANGE", default_value = "31d", value_parser = parse_duration)]
+    pub flux_max_range: Duration,
 
     /// Nominal grid frequency, 50 or 60 Hz.
     #[arg(long, env = "OGM_NOMINAL_HZ", default_value_t = 50, value_parser = parse_nominal)]

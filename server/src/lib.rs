@@ -110,6 +110,16 @@ pub async fn open_store(
                 Some(path) => Some(read_secret_file(path)?),
                 None => config.influxdb_read_token.clone(),
             };
+            if read_token
+                .as_deref()
+                .is_none_or(|r| r.is_empty() || r == token)
+            {
+                tracing::warn!(
+                    "the Flux proxy (POST /api/flux) is off: it needs a read-only InfluxDB token \
+                     of its own (INFLUXDB_READ_TOKEN or INFLUXDB_READ_TOKEN_FILE); history, logs \
+                     and export use the write token"
+                );
+            }
             let store = InfluxStore::open(InfluxConfig {
                 url: config.influxdb_url.clone(),
                 token,
@@ -122,6 +132,11 @@ pub async fn open_store(
                     .unwrap_or_else(ogm_store_influx::default_host),
                 spool_dir: config.data_dir.join("influx-spool"),
                 spool_max_bytes: config.spool_max_mb.saturating_mul(1024 * 1024),
+                flux: ogm_store_influx::FluxLimits {
+                    timeout: config.flux_timeout,
+                    max_bytes: config.flux_max_mb.saturating_mul(1024 * 1024),
+                    max_range: (!config.flux_max_range.is_zero()).then_some(config.flux_max_range),
+                },
             })
             .context("opening the InfluxDB store")?;
             Ok(Arc::new(store))

@@ -329,6 +329,8 @@ pub async fn export_csv(
 const MAX_FLUX_BYTES: usize = super::limits::MAX_BODY_BYTES;
 
 /// `POST /api/flux`: the body is a Flux query; the answer is InfluxDB's annotated CSV, streamed.
+/// The store decides what may run (`ogm_store_influx::flux_guard`: 400 with the reason) and
+/// limits time and size; 503 when the proxy is off (no read-only token) or InfluxDB is down.
 pub async fn flux(
     State(state): State<AppState>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -345,7 +347,11 @@ pub async fn flux(
     if query.trim().is_empty() {
         return Err(ApiError::BadRequest("the body must be a Flux query".into()));
     }
-    let rx = state.store.flux(query).await?;
+    let rx = state.store.flux(query).await.map_err(|e| match e {
+        // The store's own words say what is off or down ("the Flux proxy is off: ...").
+        StoreError::Unavailable(m) => ApiError::Unavailable(m),
+        e => ApiError::from(e),
+    })?;
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         match rx.recv().await? {
             Ok(b) => Some((Ok::<Bytes, std::io::Error>(b), rx)),

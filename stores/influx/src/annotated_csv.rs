@@ -12,6 +12,10 @@
 //!
 //! A failed query can come back as HTTP 200 with an error section whose columns are `error`
 //! and `reference`; [`parse`] turns it into [`CsvError::Query`].
+//!
+//! For the Flux proxy, which streams answers without parsing them: [`RowLimiter`] passes an
+//! answer on in whole rows up to a byte limit, and [`error_table`] writes the error section
+//! that ends an answer cut short.
 
 /// Why an answer could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -258,6 +262,79 @@ fn records(text: &str) -> Result<Vec<Vec<String>>, CsvError> {
     Ok(out)
 }
 
+/// An error section, as InfluxDB ends an answer that failed midway; after rows, it follows a
+/// blank line.
+pub fn error_table(message: &str) -> String {
+    format!(
+        "#datatype,string,string\r\n#group,true,true\r\n#default,,\r\n,error,reference\r\n,\"{}\",\r\n\r\n",
+        message.replace('"', "\"\"")
+    )
+}
+
+/// Passes an answer on in whole rows (a quoted value may hold line breaks), at most `max`
+/// bytes in all, so an answer cut at the limit still ends at a row boundary.
+#[derive(Debug)]
+pub struct RowLimiter {
+    max: u64,
+    passed: u64,
+    /// Bytes of a row not complete yet; never holds a row boundary.
+    pending: Vec<u8>,
+    in_quotes: bool,
+}
+
+impl RowLimiter {
+    pub fn new(max: u64) -> Self {
+        Self {
+            max,
+            passed: 0,
+            pending: Vec::new(),
+            in_quotes: false,
+        }
+    }
+
+    /// Bytes passed on so far.
+    pub fn passed(&self) -> u64 {
+        self.passed
+    }
+
+    /// Takes the next chunk. `Ok`: the rows it completed. `Err`: the answer is larger than the
+    /// limit; these are the last whole rows that fit, and nothing more may be passed.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<u8>, Vec<u8>> {
+        let start = self.pending.len();
+        self.pending.extend_from_slice(chunk);
+        let room = self.max.saturating_sub(self.passed);
+        let (mut last, mut fits) = (0, 0);
+        for (i, b) in self.pending.iter().enumerate().skip(start) {
+            match b {
+                b'"' => self.in_quotes = !self.in_quotes,
+                b'\n' if !self.in_quotes => {
+                    last = i + 1;
+                    if last as u64 <= room {
+                        fits = last;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if self.pending.len() as u64 > room {
+            let out: Vec<u8> = self.pending.drain(..fits).collect();
+            self.passed += out.len() as u64;
+            self.pending = Vec::new();
+            return Err(out);
+        }
+        let out: Vec<u8> = self.pending.drain(..last).collect();
+        self.passed += out.len() as u64;
+        Ok(out)
+    }
+
+    /// The end of the answer: what is left of an unfinished last row.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let out = std::mem::take(&mut self.pending);
+        self.passed += out.len() as u64;
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,5 +486,40 @@ mod tests {
         assert_eq!(parse_time_ns("2262-04-11T23:47:16.854775808Z"), None);
         assert_eq!(parse_time_ns("yesterday"), None);
         assert_eq!(parse_time_ns(""), None);
+    }
+
+    #[test]
+    fn row_limiter_cuts_at_a_row_boundary_outside_quotes() {
+        let answer = "#datatype,string\r\n,a\r\n,\"x\r\ny\"\r\n,b\r\n";
+        // Unlimited: everything, whatever the chunking.
+        for size in 1..answer.len() {
+            let mut l = RowLimiter::new(1 << 20);
+            let mut out = Vec::new();
+            for chunk in answer.as_bytes().chunks(size) {
+                out.extend(l.push(chunk).unwrap());
+            }
+            out.extend(l.finish());
+            assert_eq!(out, answer.as_bytes(), "chunks of {size}");
+        }
+        // A limit inside the quoted value: the cut is before that row, not at its inner \n.
+        let first_rows = "#datatype,string\r\n,a\r\n";
+        let mut l = RowLimiter::new(first_rows.len() as u64 + 5);
+        let mut out = Vec::new();
+        let mut full = None;
+        for chunk in answer.as_bytes().chunks(3) {
+            match l.push(chunk) {
+                Ok(rows) => out.extend(rows),
+                Err(rows) => {
+                    out.extend(rows);
+                    full = Some(out.clone());
+                    break;
+                }
+            }
+        }
+        assert_eq!(full.as_deref(), Some(first_rows.as_bytes()));
+        assert_eq!(l.passed(), first_rows.len() as u64);
+        // The error section then parses as the query's error.
+        let text = format!("{first_rows}\r\n{}", error_table("limit \"8 MiB\""));
+        assert_eq!(parse(&text), Err(CsvError::Query("limit \"8 MiB\"".into())));
     }
 }

@@ -1,6 +1,8 @@
-//! [`InfluxConfig`]: where InfluxDB is, what to write into, and where to spool.
+//! [`InfluxConfig`]: where InfluxDB is, what to write into, and where to spool; [`FluxLimits`]:
+//! what one proxied Flux query may cost.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The bucket the seed's token step names.
 pub const DEFAULT_BUCKET: &str = "open_grid_monitor";
@@ -13,8 +15,9 @@ pub struct InfluxConfig {
     pub url: String,
     /// Token with write access to the bucket (empty for an InfluxDB without auth).
     pub token: String,
-    /// A read-only token for queries (history, logs, devices, export, the Flux proxy); the
-    /// write token is used when `None`.
+    /// A read-only token for queries (history, logs, devices, export, the Flux proxy). When
+    /// `None` (or the same as `token`), the store's own queries use the write token and the
+    /// Flux proxy is off: it never runs users' queries with a token that can write.
     pub read_token: Option<String>,
     /// Organisation name.
     pub org: String,
@@ -28,6 +31,32 @@ pub struct InfluxConfig {
     pub spool_dir: PathBuf,
     /// Largest spool, in bytes; beyond it `write` fails with `Unavailable`.
     pub spool_max_bytes: u64,
+    /// What one proxied Flux query may cost.
+    pub flux: FluxLimits,
+}
+
+/// What one query of the Flux proxy may cost. A query past a limit is stopped and InfluxDB's
+/// request cancelled; once the answer has started, it ends with an annotated-CSV error table
+/// (`error,reference`), the way InfluxDB reports errors in the middle of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FluxLimits {
+    /// From the request to the answer's last byte (parsing the query included).
+    pub timeout: Duration,
+    /// Largest answer passed on, in bytes; it is cut at the end of a CSV row.
+    pub max_bytes: u64,
+    /// Longest span a `range()` after `from()` may cover; `None`: any, as long as the query
+    /// gives one.
+    pub max_range: Option<Duration>,
+}
+
+impl Default for FluxLimits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            max_bytes: 8 * 1024 * 1024,
+            max_range: Some(Duration::from_secs(31 * 86_400)),
+        }
+    }
 }
 
 impl InfluxConfig {
@@ -80,6 +109,9 @@ impl InfluxConfig {
         if self.spool_max_bytes == 0 {
             return Err("spool_max_bytes is 0".into());
         }
+        if self.flux.timeout.is_zero() || self.flux.max_bytes == 0 {
+            return Err("the Flux proxy's timeout and answer size limit must be above 0".into());
+        }
         Ok(url)
     }
 }
@@ -95,6 +127,7 @@ impl Default for InfluxConfig {
             host: default_host(),
             spool_dir: PathBuf::from("data/influx-spool"),
             spool_max_bytes: 1024 * 1024 * 1024,
+            flux: FluxLimits::default(),
         }
     }
 }
@@ -111,6 +144,7 @@ impl std::fmt::Debug for InfluxConfig {
             .field("host", &self.host)
             .field("spool_dir", &self.spool_dir)
             .field("spool_max_bytes", &self.spool_max_bytes)
+            .field("flux", &self.flux)
             .finish()
     }
 }

@@ -19,10 +19,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long a proxied query may take before InfluxDB starts answering.
-const PROXY_START_TIMEOUT: Duration = Duration::from_secs(120);
 /// Largest answer read into memory for the store's own queries.
 const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+/// Largest syntax tree read for a proxied query (a tree is much larger than its query).
+const MAX_AST_BYTES: usize = 32 * 1024 * 1024;
 /// Largest error body kept for a message.
 const MAX_ERROR_BYTES: usize = 16 * 1024;
 
@@ -41,9 +41,8 @@ pub enum WriteError {
 pub enum QueryKind {
     /// The store's own queries: whole-answer timeout.
     Internal,
-    /// The Flux proxy: no overall timeout (a start timeout, then the caller times out idle
-    /// chunks, so long answers can stream); InfluxDB's
-    /// 4xx answers become [`StoreError::Refused`] so the user sees them.
+    /// The Flux proxy: the caller enforces the query's deadline (so long answers can stream);
+    /// InfluxDB's 4xx answers become [`StoreError::Refused`] so the user sees them.
     Proxy,
 }
 
@@ -54,6 +53,8 @@ pub struct Http {
     org: String,
     bucket: String,
     read_auth: Option<String>,
+    /// Whether queries go with a read token of their own, not the write token.
+    separate_read_token: bool,
 }
 
 impl Http {
@@ -74,6 +75,7 @@ impl Http {
             .build()
             .map_err(|e| format!("building the HTTP client: {e}"))?;
         let read_token = config.read_token.as_deref().unwrap_or(&config.token);
+        let separate_read_token = !read_token.is_empty() && read_token != config.token;
         Ok(Self {
             writer,
             http,
@@ -81,7 +83,13 @@ impl Http {
             org: config.org.clone(),
             bucket: config.bucket.clone(),
             read_auth: (!read_token.is_empty()).then(|| format!("Token {read_token}")),
+            separate_read_token,
         })
+    }
+
+    /// Whether queries use a read token that is not the write token.
+    pub fn has_separate_read_token(&self) -> bool {
+        self.separate_read_token
     }
 
     fn url(&self, path: &str) -> reqwest::Url {
@@ -144,18 +152,10 @@ impl Http {
         if kind == QueryKind::Internal {
             request = request.timeout(QUERY_TIMEOUT);
         }
-        let send = request.send();
-        let sent = match kind {
-            QueryKind::Internal => send.await,
-            QueryKind::Proxy => tokio::time::timeout(PROXY_START_TIMEOUT, send)
-                .await
-                .map_err(|_| {
-                    StoreError::Unavailable(format!(
-                        "InfluxDB did not start answering the query within {PROXY_START_TIMEOUT:?}"
-                    ))
-                })?,
-        };
-        let response = sent.map_err(|e| StoreError::Unavailable(format!("InfluxDB query: {e}")))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("InfluxDB query: {e}")))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -165,6 +165,56 @@ impl Http {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
         Err(classify_query(status, &text, kind))
+    }
+
+    /// Has InfluxDB parse a proxied query (`POST /api/v2/query/ast`, with the read token) and
+    /// returns its answer, `{"ast": ...}`. A query InfluxDB cannot parse is
+    /// [`StoreError::Refused`]. No timeout here: the caller's deadline covers it.
+    pub async fn parse_flux(&self, flux: &str) -> Result<serde_json::Value, StoreError> {
+        let body = serde_json::json!({ "query": flux });
+        let mut request = self
+            .http
+            .post(self.url("/api/v2/query/ast"))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        if let Some(auth) = &self.read_auth {
+            request = request.header(reqwest::header::AUTHORIZATION, auth);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("InfluxDB parsing the query: {e}")))?;
+        let status = response.status();
+        let body = read_limited(response, MAX_AST_BYTES)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("reading InfluxDB's parse: {e}")))?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body[..body.len().min(MAX_ERROR_BYTES)]);
+            return Err(match classify_query(status, &text, QueryKind::Proxy) {
+                StoreError::Refused(m) => StoreError::Refused(m.replacen(
+                    "InfluxDB refused the query",
+                    "InfluxDB cannot parse the query",
+                    1,
+                )),
+                e => e,
+            });
+        }
+        if body.len() > MAX_AST_BYTES {
+            return Err(StoreError::Refused(
+                "Flux query refused: its syntax tree is too large".into(),
+            ));
+        }
+        serde_json::from_slice(&body).map_err(|e| {
+            if e.to_string().contains("recursion limit") {
+                StoreError::Refused(
+                    "Flux query refused: it is nested too deeply (more than about 100 chained \
+                     `|>` steps or `and`/`or` terms)"
+                        .into(),
+                )
+            } else {
+                StoreError::Backend(format!("InfluxDB's parse of a query is not JSON: {e}"))
+            }
+        })
     }
 
     /// Runs a query of the store's own and reads the whole answer.

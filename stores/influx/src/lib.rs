@@ -12,12 +12,13 @@
 //! - `annotated_csv.rs`: the pure, panic-free parser of InfluxDB 2's annotated CSV.
 //! - `flux.rs`: the pure builders of the store's Flux queries.
 //! - `answers.rs`: pure conversion of parsed answers into the store's typed answers.
-//! - `flux_guard.rs`: which proxied Flux queries may run (one bucket, no writes, no outside
-//!   reach), pure.
+//! - `flux_guard.rs`: which proxied Flux queries may run, decided on InfluxDB's parse of them
+//!   (an allowlist: reads of the one bucket over a bounded time range), pure.
 //! - `spool.rs`: the on-disk spool's files (no network).
 //! - `http.rs`: the only code that talks to InfluxDB (writes through the `influxdb2` crate,
-//!   queries and health through reqwest).
-//! - `store.rs`: [`InfluxStore`], tying them together, and the spool's replay task.
+//!   queries, the proxy's parse requests and health through reqwest).
+//! - `store.rs`: [`InfluxStore`], tying them together, the spool's replay task, and the Flux
+//!   proxy's stream within [`FluxLimits`].
 //! - [`tokens`]: the deployment's one-shot set-up: with the admin token, the server's scoped
 //!   write and read tokens (`POST /api/v2/authorizations`); not used by the running store.
 //!
@@ -36,7 +37,7 @@ mod spool;
 mod store;
 pub mod tokens;
 
-pub use config::{DEFAULT_BUCKET, InfluxConfig, default_host};
+pub use config::{DEFAULT_BUCKET, FluxLimits, InfluxConfig, default_host};
 pub use line_protocol::encode;
 pub use spool::REJECTED_DIR;
 pub use store::InfluxStore;

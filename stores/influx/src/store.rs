@@ -42,8 +42,6 @@ const REPLAY_MAX_FILES: usize = 256;
 const REPLAY_MAX_BYTES: u64 = 4 * 1024 * 1024;
 /// Points per series per export page.
 const EXPORT_PAGE: usize = 5_000;
-/// How long the Flux proxy waits for the next chunk of an answer.
-const PROXY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The InfluxDB 2 store. Dropping it stops the replay task; what is spooled stays on disk and
 /// is replayed by the next [`InfluxStore::open`] on the same `spool_dir`.
@@ -58,6 +56,7 @@ struct Inner {
     bucket: String,
     spool: Mutex<Spool>,
     max_spool_bytes: u64,
+    flux: crate::FluxLimits,
     /// Told when a batch is spooled.
     wake: Notify,
 }
@@ -101,6 +100,7 @@ impl InfluxStore {
             bucket: config.bucket,
             spool: Mutex::new(spool),
             max_spool_bytes: config.spool_max_bytes,
+            flux: config.flux,
             wake: Notify::new(),
         });
         let replay = runtime.spawn(replay(inner.clone())).abort_handle();
@@ -306,35 +306,123 @@ impl Store for InfluxStore {
         Ok(rx)
     }
 
-    /// Runs a user's Flux query if [`flux_guard::check`] allows it, with the read token, and
-    /// streams InfluxDB's annotated CSV through unchanged.
+    /// Runs a user's Flux query: InfluxDB parses it, [`flux_guard::check`] decides on the
+    /// parse, and only then does InfluxDB run it, with the read token; its annotated CSV is
+    /// streamed through within [`crate::FluxLimits`]. Off (`Unavailable`) without a read token
+    /// of its own: a user's query never runs with the write token.
     async fn flux(&self, query: String) -> Result<FluxStream, StoreError> {
-        flux_guard::check(&query, &self.inner.bucket).map_err(StoreError::Refused)?;
-        let mut response = self.inner.http.query(&query, QueryKind::Proxy).await?;
+        let inner = &self.inner;
+        if !inner.http.has_separate_read_token() {
+            return Err(StoreError::Unavailable(NO_READ_TOKEN.into()));
+        }
+        if query.len() > flux_guard::MAX_QUERY_BYTES {
+            return Err(StoreError::Refused(format!(
+                "Flux query refused: longer than {} bytes",
+                flux_guard::MAX_QUERY_BYTES
+            )));
+        }
+        let limits = inner.flux;
+        let deadline = tokio::time::Instant::now() + limits.timeout;
+        let late = || {
+            StoreError::Unavailable(format!(
+                "InfluxDB did not answer the Flux query within the proxy's limit of {:?}",
+                limits.timeout
+            ))
+        };
+        let ast = tokio::time::timeout_at(deadline, inner.http.parse_flux(&query))
+            .await
+            .map_err(|_| late())??;
+        let policy = flux_guard::Policy {
+            bucket: &inner.bucket,
+            max_range_ns: limits.max_range.map(|d| d.as_nanos() as i128),
+            now_ns: now_ns(),
+        };
+        flux_guard::check(&ast, &policy).map_err(StoreError::Refused)?;
+        let response =
+            tokio::time::timeout_at(deadline, inner.http.query(&query, QueryKind::Proxy))
+                .await
+                .map_err(|_| late())??;
         let (tx, rx) = mpsc::channel(8);
-        tokio::spawn(async move {
-            loop {
-                let next = tokio::time::timeout(
-                    PROXY_IDLE_TIMEOUT,
-                    crate::http::next_chunk(&mut response),
-                )
-                .await;
-                let item = match next {
-                    Ok(Ok(Some(chunk))) => Ok(chunk),
-                    Ok(Ok(None)) => return,
-                    Ok(Err(e)) => Err(e),
-                    Err(_) => Err(StoreError::Unavailable(
-                        "InfluxDB stopped sending the answer".into(),
-                    )),
-                };
-                let failed = item.is_err();
-                if tx.send(item).await.is_err() || failed {
+        tokio::spawn(stream_answer(response, tx, deadline, limits));
+        Ok(rx)
+    }
+}
+
+/// Why the Flux proxy is off.
+const NO_READ_TOKEN: &str = "the Flux proxy is off: it needs a read-only InfluxDB token of its \
+    own (INFLUXDB_READ_TOKEN or INFLUXDB_READ_TOKEN_FILE), so that users' queries never run \
+    with the write token";
+
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+/// Streams a proxied answer to `tx` in whole rows until it ends, the receiver goes away, or a
+/// limit is reached; then drops the response, which cancels the query in InfluxDB. Past a
+/// limit the answer ends with an error section saying which.
+async fn stream_answer(
+    mut response: reqwest::Response,
+    tx: mpsc::Sender<Result<bytes::Bytes, StoreError>>,
+    deadline: tokio::time::Instant,
+    limits: crate::FluxLimits,
+) {
+    let mut rows = annotated_csv::RowLimiter::new(limits.max_bytes);
+    let stopped = loop {
+        let next = tokio::select! {
+            () = tx.closed() => return,
+            next = tokio::time::timeout_at(deadline, crate::http::next_chunk(&mut response)) => next,
+        };
+        let passed = match next {
+            Ok(Ok(Some(chunk))) => rows.push(&chunk),
+            Ok(Ok(None)) => {
+                let rest = rows.finish();
+                if !rest.is_empty() {
+                    let _ = tx.send(Ok(rest.into())).await;
+                }
+                return;
+            }
+            Ok(Err(e)) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(limit = ?limits.timeout, bytes = rows.passed(), "a Flux proxy query ran out of time; stopped");
+                break format!(
+                    "the query was stopped at the proxy's time limit of {:?}",
+                    limits.timeout
+                );
+            }
+        };
+        match passed {
+            Ok(whole_rows) if whole_rows.is_empty() => {}
+            Ok(whole_rows) => {
+                if tx.send(Ok(whole_rows.into())).await.is_err() {
                     return;
                 }
             }
-        });
-        Ok(rx)
-    }
+            Err(last_rows) => {
+                if !last_rows.is_empty() && tx.send(Ok(last_rows.into())).await.is_err() {
+                    return;
+                }
+                tracing::warn!(
+                    limit = limits.max_bytes,
+                    "a Flux proxy answer reached the size limit; stopped"
+                );
+                break format!(
+                    "the answer was stopped at the proxy's size limit of {} bytes; narrow the \
+                     query (range, filter, aggregateWindow)",
+                    limits.max_bytes
+                );
+            }
+        }
+    };
+    drop(response);
+    let separator = if rows.passed() > 0 { "\r\n" } else { "" };
+    let end = format!("{separator}{}", annotated_csv::error_table(&stopped));
+    let _ = tx.send(Ok(end.into())).await;
 }
 
 /// Sends the spool to InfluxDB, oldest first, whenever it holds something.

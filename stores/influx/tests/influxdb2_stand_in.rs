@@ -2,7 +2,8 @@
 //! NOT a real InfluxDB 2: it records what the store sends and answers with canned responses in
 //! InfluxDB 2's documented formats (annotated CSV with `#datatype`/`#group`/`#default`, JSON
 //! errors, 204 for writes). The line protocol itself is checked against a real influxd in
-//! `real_influxd_1_6.rs`.
+//! `real_influxd_1_6.rs`. `POST /api/v2/query/ast` is answered by the real Flux parser
+//! (libflux as WebAssembly: `support/flux_parser.rs`), as InfluxDB answers it.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
@@ -11,18 +12,21 @@ mod support;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ogm_protocol::{DeviceId, LogEntry, LogLevel, Measurement, Payload};
 use ogm_store::{ExportQuery, Field, HistoryQuery, LogQuery, Record, Store, StoreError};
-use ogm_store_influx::{InfluxConfig, InfluxStore};
-use support::{Served, authorization, free_addr};
+use ogm_store_influx::annotated_csv::{self, CsvError};
+use ogm_store_influx::{FluxLimits, InfluxConfig, InfluxStore};
+use support::{Served, authorization, flux_parser, free_addr};
 
 const T0: i64 = 1_703_123_456_789_123;
 const HOST: &str = "stand-in-host";
@@ -49,6 +53,11 @@ impl QueryRequest {
     }
 }
 
+/// How `/api/v2/query` answers: at once, never, or with the answer and then nothing more.
+const ANSWER: u8 = 0;
+const STALL_BEFORE_ANSWER: u8 = 1;
+const STALL_AFTER_ANSWER: u8 = 2;
+
 struct StandInState {
     write_status: AtomicU16,
     health_status: AtomicU16,
@@ -56,7 +65,12 @@ struct StandInState {
     /// Writes answered 204.
     accepted: Mutex<Vec<WriteRequest>>,
     queries: Mutex<Vec<QueryRequest>>,
+    /// `POST /api/v2/query/ast` requests: (Authorization, query).
+    parsed: Mutex<Vec<(Option<String>, String)>>,
     responder: Mutex<Responder>,
+    stall: AtomicU8,
+    /// A stalled answer's body was dropped: the client went away.
+    stalled_answer_dropped: Arc<AtomicBool>,
 }
 
 /// The stand-in. Dropping it stops serving.
@@ -96,12 +110,21 @@ async fn write_route(
     )
 }
 
+/// Sets a flag when dropped.
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 async fn query_route(
     State(s): State<Arc<StandInState>>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: String,
-) -> (StatusCode, [(header::HeaderName, &'static str); 1], String) {
+) -> Response {
     let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     let request = QueryRequest {
         params,
@@ -116,11 +139,53 @@ async fn query_route(
     } else {
         "application/json; charset=utf-8"
     };
-    (
-        StatusCode::from_u16(status).unwrap(),
-        [(header::CONTENT_TYPE, content_type)],
-        text,
-    )
+    let status = StatusCode::from_u16(status).unwrap();
+    match s.stall.load(Ordering::SeqCst) {
+        STALL_BEFORE_ANSWER => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            status.into_response()
+        }
+        STALL_AFTER_ANSWER => {
+            let flag = DropFlag(s.stalled_answer_dropped.clone());
+            let stream = futures_util::stream::unfold((Some(text), flag), |(text, flag)| async {
+                match text {
+                    Some(t) => Some((Ok::<_, std::io::Error>(t), (None, flag))),
+                    None => std::future::pending().await,
+                }
+            });
+            let mut res = Body::from_stream(stream).into_response();
+            *res.status_mut() = status;
+            res.headers_mut()
+                .insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+            res
+        }
+        _ => (status, [(header::CONTENT_TYPE, content_type)], text).into_response(),
+    }
+}
+
+/// `POST /api/v2/query/ast`, answered by the real Flux parser as InfluxDB answers it.
+async fn ast_route(
+    State(s): State<Arc<StandInState>>,
+    headers: HeaderMap,
+    body: String,
+) -> (StatusCode, String) {
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let query = json["query"].as_str().unwrap_or_default().to_owned();
+    s.parsed
+        .lock()
+        .unwrap()
+        .push((auth(&headers), query.clone()));
+    let parsed = tokio::task::spawn_blocking(move || flux_parser::parse_text(&query))
+        .await
+        .unwrap();
+    match parsed {
+        Ok(ast) => (StatusCode::OK, ast),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"code": "invalid", "message": format!("invalid AST: {e}")})
+                .to_string(),
+        ),
+    }
 }
 
 async fn health_route(State(s): State<Arc<StandInState>>) -> (StatusCode, String) {
@@ -144,11 +209,15 @@ impl StandIn {
             write_attempts: AtomicUsize::new(0),
             accepted: Mutex::new(Vec::new()),
             queries: Mutex::new(Vec::new()),
+            parsed: Mutex::new(Vec::new()),
             responder: Mutex::new(Box::new(|_| (200, String::new()))),
+            stall: AtomicU8::new(ANSWER),
+            stalled_answer_dropped: Arc::default(),
         });
         let app = Router::new()
             .route("/api/v2/write", post(write_route))
             .route("/api/v2/query", post(query_route))
+            .route("/api/v2/query/ast", post(ast_route))
             .route("/health", get(health_route))
             .with_state(state.clone());
         Self {
@@ -176,6 +245,10 @@ impl StandIn {
     fn queries(&self) -> Vec<QueryRequest> {
         self.state.queries.lock().unwrap().clone()
     }
+
+    fn parsed(&self) -> Vec<(Option<String>, String)> {
+        self.state.parsed.lock().unwrap().clone()
+    }
 }
 
 fn config(url: &str, spool_dir: &Path) -> InfluxConfig {
@@ -188,6 +261,7 @@ fn config(url: &str, spool_dir: &Path) -> InfluxConfig {
         host: HOST.into(),
         spool_dir: spool_dir.to_owned(),
         spool_max_bytes: 1024 * 1024,
+        flux: FluxLimits::default(),
     }
 }
 
@@ -736,71 +810,224 @@ async fn export_streams_every_point_once_across_pages_influxdb2_stand_in() {
     assert!(s.queries()[0].flux().contains("limit(n: 5000)"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flux_proxy_streams_with_the_read_token_influxdb2_stand_in() {
-    let s = StandIn::start().await;
-    let big: String = (0..20_000)
-        .map(|i| format!(",,0,2023-12-21T00:00:00Z,{i}.5\r\n"))
-        .collect();
-    let body = format!(
-        "{}\r\n{big}\r\n",
-        csv_answer("_result", "double", &[]).trim_end()
-    );
-    let expected = body.clone();
-    s.respond(move |flux| {
-        if flux.contains("syntax error here") {
-            (
-                400,
-                r#"{"code":"invalid","message":"compilation failed: error at @1:1-1:7"}"#.into(),
-            )
-        } else {
-            (200, body.clone())
-        }
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let store = InfluxStore::open(config(&s.url(), dir.path())).unwrap();
-    let query = r#"from(bucket: "open_grid_monitor") |> range(start: -1h)"#;
-    let mut rx = store.flux(query.to_owned()).await.unwrap();
+/// Everything a proxied answer streams, as text.
+async fn collect(mut rx: ogm_store::FluxStream) -> String {
     let mut got = Vec::new();
     while let Some(chunk) = rx.recv().await {
         got.extend_from_slice(&chunk.unwrap());
     }
+    String::from_utf8(got).unwrap()
+}
+
+/// `n` rows of one table, each about 30 bytes.
+fn big_answer(n: usize) -> String {
+    let rows: String = (0..n)
+        .map(|i| format!(",,0,2023-12-21T00:00:00Z,{i}.5\r\n"))
+        .collect();
+    format!(
+        "{}\r\n{rows}\r\n",
+        csv_answer("_result", "double", &[]).trim_end()
+    )
+}
+
+const READ: &str = r#"from(bucket: "open_grid_monitor") |> range(start: -1h)"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flux_proxy_checks_the_parse_then_streams_with_the_read_token_influxdb2_stand_in() {
+    let s = StandIn::start().await;
+    let body = big_answer(20_000);
+    let expected = body.clone();
+    s.respond(move |_| (200, body.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let store = InfluxStore::open(config(&s.url(), dir.path())).unwrap();
+    let got = collect(store.flux(READ.to_owned()).await.unwrap()).await;
+    assert_eq!(got, expected, "passed through unchanged");
     assert_eq!(
-        String::from_utf8(got).unwrap(),
-        expected,
-        "passed through unchanged"
+        s.parsed(),
+        [(Some("Token read-token".to_owned()), READ.to_owned())],
+        "parsed by InfluxDB first, with the read token"
     );
     let q = &s.queries()[0];
-    assert_eq!(q.flux(), query);
+    assert_eq!(q.flux(), READ);
     assert_eq!(q.auth.as_deref(), Some("Token read-token"));
 
+    // What InfluxDB cannot parse never runs; its parser's message reaches the user.
     match store
-        .flux(r#"from(bucket: "open_grid_monitor") syntax error here"#.into())
+        .flux(r#"from(bucket: "open_grid_monitor") |> range(start: -1h"#.into())
         .await
     {
-        Err(StoreError::Refused(m)) => assert!(m.contains("compilation failed"), "{m}"),
+        Err(StoreError::Refused(m)) => assert!(
+            m.starts_with("InfluxDB cannot parse the query: invalid AST: ") && m.contains("RPAREN"),
+            "{m}"
+        ),
         other => panic!("expected Refused, got {other:?}"),
+    }
+    // Nesting: the parser's own limit, then the depth the store reads a tree to (128).
+    let parens = format!("x = {}1{}", "(".repeat(200), ")".repeat(200));
+    let alternatives: String = (1..200).map(|i| format!(" or r.a == {i}")).collect();
+    let chain = format!("{READ} |> filter(fn: (r) => r.a == 0{alternatives})");
+    for (query, says) in [
+        (
+            parens,
+            "InfluxDB cannot parse the query: invalid AST: Program is nested too deep",
+        ),
+        (chain, "Flux query refused: it is nested too deeply"),
+    ] {
+        match store.flux(query).await {
+            Err(StoreError::Refused(m)) => assert!(m.contains(says), "{m}"),
+            other => panic!("expected Refused, got {other:?}"),
+        }
+    }
+    assert_eq!(s.queries().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flux_proxy_refuses_before_running_anything_influxdb2_stand_in() {
+    let s = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = InfluxStore::open(config(&s.url(), dir.path())).unwrap();
+    // The ways around the old token-based guard (issue 13), and the plain ones.
+    let refused = [
+        "bucket=\"_monitoring\"\nfrom(bucket) |> range(start: -1h)",
+        "bucket = \"open_grid_monitor\" host = \"http://elsewhere\" token = \"t\" org = \"o\"\n\
+         from(bucket, host, token, org) |> range(start: -1h)",
+        "f = (bucket=\"_tasks\") => from(bucket) |> range(start: -1h)\nf()",
+        r#"import "experimental" experimental["t\x6f"](bucket: "x")"#,
+        r#"from(bucket: "open_grid_monitor", "h\x6fst": "http://elsewhere:8086") |> range(start: -1h)"#,
+        "from(bucket: \"open_grid_monitor\") |> range(start: -1h)\n  \
+         |> filter(fn: (r) => r.a =~ /\"/)\n  |> to(bucket: \"other\") // \"",
+        r#"from(bucket: "_monitoring") |> range(start: -1h)"#,
+        "buckets()",
+        r#"import "http" http.post(url: "http://example.com", data: bytes(v: "x"))"#,
+        r#"import "influxdata/influxdb/v1" v1.databases()"#,
+        r#"from(bucket: "open_grid_monitor")"#,
+        r#"from(bucket: "open_grid_monitor") |> range(start: -1y)"#,
+    ];
+    for query in refused {
+        match store.flux(query.into()).await {
+            Err(StoreError::Refused(m)) => assert!(m.starts_with("Flux query refused: "), "{m}"),
+            other => panic!("{query}: expected Refused, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        s.parsed().len(),
+        refused.len(),
+        "each was parsed by InfluxDB"
+    );
+    assert!(s.queries().is_empty(), "none was run");
+    match store.flux("x".repeat(16 * 1024 + 1)).await {
+        Err(StoreError::Refused(m)) => assert!(m.contains("longer than"), "{m}"),
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    assert_eq!(
+        s.parsed().len(),
+        refused.len(),
+        "too long to be worth parsing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flux_proxy_is_off_without_a_read_token_of_its_own_influxdb2_stand_in() {
+    let s = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    for read_token in [None, Some("write-token".to_owned()), Some(String::new())] {
+        let store = InfluxStore::open(InfluxConfig {
+            read_token,
+            ..config(&s.url(), dir.path())
+        })
+        .unwrap();
+        match store.flux(READ.into()).await {
+            Err(StoreError::Unavailable(m)) => {
+                assert!(
+                    m.contains("needs a read-only InfluxDB token of its own"),
+                    "{m}"
+                )
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        // The store's own queries still run, with the write token, as before.
+        assert!(store.devices().await.unwrap().is_empty());
+    }
+    assert!(s.parsed().is_empty(), "InfluxDB never saw a proxied query");
+    assert!(
+        s.queries()
+            .iter()
+            .all(|q| !q.flux().contains("range(start: -1h)"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flux_proxy_cuts_a_large_answer_at_a_row_and_says_so_influxdb2_stand_in() {
+    let s = StandIn::start().await;
+    let answer = big_answer(20_000);
+    let full = answer.clone();
+    s.respond(move |_| (200, answer.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let store = InfluxStore::open(InfluxConfig {
+        flux: FluxLimits {
+            max_bytes: 100_000,
+            ..FluxLimits::default()
+        },
+        ..config(&s.url(), dir.path())
+    })
+    .unwrap();
+    let got = collect(store.flux(READ.to_owned()).await.unwrap()).await;
+    let (rows, end) = got.split_at(got.find("\r\n\r\n#datatype,string,string").unwrap() + 2);
+    assert!(
+        rows.len() <= 100_000 && rows.len() > 99_900,
+        "{}",
+        rows.len()
+    );
+    assert!(
+        full.starts_with(rows) && rows.ends_with("\r\n"),
+        "whole rows of the answer"
+    );
+    match annotated_csv::parse(&got) {
+        Err(CsvError::Query(m)) => {
+            assert!(
+                m.contains("stopped at the proxy's size limit of 100000 bytes"),
+                "{m}"
+            )
+        }
+        other => panic!("expected the error table, got {other:?} after {end:?}"),
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flux_proxy_refuses_before_reaching_influxdb_influxdb2_stand_in() {
+async fn flux_proxy_stops_a_slow_query_and_cancels_it_influxdb2_stand_in() {
     let s = StandIn::start().await;
+    s.respond(|_| (200, big_answer(3)));
     let dir = tempfile::tempdir().unwrap();
-    let store = InfluxStore::open(config(&s.url(), dir.path())).unwrap();
-    for query in [
-        r#"from(bucket: "_monitoring") |> range(start: -1h)"#,
-        r#"buckets()"#,
-        r#"from(bucket: "open_grid_monitor") |> range(start: -1h) |> to(bucket: "open_grid_monitor")"#,
-        r#"import "http" http.post(url: "http://example.com", data: bytes(v: "x"))"#,
-        r#"import "influxdata/influxdb/v1" v1.databases()"#,
-    ] {
-        match store.flux(query.into()).await {
-            Err(StoreError::Refused(m)) => assert!(m.starts_with("Flux query refused"), "{m}"),
-            other => panic!("{query}: expected Refused, got {other:?}"),
-        }
+    let store = InfluxStore::open(InfluxConfig {
+        flux: FluxLimits {
+            timeout: Duration::from_secs(1),
+            ..FluxLimits::default()
+        },
+        ..config(&s.url(), dir.path())
+    })
+    .unwrap();
+    // InfluxDB answers part of it, then nothing more.
+    s.state.stall.store(STALL_AFTER_ANSWER, Ordering::SeqCst);
+    let started = Instant::now();
+    let got = collect(store.flux(READ.to_owned()).await.unwrap()).await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(got.starts_with(&big_answer(3).trim_end_matches("\r\n").to_owned()));
+    match annotated_csv::parse(&got) {
+        Err(CsvError::Query(m)) => assert!(m.contains("time limit of 1s"), "{m}"),
+        other => panic!("expected the error table, got {other:?}"),
     }
-    assert!(s.queries().is_empty(), "InfluxDB never saw a refused query");
+    wait_for("the stalled answer's connection to close", || {
+        s.state.stalled_answer_dropped.load(Ordering::SeqCst)
+    })
+    .await;
+    // InfluxDB does not start answering at all.
+    s.state.stall.store(STALL_BEFORE_ANSWER, Ordering::SeqCst);
+    match store.flux(READ.to_owned()).await {
+        Err(StoreError::Unavailable(m)) => {
+            assert!(m.contains("within the proxy's limit of 1s"), "{m}")
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "current_thread")]

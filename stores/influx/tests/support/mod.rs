@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod flux_parser;
+
 use std::net::SocketAddr;
 
 use axum::Router;
