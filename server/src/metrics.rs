@@ -83,6 +83,10 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     /// API requests refused by the per-client rate limit.
     pub http_rate_limited: AtomicU64,
+    /// Data requests refused because as many as allowed were being served.
+    pub http_overloaded: AtomicU64,
+    /// Requests whose answer did not start within the request timeout.
+    pub http_timed_out: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -100,6 +104,8 @@ impl Default for Metrics {
             batch_size: Histogram::new(&BATCH_BUCKETS),
             commit_seconds: Histogram::new(&LATENCY_BUCKETS),
             http_rate_limited: AtomicU64::new(0),
+            http_overloaded: AtomicU64::new(0),
+            http_timed_out: AtomicU64::new(0),
         }
     }
 }
@@ -192,6 +198,16 @@ impl Metrics {
             o,
             "# HELP ogm_http_rate_limited_total API requests refused with 429 by the per-client rate limit.\n# TYPE ogm_http_rate_limited_total counter\nogm_http_rate_limited_total {}",
             self.http_rate_limited.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP ogm_http_overloaded_total Data requests refused with 503 because as many as allowed were being served.\n# TYPE ogm_http_overloaded_total counter\nogm_http_overloaded_total {}",
+            self.http_overloaded.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP ogm_http_timed_out_total Requests answered 503 because their answer did not start within the request timeout.\n# TYPE ogm_http_timed_out_total counter\nogm_http_timed_out_total {}",
+            self.http_timed_out.load(Relaxed)
         );
         self.batch_size.render(
             &mut o,
