@@ -103,11 +103,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 const MAX_QUOTED_ERROR: usize = 4096;
 
 /// Middleware: an error answer (4xx, 5xx) that is not JSON already becomes `{"error": ...}`,
-/// quoting its plain text (axum's rejections) or, when empty, saying what its status means
-/// (`405` names the methods allowed). HTML pages (the "dashboard not built" page) are left
-/// as they are.
+/// quoting its plain text (axum's rejections) or, when empty, saying what its status means.
+/// HTML pages (the "dashboard not built" page) are left as they are.
 pub async fn json_errors(req: Request, next: Next) -> Response {
     let method = req.method().clone();
+    let path = req.uri().path().to_owned();
     let res = next.run(req).await;
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -133,14 +133,8 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         None
     };
     let message = text.unwrap_or_else(|| match status {
-        StatusCode::METHOD_NOT_ALLOWED => {
-            let allowed = parts
-                .headers
-                .get(header::ALLOW)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            format!("method {method} is not allowed here; allowed: {allowed}")
-        }
+        // axum adds `Allow` after this layer has run: the header says which are.
+        StatusCode::METHOD_NOT_ALLOWED => format!("method {method} is not allowed on {path}"),
         _ => status
             .canonical_reason()
             .unwrap_or("error")
