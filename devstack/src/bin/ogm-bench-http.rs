@@ -6,7 +6,7 @@
 //!    the answers' statuses and sizes, and the server's resident memory (`VmRSS` idle,
 //!    `VmHWM` after: the peak) from `/proc/<pid>/status`.
 //! 2. The dashboard as a browser fetches it: a first visit (`index.html`, then every file it
-//!    names, with `Accept-Encoding: br, gzip`) and a repeat visit (what `Cache-Control` lets the
+//!    names, with `Accept-Encoding: br, gzip` by default) and a repeat visit (what `Cache-Control` lets the
 //!    browser keep is not asked for; the rest is revalidated with `If-Modified-Since`). Printed:
 //!    bytes on the wire (headers and bodies) of each.
 //!
@@ -45,10 +45,15 @@ struct Args {
     /// Clients asking `/api/logs?limit=10000` at once.
     #[arg(long, default_value_t = 40)]
     parallel: usize,
+    /// What the dashboard's visits accept.
+    #[arg(long, default_value = "br, gzip")]
+    accept_encoding: String,
 }
 
 /// One exchange as it crossed the wire.
 struct Exchange {
+    /// From connecting to the last byte.
+    took: Duration,
     status: u16,
     head: String,
     body: Vec<u8>,
@@ -66,6 +71,7 @@ impl Exchange {
 
 /// `GET path` with `headers`, `Connection: close`; the whole answer as it came.
 fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> anyhow::Result<Exchange> {
+    let started = Instant::now();
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(300)))?;
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
@@ -94,6 +100,7 @@ fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> anyhow::Result
         body = dechunk(&body)?;
     }
     Ok(Exchange {
+        took: started.elapsed(),
         status,
         head,
         body,
@@ -233,12 +240,14 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // 2. The dashboard on the wire.
-    let encodings = [("Accept-Encoding", "br, gzip")];
+    let encodings = [("Accept-Encoding", args.accept_encoding.as_str())];
     let index = get(addr, "/", &encodings)?;
     if index.status != 200 {
         bail!("GET / answered {}", index.status);
     }
-    let html = String::from_utf8_lossy(&index.body).into_owned();
+    // The file names, from a plain copy (the one counted may be compressed).
+    let plain = get(addr, "/", &[])?;
+    let html = String::from_utf8_lossy(&plain.body).into_owned();
     let mut files: Vec<String> = html
         .split(['"', '\''])
         .filter(|s| {
@@ -253,13 +262,17 @@ async fn main() -> anyhow::Result<()> {
         first.push((f.clone(), get(addr, f, &encodings)?));
     }
     let mut repeat_bytes = 0;
-    println!("dashboard, first visit (Accept-Encoding: br, gzip):");
+    println!(
+        "dashboard, first visit (Accept-Encoding: {}):",
+        args.accept_encoding
+    );
     let mut first_bytes = 0;
     for (path, e) in &first {
         first_bytes += e.wire_bytes;
         println!(
-            "  {path}: {} bytes on the wire ({}, {})",
+            "  {path}: {} bytes on the wire in {:.0} ms ({}, {})",
             e.wire_bytes,
+            e.took.as_secs_f64() * 1000.0,
             e.header("content-encoding").unwrap_or("identity"),
             e.header("cache-control").unwrap_or("no cache-control")
         );
