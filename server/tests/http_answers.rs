@@ -231,6 +231,7 @@ async fn every_answer_carries_the_security_headers() {
             "style-src 'self'",
             "style-src-attr 'unsafe-inline'",
             "connect-src 'self' ws://grid.example:9001;",
+            "frame-src 'self';",
             "frame-ancestors 'self'",
             "base-uri 'none'",
         ] {

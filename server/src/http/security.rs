@@ -3,7 +3,8 @@
 //! - [`BrowserPolicy`] and [`security_headers`]: a Content-Security-Policy that allows exactly
 //!   what the dashboard needs (its own files; the inline scripts of Trunk's `index.html`, by
 //!   hash; compiling its WebAssembly; requests to this server and to the broker WebSocket that
-//!   `GET /api/config` names), `X-Content-Type-Options: nosniff`, `Referrer-Policy:
+//!   `GET /api/config` names; framing its own pages, which is how a page shows the dashboard
+//!   at a phone's size), `X-Content-Type-Options: nosniff`, `Referrer-Policy:
 //!   no-referrer`, and who may show the page in a frame (`--frame-ancestors`, also as
 //!   `X-Frame-Options` when that header can say it).
 //! - [`collapse_slashes`]: the page builds its links from its own path, and a path that starts
@@ -63,8 +64,8 @@ impl BrowserPolicy {
         };
         format!(
             "default-src 'none'; script-src {}; style-src 'self'; style-src-attr 'unsafe-inline'; \
-             img-src 'self'; connect-src {connect}; base-uri 'none'; form-action 'none'; \
-             frame-ancestors {}",
+             img-src 'self'; connect-src {connect}; frame-src 'self'; base-uri 'none'; \
+             form-action 'none'; frame-ancestors {}",
             self.script_src, self.config.frame_ancestors
         )
     }
