@@ -127,6 +127,36 @@ async fn a_client_that_sends_its_request_head_slowly_is_disconnected() {
     server.shut_down().await;
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_client_that_stops_reading_its_answer_is_disconnected() {
+    let (_dist, c) = config(|c| {
+        c.http_header_timeout = Duration::ZERO;
+        c.http_request_timeout = Duration::ZERO;
+    });
+    let server = Server::start(AppState::new(c, GateStore::endless())).await;
+    let mut s = send(
+        server.addr,
+        "GET /api/export.csv?device_id=dev-1 HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    until_seen(&mut s, "HTTP/1.1 200").await;
+    // The client reads no more: the server's writes wait once the sockets' buffers are full.
+    // Time is paused and runs ahead whenever nothing else can happen, so this returns after
+    // the write-stall timeout has fired.
+    tokio::time::sleep(10 * ogm_server::http::accept::WRITE_STALL).await;
+    // What the buffers held, then the end: the export itself never ends.
+    let mut buf = vec![0u8; 1 << 16];
+    let mut read = 0usize;
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => read += n,
+        }
+        assert!(read < 256 << 20, "the server kept writing");
+    }
+    server.shut_down().await;
+}
+
 #[tokio::test]
 async fn the_rate_limit_sees_each_connections_peer_address() {
     let (_dist, c) = config(|c| {

@@ -17,9 +17,12 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 type ExportSender = mpsc::Sender<Result<Vec<Measurement>, StoreError>>;
 
 /// A store with one device, `dev-1`, whose `history` waits until the test opens the gate, and
-/// whose `export` sends one chunk and then never ends (a long export). The rest answers empty.
+/// whose `export` sends one chunk and then never ends (a long export), or with
+/// [`GateStore::endless`] sends chunk after chunk for as long as it is read. The rest answers
+/// empty.
 #[derive(Debug)]
 pub struct GateStore {
+    endless: bool,
     inside: AtomicUsize,
     entered: Notify,
     gate: Semaphore,
@@ -29,12 +32,22 @@ pub struct GateStore {
 
 impl GateStore {
     pub fn new() -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new(Self::with(false))
+    }
+
+    /// A store whose exports never end and never pause.
+    pub fn endless() -> Arc<Self> {
+        Arc::new(Self::with(true))
+    }
+
+    fn with(endless: bool) -> Self {
+        Self {
+            endless,
             inside: AtomicUsize::new(0),
             entered: Notify::new(),
             gate: Semaphore::new(0),
             exports: std::sync::Mutex::default(),
-        })
+        }
     }
 
     /// Waits until `n` history requests are held at the gate.
@@ -100,6 +113,11 @@ impl Store for GateStore {
             current: 1.0,
             power: 230.0,
         };
+        if self.endless {
+            let chunk = vec![one; 10_000];
+            tokio::spawn(async move { while tx.send(Ok(chunk.clone())).await.is_ok() {} });
+            return Ok(rx);
+        }
         tx.try_send(Ok(vec![one])).unwrap();
         self.exports.lock().unwrap().push(tx);
         Ok(rx)
