@@ -135,10 +135,12 @@ fn stored_measurements(base: &str, device: &str, span: &str) -> anyhow::Result<u
 /// `(device, t)` of the log entries of [`RANGE`] and [`OTHER`] the server answers for `query`
 /// (newest first).
 fn server_logs(base: &str, query: &str) -> Vec<(String, i64)> {
-    http_get(&format!("{base}/api/logs?start=-30d&limit=10000{query}"))
+    let answer = http_get(&format!("{base}/api/logs?start=-30d&limit=10000{query}"))
         .unwrap()
         .json()
-        .unwrap()
+        .unwrap();
+    assert_eq!(answer["truncated"], false, "small entries fit one answer");
+    answer["entries"]
         .as_array()
         .unwrap()
         .iter()

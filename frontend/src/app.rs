@@ -1717,14 +1717,17 @@ async fn load_logs(generation: u64, filter: LogFilter, stop: Option<i64>, hole_f
         seed,
     )
     .await;
-    let Some(rows) = rows else {
+    let Some(answer) = rows else {
         return;
     };
-    let n = rows.len();
+    let n = answer.entries.len();
+    // An answer cut at the server's byte budget holds fewer entries than asked for and older
+    // ones remain: a full page for what it holds.
+    let page = if answer.truncated { n } else { LOG_PAGE };
     with_rt(|rt| {
-        let lines = rows.into_iter().map(LogLine::history).collect();
+        let lines = answer.entries.into_iter().map(LogLine::history).collect();
         if rt.logs_generation == generation {
-            rt.logs.history_page(lines, stop, LOG_PAGE, hole_from);
+            rt.logs.history_page(lines, stop, page, hole_from);
         } else {
             for l in lines {
                 rt.logs.insert(l);

@@ -275,6 +275,16 @@ impl Route {
         r
     }
 
+    /// The link to this route from a page at `path` (its pathname, so the dashboard works
+    /// behind a prefix): `path` and [`Self::to_query`]. A path that starts with `//` (or `/\`,
+    /// which browsers read alike) would make it a link to another host
+    /// (`//evil.example/?view=logs`): the server redirects such paths, and the link falls back
+    /// to `/` for one all the same.
+    pub fn link_from(&self, path: &str) -> String {
+        let own = path.starts_with('/') && !path.starts_with("//") && !path.starts_with("/\\");
+        format!("{}{}", if own { path } else { "/" }, self.to_query())
+    }
+
     /// The query string, `?`-prefixed, or empty for the default route.
     pub fn to_query(&self) -> String {
         let d = Route::default();
@@ -420,6 +430,20 @@ pub fn format_duration_us(us: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_stay_on_this_site() {
+        let logs = Route {
+            view: View::Logs,
+            ..Route::default()
+        };
+        assert_eq!(logs.link_from("/"), "/?view=logs");
+        assert_eq!(logs.link_from("/grid/"), "/grid/?view=logs");
+        assert_eq!(Route::default().link_from("/grid/"), "/grid/");
+        for elsewhere in ["//evil.example/", "/\\evil.example/", "evil.example", ""] {
+            assert_eq!(logs.link_from(elsewhere), "/?view=logs", "{elsewhere}");
+        }
+    }
 
     #[test]
     fn the_default_route_is_the_bare_page() {

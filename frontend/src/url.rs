@@ -11,12 +11,13 @@ pub fn current() -> Route {
         .unwrap_or_default()
 }
 
-/// `pathname?query` for a route (the page's own path, so it works behind a prefix).
+/// `pathname?query` for a route (the page's own path, so it works behind a prefix; never one
+/// that leads to another host: [`Route::link_from`]).
 pub fn href(route: &Route) -> String {
     let path = web_sys::window()
         .and_then(|w| w.location().pathname().ok())
         .unwrap_or_else(|| "/".to_owned());
-    format!("{path}{}", route.to_query())
+    route.link_from(&path)
 }
 
 /// Writes `route` into the address bar, as a new history entry when `push`.

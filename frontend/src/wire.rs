@@ -92,8 +92,19 @@ pub struct LogRow {
     pub module: String,
 }
 
-/// `GET /api/logs`' answer, newest first.
-pub fn logs_from_json(body: &str) -> Result<Vec<LogRow>, String> {
+/// `GET /api/logs`' answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct LogsAnswer {
+    /// Newest first.
+    pub entries: Vec<LogRow>,
+    /// The server stopped at its byte budget before the `limit` asked for: older entries may
+    /// follow, as after a full page.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// `GET /api/logs`' answer.
+pub fn logs_from_json(body: &str) -> Result<LogsAnswer, String> {
     serde_json::from_str(body).map_err(|e| format!("bad /api/logs answer: {e}"))
 }
 
@@ -187,10 +198,12 @@ mod tests {
     #[test]
     fn logs_and_devices_parse() {
         let l = logs_from_json(
-            r#"[{"t":5,"device_id":"d","level":"WARN","message":"m","module":"x"}]"#,
+            r#"{"entries":[{"t":5,"device_id":"d","level":"WARN","message":"m","module":"x"}],
+                "truncated":true}"#,
         )
         .unwrap();
-        assert_eq!(l[0].level, LogLevel::Warn);
+        assert_eq!((l.entries[0].level, l.truncated), (LogLevel::Warn, true));
+        assert!(logs_from_json(r#"{"entries":[]}"#).is_ok_and(|l| !l.truncated));
         let d = devices_from_json(
             r#"[{"device_id":"a","last_seen":7,"online":false,"last_measurement":null,
                  "last_status":{"timestamp":7,"rssi":-50,"free_heap":1000,"online":false}},

@@ -328,6 +328,36 @@ pub struct Config {
     /// appended) instead of the connection's. Only when every request comes through the proxy.
     #[arg(long, env = "OGM_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
+
+    /// How long a client may take to send a request's line and headers; an idle keep-alive
+    /// connection is closed after it too. `0` turns it off.
+    #[arg(long, env = "OGM_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub http_header_timeout: Duration,
+
+    /// How long a request may take until its answer starts (`503` after it). The CSV export's
+    /// and the Flux proxy's answers stream on after they start. `0` turns it off.
+    #[arg(long, env = "OGM_HTTP_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub http_request_timeout: Duration,
+
+    /// Data requests (devices, history, logs, export, Flux) served at once, from all clients;
+    /// more get `503` with `Retry-After` at once.
+    #[arg(long, env = "OGM_HTTP_DATA_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_data_concurrency: u32,
+
+    /// On shutdown, how long open connections get to finish before they are dropped.
+    #[arg(long, env = "OGM_HTTP_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
+    pub http_shutdown_grace: Duration,
+
+    /// Who may show the dashboard in a frame (kiosk views embedded elsewhere): the sources of
+    /// the Content-Security-Policy's `frame-ancestors`, space- or comma-separated: `'self'`,
+    /// `'none'`, origins such as `https://wall.example.org`, or `*`.
+    #[arg(
+        long,
+        env = "OGM_FRAME_ANCESTORS",
+        default_value = "'self'",
+        value_parser = crate::http::security::parse_frame_ancestors
+    )]
+    pub frame_ancestors: String,
 }
 
 /// Where the data goes.

@@ -216,7 +216,6 @@ pub async fn run(
     Ok(())
 }
 
-/// Serves on an already-bound listener (tests bind `127.0.0.1:0`).
 /// Ends the process if it is still running `limit` after shutdown began. Every orderly step of
 /// shutting down has its own bound; this one is for whatever was not foreseen (a blocking store
 /// call that never returns, a runtime waiting for its blocking threads). Exiting loses nothing:
@@ -248,6 +247,9 @@ impl ShutdownDeadline {
     }
 }
 
+/// Serves on an already-bound listener (tests bind `127.0.0.1:0`) until `shutdown` completes;
+/// then open connections get `--http-shutdown-grace` to finish, and those still open are
+/// dropped: it always returns.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -258,13 +260,12 @@ pub async fn serve(
         tracing::warn!(dist_dir = %state.config.dist_dir.display(), "dashboard not built; run `trunk build --release`");
     }
     tracing::info!(%addr, "serving HTTP API and dashboard");
-    // The peer address feeds the per-client rate limit.
-    axum::serve(
-        listener,
-        http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    let header_read = state.config.http_header_timeout;
+    let timeouts = http::accept::Timeouts {
+        header_read: (!header_read.is_zero()).then_some(header_read),
+        shutdown_grace: state.config.http_shutdown_grace,
+    };
+    http::accept::serve_connections(listener, http::router(state), timeouts, shutdown).await;
     tracing::info!("HTTP server stopped");
     Ok(())
 }

@@ -98,6 +98,10 @@ pub struct Metrics {
     /// When (µs) the broker's count of received publishes was last seen to grow (its
     /// `$SYS/broker/publish/messages/received`); 0 if never.
     pub broker_published_us: AtomicI64,
+    /// Data requests refused because as many as allowed were being served.
+    pub http_overloaded: AtomicU64,
+    /// Requests whose answer did not start within the request timeout.
+    pub http_timed_out: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -119,6 +123,8 @@ impl Default for Metrics {
             uncommitted_since_us: AtomicI64::new(0),
             last_received_us: AtomicI64::new(0),
             broker_published_us: AtomicI64::new(0),
+            http_overloaded: AtomicU64::new(0),
+            http_timed_out: AtomicU64::new(0),
         }
     }
 }
@@ -216,6 +222,16 @@ impl Metrics {
             o,
             "# HELP ogm_http_rate_limited_total API requests refused with 429 by the per-client rate limit.\n# TYPE ogm_http_rate_limited_total counter\nogm_http_rate_limited_total {}",
             self.http_rate_limited.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP ogm_http_overloaded_total Data requests refused with 503 because as many as allowed were being served.\n# TYPE ogm_http_overloaded_total counter\nogm_http_overloaded_total {}",
+            self.http_overloaded.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP ogm_http_timed_out_total Requests answered 503 because their answer did not start within the request timeout.\n# TYPE ogm_http_timed_out_total counter\nogm_http_timed_out_total {}",
+            self.http_timed_out.load(Relaxed)
         );
         self.batch_size.render(
             &mut o,

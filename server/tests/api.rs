@@ -263,7 +263,8 @@ async fn logs_devices_export_and_flux() {
         &format!("/api/logs?device_id=dev-1&start={T0}&stop={stop}&level=WARN"),
     )
     .await;
-    let levels: Vec<&str> = v
+    assert_eq!(v["truncated"], false, "{v}");
+    let levels: Vec<&str> = v["entries"]
         .as_array()
         .unwrap()
         .iter()

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::ApiError;
 use crate::AppState;
+use crate::config::Config;
 
 /// What the dashboard needs to connect to the broker by itself.
 #[derive(Debug, Serialize)]
@@ -23,7 +24,21 @@ pub struct DashboardConfig {
 /// `GET /api/config`.
 pub async fn config(State(state): State<AppState>, headers: HeaderMap) -> Json<DashboardConfig> {
     let c = &state.config;
-    let mqtt_ws_url = c.mqtt_ws_url.clone().unwrap_or_else(|| {
+    Json(DashboardConfig {
+        mqtt_ws_url: broker_ws_url(c, &headers),
+        mqtt_username: c.dashboard_mqtt_username.clone(),
+        mqtt_password: c.dashboard_mqtt_password.clone(),
+        topic_prefix: ogm_protocol::TOPIC_PREFIX,
+        nominal_hz: c.nominal_hz,
+        grid_area: c.grid_area.as_str(),
+    })
+}
+
+/// The broker WebSocket URL for a page requested with `headers`: `--mqtt-ws-url`, else the
+/// page's host on the ws (or, behind a TLS proxy, wss) port. The Content-Security-Policy
+/// allows the same URL.
+pub fn broker_ws_url(c: &Config, headers: &HeaderMap) -> String {
+    c.mqtt_ws_url.clone().unwrap_or_else(|| {
         let host = headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
@@ -40,14 +55,6 @@ pub async fn config(State(state): State<AppState>, headers: HeaderMap) -> Json<D
         } else {
             format!("ws://{host}:{}", c.mqtt_ws_port)
         }
-    });
-    Json(DashboardConfig {
-        mqtt_ws_url,
-        mqtt_username: c.dashboard_mqtt_username.clone(),
-        mqtt_password: c.dashboard_mqtt_password.clone(),
-        topic_prefix: ogm_protocol::TOPIC_PREFIX,
-        nominal_hz: c.nominal_hz,
-        grid_area: c.grid_area.as_str(),
     })
 }
 

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use ogm_protocol::{DeviceId, DeviceState, LogLevel, Presence};
@@ -14,6 +14,7 @@ use ogm_store::{DeviceSummary, ExportQuery, Field, HistoryQuery, LogQuery, LogRo
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
+use super::error::ApiQuery;
 use crate::AppState;
 use crate::time::parse_time_us;
 
@@ -25,6 +26,9 @@ pub const DEFAULT_MAX_POINTS: u32 = 1_000;
 const MAX_RANGE_US: i64 = 20 * 366 * 86_400_000_000;
 /// Most log entries one request returns.
 const MAX_LOG_LIMIT: u32 = 10_000;
+/// Largest `/api/logs` answer, bytes (bounded by the entries' [`LogRow::weight`]): past it the
+/// answer stops and says so (`truncated`), and the client asks again for what is older.
+pub const MAX_LOGS_ANSWER_BYTES: usize = 1 << 20;
 
 pub(crate) fn now_us() -> i64 {
     SystemTime::now()
@@ -169,7 +173,7 @@ pub struct HistoryAnswer {
 /// `GET /api/history`.
 pub async fn history(
     State(state): State<AppState>,
-    Query(p): Query<HistoryParams>,
+    ApiQuery(p): ApiQuery<HistoryParams>,
 ) -> Result<Json<HistoryAnswer>, ApiError> {
     let device_id = device_param(p.device_id.as_deref())?;
     let field_s = p.field.as_deref().unwrap_or("frequency");
@@ -221,11 +225,21 @@ pub struct LogParams {
     limit: Option<String>,
 }
 
-/// `GET /api/logs`: newest first.
+/// Answer of `GET /api/logs`.
+#[derive(Debug, Serialize)]
+pub struct LogsAnswer {
+    /// Newest first.
+    pub entries: Vec<LogRow>,
+    /// The answer stopped at [`MAX_LOGS_ANSWER_BYTES`] before `limit` entries: older entries
+    /// may follow (ask again with `stop` after the oldest entry's `t`).
+    pub truncated: bool,
+}
+
+/// `GET /api/logs`: newest first, at most `limit` entries and about a MiB.
 pub async fn logs(
     State(state): State<AppState>,
-    Query(p): Query<LogParams>,
-) -> Result<Json<Vec<LogRow>>, ApiError> {
+    ApiQuery(p): ApiQuery<LogParams>,
+) -> Result<Json<LogsAnswer>, ApiError> {
     let device_id = match p.device_id.as_deref() {
         None | Some("") => None,
         d => Some(device_param(d)?),
@@ -250,18 +264,20 @@ pub async fn logs(
             }
         },
     };
-    Ok(Json(
-        state
-            .store
-            .logs(LogQuery {
-                device_id,
-                min_level,
-                start_us: start,
-                stop_us: stop,
-                limit,
-            })
-            .await?,
-    ))
+    let entries = state
+        .store
+        .logs(LogQuery {
+            device_id,
+            min_level,
+            start_us: start,
+            stop_us: stop,
+            limit,
+            max_bytes: MAX_LOGS_ANSWER_BYTES,
+        })
+        .await?;
+    let truncated = entries.len() < limit as usize
+        && entries.iter().map(LogRow::weight).sum::<usize>() > MAX_LOGS_ANSWER_BYTES;
+    Ok(Json(LogsAnswer { entries, truncated }))
 }
 
 /// Query of `GET /api/export.csv`.
@@ -275,7 +291,7 @@ pub struct ExportParams {
 /// `GET /api/export.csv`: raw measurements, streamed as they are read.
 pub async fn export_csv(
     State(state): State<AppState>,
-    Query(p): Query<ExportParams>,
+    ApiQuery(p): ApiQuery<ExportParams>,
 ) -> Result<Response, ApiError> {
     let device_id = device_param(p.device_id.as_deref())?;
     let (start, stop) = range(p.start.as_deref(), p.stop.as_deref(), "-1h")?;

@@ -1,9 +1,18 @@
 //! [`ApiError`]: what handlers return on failure. Clients get a status and `{"error": "..."}`;
-//! the log keeps the detail of server-side failures.
+//! the log keeps the detail of server-side failures. [`ApiQuery`] turns a query string that
+//! does not parse into one, and [`json_errors`] gives the same shape to every other refusal
+//! (a method not allowed, axum's own rejections).
+
+use std::time::Duration;
 
 use axum::Json;
-use axum::http::{StatusCode, header};
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
 
 /// An API failure.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +32,13 @@ pub enum ApiError {
     PayloadTooLarge(String),
     /// This client sent too many requests; it may try again after `retry_after`.
     #[error("too many requests; retry in {} s", retry_after_secs(*retry_after))]
-    TooManyRequests { retry_after: std::time::Duration },
+    TooManyRequests { retry_after: Duration },
+    /// The server is serving as many such requests as it allows at once.
+    #[error("the server is busy; retry in {} s", retry_after_secs(*retry_after))]
+    Overloaded { retry_after: Duration },
+    /// The answer did not start within the request timeout.
+    #[error("the request took longer than {} s", .0.as_secs_f64())]
+    TimedOut(Duration),
     /// Something failed on our side; the client gets a generic message.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -37,10 +52,15 @@ impl IntoResponse for ApiError {
             ApiError::NotImplemented(m) => (StatusCode::NOT_IMPLEMENTED, m.clone()),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m.clone()),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m.clone()),
-            ApiError::TooManyRequests { retry_after } => {
+            ApiError::TimedOut(_) => (StatusCode::SERVICE_UNAVAILABLE, self.to_string()),
+            ApiError::TooManyRequests { retry_after } | ApiError::Overloaded { retry_after } => {
+                let status = match self {
+                    ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+                    _ => StatusCode::SERVICE_UNAVAILABLE,
+                };
                 let secs = retry_after_secs(*retry_after);
                 return (
-                    StatusCode::TOO_MANY_REQUESTS,
+                    status,
                     [(header::RETRY_AFTER, secs.to_string())],
                     Json(serde_json::json!({ "error": self.to_string() })),
                 )
@@ -59,6 +79,72 @@ impl IntoResponse for ApiError {
 }
 
 /// Whole seconds for `Retry-After`, at least 1.
-fn retry_after_secs(d: std::time::Duration) -> u64 {
+fn retry_after_secs(d: Duration) -> u64 {
     (d.as_secs_f64().ceil() as u64).max(1)
+}
+
+/// axum's `Query`, refused with an [`ApiError`] (400 `{"error": ...}`) instead of axum's plain
+/// text: a parameter given twice, say.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
+/// Largest plain-text error body [`json_errors`] reads to quote it.
+const MAX_QUOTED_ERROR: usize = 4096;
+
+/// Middleware: an error answer (4xx, 5xx) that is not JSON already becomes `{"error": ...}`,
+/// quoting its plain text (axum's rejections) or, when empty, saying what its status means.
+/// HTML pages (the "dashboard not built" page) are left as they are.
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let content_type = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/json") || content_type.starts_with("text/html") {
+        return res;
+    }
+    let quoted = content_type.starts_with("text/plain");
+    let (mut parts, body) = res.into_parts();
+    let text = if quoted {
+        axum::body::to_bytes(body, MAX_QUOTED_ERROR)
+            .await
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+            .filter(|t| !t.is_empty())
+    } else {
+        None
+    };
+    let message = text.unwrap_or_else(|| match status {
+        // axum adds `Allow` after this layer has run: the header says which are.
+        StatusCode::METHOD_NOT_ALLOWED => format!("method {method} is not allowed on {path}"),
+        _ => status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase(),
+    });
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::json!({ "error": message }).to_string();
+    Response::from_parts(parts, Body::from(body))
 }

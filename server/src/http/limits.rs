@@ -1,6 +1,9 @@
-//! Limits on what one client can ask of the API: a token bucket per client address
+//! Limits on what clients can ask of the server: a token bucket per client address
 //! ([`RateLimiter`], pure: the caller passes the time) and the middleware that applies it to
-//! `/api/*` ([`rate_limit`]); request bodies are capped by [`MAX_BODY_BYTES`].
+//! `/api/*` ([`rate_limit`]); request bodies are capped by [`MAX_BODY_BYTES`]. The router
+//! (`mod.rs`) also puts tower's load shedding in front of a concurrency limit shared by the
+//! data routes, and tower's timeout around every request; [`overloaded`] and [`timed_out`]
+//! turn what those refuse into answers.
 //!
 //! A client is an IPv4 address, or an IPv6 /64 (one host usually holds a whole /64). Behind a
 //! reverse proxy every request comes from the proxy, so `--trust-forwarded-for` takes the last
@@ -9,8 +12,8 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::Mutex;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::connect_info::MockConnectInfo;
@@ -18,9 +21,11 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tower::BoxError;
 
 use super::{ApiError, paths};
 use crate::AppState;
+use crate::metrics::Metrics;
 
 /// Largest request body the server reads (the Flux proxy's query is the only body).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -155,6 +160,32 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
             state.metrics.http_rate_limited.fetch_add(1, Relaxed);
             ApiError::TooManyRequests { retry_after: wait }.into_response()
         }
+    }
+}
+
+/// What a client refused by the data routes' concurrency limit is told to wait.
+const OVERLOADED_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// A data request refused by load shedding (as many as allowed are being served): `503` with
+/// `Retry-After`, counted.
+pub async fn overloaded(metrics: Arc<Metrics>, e: BoxError) -> ApiError {
+    if e.is::<tower::load_shed::error::Overloaded>() {
+        metrics.http_overloaded.fetch_add(1, Relaxed);
+        ApiError::Overloaded {
+            retry_after: OVERLOADED_RETRY_AFTER,
+        }
+    } else {
+        ApiError::Internal(anyhow::anyhow!("data route failed: {e}"))
+    }
+}
+
+/// A request whose answer did not start within `after`: `503`, counted.
+pub async fn timed_out(metrics: Arc<Metrics>, after: Duration, e: BoxError) -> ApiError {
+    if e.is::<tower::timeout::error::Elapsed>() {
+        metrics.http_timed_out.fetch_add(1, Relaxed);
+        ApiError::TimedOut(after)
+    } else {
+        ApiError::Internal(anyhow::anyhow!("request failed: {e}"))
     }
 }
 

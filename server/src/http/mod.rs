@@ -1,16 +1,22 @@
 //! The HTTP API and the dashboard.
 //!
 //! - [`paths`]: every route path, in one place.
-//! - [`error`]: [`ApiError`], the one error type handlers return; clients get `{"error": "..."}`.
+//! - [`error`]: [`ApiError`], the one error type handlers return; clients get `{"error": "..."}`,
+//!   and so does every other refusal ([`error::json_errors`]).
 //! - [`api`]: `/api/config` and the JSON 404 for unknown API paths.
 //! - [`data`]: devices, history, logs, CSV export, the Flux proxy.
 //! - [`ops`]: health, metrics, rejected messages.
-//! - [`dashboard`]: the built dashboard with an SPA fallback to `index.html`.
-//! - [`limits`]: the per-client rate limit on `/api/*` and the request body limit.
+//! - [`dashboard`]: the built dashboard with an SPA fallback to `index.html`, and its caching.
+//! - [`limits`]: the per-client rate limit on `/api/*`, the request body limit, and what the
+//!   data routes' concurrency limit and the request timeout answer.
+//! - [`security`]: the headers every answer carries (Content-Security-Policy, …) and the
+//!   redirect of paths with `//`.
+//! - [`accept`]: the accept loop: header-read and write-stall timeouts, bounded shutdown.
 //!
 //! CORS: without `--cors-allowed-origins` no CORS header is sent, so browsers let only pages
 //! of the server's own origin read its answers.
 
+pub mod accept;
 pub mod api;
 pub mod dashboard;
 pub mod data;
@@ -18,11 +24,19 @@ pub mod error;
 pub mod limits;
 pub mod ops;
 pub mod paths;
+pub mod security;
+
+use std::sync::Arc;
 
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use error::ApiError;
@@ -30,32 +44,68 @@ pub use error::ApiError;
 use crate::AppState;
 
 /// The whole HTTP surface.
+///
+/// From the outside in: the security headers, compression (gzip or br, as the client
+/// accepts), the redirect of paths with `//`, JSON for every refusal, CORS, the request
+/// timeout, the body limit; then per route: the rate limit on `/api/*`, and the concurrency
+/// limit shared by the data routes.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route(paths::CONFIG, get(api::config))
-        .route(paths::HEALTH, get(ops::health))
+    let config = state.config.clone();
+    let metrics = state.metrics.clone();
+    // Data routes: one limit shared by all of them; past it, refused at once (load shedding)
+    // rather than queued.
+    let data = Router::new()
         .route(paths::DEVICES, get(data::devices))
         .route(paths::HISTORY, get(data::history))
         .route(paths::LOGS, get(data::logs))
         .route(paths::EXPORT_CSV, get(data::export_csv))
         .route(paths::FLUX, post(data::flux))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new({
+                    let metrics = metrics.clone();
+                    move |e| limits::overloaded(metrics.clone(), e)
+                }))
+                .load_shed()
+                .layer(GlobalConcurrencyLimitLayer::new(
+                    config.http_data_concurrency as usize,
+                )),
+        );
+    let api = Router::new()
+        .route(paths::CONFIG, get(api::config))
+        .route(paths::HEALTH, get(ops::health))
         .route(paths::INGEST_REJECTED, get(ops::rejected))
         .route(paths::INGEST_REJECTED_DEVICES, get(ops::rejected_by_device))
+        .merge(data)
         .fallback(api::not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            limits::rate_limit,
-        ));
-    let router = Router::new()
+        .layer(from_fn_with_state(state.clone(), limits::rate_limit));
+    let mut router = Router::new()
         .nest(paths::API, api)
         .route(paths::METRICS, get(ops::metrics))
-        .fallback_service(dashboard::service(&state.config.dist_dir))
+        .fallback_service(dashboard::service(&config.dist_dir))
         .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES));
-    let router = match cors(&state.config.cors_allowed_origins) {
-        Some(layer) => router.layer(layer),
-        None => router,
-    };
-    router.with_state(state)
+    let timeout = config.http_request_timeout;
+    if !timeout.is_zero() {
+        // Until the answer starts: a CSV export or a Flux answer streams on after it.
+        router = router.layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new({
+                    let metrics = metrics.clone();
+                    move |e| limits::timed_out(metrics.clone(), timeout, e)
+                }))
+                .timeout(timeout),
+        );
+    }
+    if let Some(cors) = cors(&config.cors_allowed_origins) {
+        router = router.layer(cors);
+    }
+    let policy = Arc::new(security::BrowserPolicy::new(config.clone()));
+    router
+        .layer(from_fn(error::json_errors))
+        .layer(from_fn(security::collapse_slashes))
+        .layer(CompressionLayer::new())
+        .layer(from_fn_with_state(policy, security::security_headers))
+        .with_state(state)
 }
 
 /// The CORS layer for the configured origins (`*` for any); `None` for same-origin only.

@@ -113,6 +113,10 @@ pub struct LogQuery {
     pub start_us: i64,
     pub stop_us: i64,
     pub limit: u32,
+    /// The newest entries stop once their [`LogRow::weight`]s add up to more than this; the
+    /// entry that crosses it is kept, so an answer holds at least one. It bounds an answer's
+    /// size (and the memory behind it) whatever the entries hold: see [`keep_newest`].
+    pub max_bytes: usize,
 }
 
 /// A stored log entry.
@@ -135,6 +139,42 @@ impl LogRow {
             module: e.module,
         }
     }
+
+    /// An upper bound of the entry's size in JSON: its texts as JSON escapes them, and 96 bytes
+    /// for the rest (the names, the time, the level). What [`LogQuery::max_bytes`] counts.
+    pub fn weight(&self) -> usize {
+        96 + self.device_id.len() + json_escaped_len(&self.message) + json_escaped_len(&self.module)
+    }
+}
+
+/// The length of `s` in a JSON string, without the quotes: `"` and `\` and the control
+/// characters with a short escape take two bytes, other control characters six (`\u001f`).
+fn json_escaped_len(s: &str) -> usize {
+    s.bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// Cuts `rows` (newest first) to what a log query answers: at most `limit` entries, and none
+/// after the one whose weight takes the total past `max_bytes`.
+pub fn keep_newest(rows: &mut Vec<LogRow>, limit: u32, max_bytes: usize) {
+    let mut total = 0usize;
+    let mut keep = 0;
+    for row in rows
+        .iter()
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+    {
+        keep += 1;
+        total = total.saturating_add(row.weight());
+        if total > max_bytes {
+            break;
+        }
+    }
+    rows.truncate(keep);
 }
 
 /// What the store knows of a device.
@@ -266,6 +306,53 @@ mod tests {
                 "{span} {max} {i} {buckets}"
             );
         }
+    }
+
+    fn row(t: i64, message: &str) -> LogRow {
+        LogRow {
+            t,
+            device_id: DeviceId::new("dev-1").unwrap(),
+            level: LogLevel::Error,
+            message: message.into(),
+            module: "m\"\\\u{1}".into(),
+        }
+    }
+
+    #[test]
+    fn a_log_row_weighs_at_least_its_json() {
+        for message in [
+            "",
+            "plain",
+            "quote \" back \\ nl \n tab \t",
+            "\u{0}\u{1f}",
+            "é€😀",
+        ] {
+            for t in [0, i64::MIN, i64::MAX] {
+                let r = row(t, message);
+                let json = serde_json::to_string(&r).unwrap();
+                // Less, since a comma between entries of an array comes with it.
+                assert!(json.len() < r.weight(), "{json}: {}", r.weight());
+                assert!(r.weight() <= json.len() + 64, "{json}: {}", r.weight());
+            }
+        }
+    }
+
+    #[test]
+    fn the_newest_entries_are_kept_up_to_the_limit_and_past_the_budget_by_one() {
+        let rows: Vec<LogRow> = (0..10).map(|i| row(100 - i, "x")).collect();
+        let w = rows[0].weight();
+        let kept = |limit, max_bytes| {
+            let mut r = rows.clone();
+            keep_newest(&mut r, limit, max_bytes);
+            r.iter().map(|r| r.t).collect::<Vec<_>>()
+        };
+        assert_eq!(kept(3, usize::MAX), [100, 99, 98]);
+        assert_eq!(kept(10, 2 * w), [100, 99, 98], "the crossing entry is kept");
+        assert_eq!(kept(10, 2 * w + 1), [100, 99, 98]);
+        assert_eq!(kept(10, 3 * w - 1), [100, 99, 98]);
+        assert_eq!(kept(10, 0), [100], "always one");
+        assert_eq!(kept(2, 0), [100]);
+        assert_eq!(kept(0, usize::MAX), Vec::<i64>::new());
     }
 
     #[test]

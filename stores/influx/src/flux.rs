@@ -283,6 +283,7 @@ mod tests {
             start_us: 0,
             stop_us: 1,
             limit: 50,
+            max_bytes: usize::MAX,
         };
         let text = logs("b", &q);
         assert!(text.contains("r._measurement == \"device_logs\" and r.device_id == \"esp-1\""));

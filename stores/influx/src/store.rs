@@ -256,7 +256,7 @@ impl Store for InfluxStore {
             .query_sections(&flux::logs(&self.inner.bucket, &query))
             .await?;
         let mut rows = answers::log_rows(&sections);
-        rows.truncate(query.limit as usize);
+        ogm_store::keep_newest(&mut rows, query.limit, query.max_bytes);
         Ok(rows)
     }
 

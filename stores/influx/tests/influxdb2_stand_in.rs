@@ -659,6 +659,7 @@ fn log_query() -> LogQuery {
         start_us: 0,
         stop_us: T0 * 2,
         limit: 10,
+        max_bytes: usize::MAX,
     }
 }
 

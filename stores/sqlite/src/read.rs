@@ -308,21 +308,29 @@ pub(crate) fn logs(conn: &mut Connection, q: &LogQuery) -> rusqlite::Result<Vec<
             Some(device) => stmt.query(params![code, start, stop, limit, device])?,
             None => stmt.query(params![code, start, stop, limit])?,
         };
+        // An entry of the answer has less than `max_bytes` of newer entries before it, of
+        // every level together and so of its own level: reading each level that far suffices.
+        let mut weight = 0usize;
         while let Some(r) = it.next()? {
             let Some(device_id) = names.get(&r.get::<_, i64>(0)?) else {
                 continue;
             };
-            out.push(LogRow {
+            let row = LogRow {
                 t: r.get(1)?,
                 device_id: device_id.clone(),
                 level,
                 message: r.get(2)?,
                 module: r.get(3)?,
-            });
+            };
+            weight = weight.saturating_add(row.weight());
+            out.push(row);
+            if weight > q.max_bytes {
+                break;
+            }
         }
     }
     out.sort_by(|a, b| b.t.cmp(&a.t).then_with(|| a.device_id.cmp(&b.device_id)));
-    out.truncate(usize::try_from(q.limit).unwrap_or(usize::MAX));
+    ogm_store::keep_newest(&mut out, q.limit, q.max_bytes);
     Ok(out)
 }
 

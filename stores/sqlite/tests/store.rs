@@ -232,6 +232,7 @@ async fn the_same_batch_twice_is_stored_once_and_rollups_do_not_change() {
             start_us: 0,
             stop_us: i64::MAX,
             limit: 10,
+            max_bytes: usize::MAX,
         })
         .await
         .unwrap();
@@ -530,6 +531,7 @@ async fn logs_are_newest_first_and_filtered() {
         start_us,
         stop_us,
         limit,
+        max_bytes: usize::MAX,
     };
 
     let all = store.logs(q(None, None, 0, i64::MAX, 1000)).await.unwrap();
@@ -560,6 +562,30 @@ async fn logs_are_newest_first_and_filtered() {
     assert_eq!(warn_a[0].message, "a49");
     assert_eq!(warn_a[0].level, LogLevel::Error);
     assert_eq!(warn_a[0].module, "test");
+
+    // A byte budget: the newest entries as without one, up to the one whose weight passes it,
+    // although each level is read only that far.
+    let budget = all[..7]
+        .iter()
+        .map(ogm_store::LogRow::weight)
+        .sum::<usize>()
+        - 1;
+    let cut = store
+        .logs(LogQuery {
+            max_bytes: budget,
+            ..q(None, None, 0, i64::MAX, 1000)
+        })
+        .await
+        .unwrap();
+    assert_eq!(cut, all[..7]);
+    let one = store
+        .logs(LogQuery {
+            max_bytes: 0,
+            ..q(None, None, 0, i64::MAX, 1000)
+        })
+        .await
+        .unwrap();
+    assert_eq!(one, all[..1], "at least one");
 
     let limited = store
         .logs(q(None, Some(LogLevel::Info), T0, T0 + 10 * S, 3))
@@ -786,6 +812,7 @@ async fn pruning_drops_old_rows_but_keeps_rollups() {
                 start_us: 0,
                 stop_us: i64::MAX,
                 limit: 10,
+                max_bytes: usize::MAX,
             })
             .await
             .unwrap();
