@@ -73,8 +73,44 @@ async fn the_compose_broker_config_runs_with_the_shared_policy_and_acl() {
         m.topic, "open_grid_monitor/dev-a/status",
         "the shared ACL applies"
     );
+    // The compose broker's healthcheck, as docker-compose.yml spells it, passes on this broker
+    // (its client id must satisfy the plugin).
+    let check = compose_broker_healthcheck(ports.mqtt);
+    let out = Command::new("sh")
+        .args(["-c", &check])
+        .env(
+            "OGM_DASHBOARD_MQTT_PASSWORD",
+            d.var("OGM_DASHBOARD_MQTT_PASSWORD").unwrap(),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{check}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        broker.log_text()
+    );
     let log = broker.log_text();
+    assert!(log.contains("ogm plugin: client ids bound"), "{log}");
     assert!(!log.contains("Error"), "{log}");
+}
+
+/// The `mosquitto` service's healthcheck command from docker-compose.yml (`$$` unescaped), aimed
+/// at `port` on this machine.
+fn compose_broker_healthcheck(port: u16) -> String {
+    let compose = std::fs::read_to_string(repo_root().join("docker-compose.yml")).unwrap();
+    let line = compose
+        .lines()
+        .find(|l| l.contains("\"CMD-SHELL\", \"mosquitto_sub "))
+        .expect("the broker's healthcheck in docker-compose.yml");
+    let start = line.find("\"mosquitto_sub ").unwrap() + 1;
+    let end = line.rfind("\"]").unwrap();
+    let command = line[start..end].replace("\\\"", "\"").replace("$$", "$");
+    rewrite_config(
+        &command,
+        &[("-h 127.0.0.1 ".into(), format!("-h 127.0.0.1 -p {port} "))],
+    )
+    .unwrap()
 }
 
 fn openssl(args: &[&str], dir: &Path) {
