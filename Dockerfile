@@ -32,7 +32,8 @@ RUN cargo build --release --locked -p ogm-mosquitto-plugin
 # ---- The broker: `docker build --target broker` ---------------------------------------------
 # Debian's package, not the eclipse-mosquitto image: that one is Alpine (musl), which cannot load
 # a glibc plugin, and follows newer 2.0.x releases than the tests run. The layout is the eclipse
-# image's (/mosquitto/config, /mosquitto/data, uid 1883), so volumes and file modes carry over.
+# image's (/mosquitto/config, /mosquitto/data, uid 1883), so the mounts and the file modes they
+# need (SECURITY.md) stay as they were.
 FROM debian:bookworm-slim AS broker
 RUN apt-get update \
  && apt-get install -y --no-install-recommends mosquitto mosquitto-clients \
