@@ -79,8 +79,9 @@ impl ProbeOptions {
     }
 }
 
-/// The client id the broker's policy lets `user` use: a device's (no `.`) is its own name; a
-/// service user's is `<user>-probe-<random>`, so it never collides with the server's.
+/// The client id the broker's policy lets `user` use (the rule of
+/// `mosquitto/plugin/src/policy.rs`): a device's (no `.`) is its own name; a service user's is
+/// `<user>-probe-<random>`, so it never collides with the server's.
 pub fn client_id_for(user: &str) -> String {
     if user.is_empty() {
         format!("probe-{}", crate::credentials::random_password())
