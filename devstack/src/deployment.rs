@@ -1,7 +1,7 @@
 //! The docker-compose deployment's pieces, run here without Docker: `ogm-server setup` in a
 //! temporary deployment directory, and the compose stack's Mosquitto main configs
-//! (`mosquitto/mosquitto.conf`, `mosquitto/mosquitto-tls.conf`) on the real broker with only
-//! their container paths, ports and user rewritten.
+//! (`mosquitto/mosquitto.conf`, and `mosquitto/tls/` for the TLS override) on the real broker
+//! with only their container paths, ports and user rewritten.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 
 use anyhow::{Context as _, bail};
 
+use crate::mosquitto::BrokerPorts;
 use crate::process::{cargo_bin, repo_root};
 
 /// Runs the built `ogm-server` with `args` (no `OGM_*` or `INFLUXDB_*` variables from the
@@ -145,6 +146,48 @@ pub fn rewrite_config(text: &str, replacements: &[(String, String)]) -> anyhow::
 }
 
 /// What a compose main config needs outside its container: `user root` (see `mosquitto.rs`
-/// on why) and the log on stdout.
+/// on why) and the log on stderr (unbuffered, so a test reads each line as it happens).
 pub const OUTSIDE_THE_CONTAINER: &str =
-    "\n# Added for a broker outside the container:\nuser root\nlog_dest stdout\n";
+    "\n# Added for a broker outside the container:\nuser root\nlog_dest stderr\n";
+
+/// The docker-compose broker's main config (`mosquitto/mosquitto.conf`) with its container paths
+/// and ports pointed at this machine: the repository's policy and ACL, `password_file`,
+/// persistence in `data_dir`, the optional listeners from `listeners` (the repository's
+/// `mosquitto/listeners.d`, or a stand-in for the TLS override's `mosquitto/tls`).
+pub fn compose_broker_config(
+    ports: BrokerPorts,
+    password_file: &Path,
+    data_dir: &Path,
+    listeners: &Path,
+) -> anyhow::Result<String> {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("mosquitto/mosquitto.conf"))?;
+    let replacements = vec![
+        (
+            "listener 1883\n".into(),
+            format!("listener {} 127.0.0.1\n", ports.mqtt),
+        ),
+        ("listener 9001\n".into(), format!("listener {}\n", ports.ws)),
+        (
+            "/mosquitto/config/passwd".into(),
+            password_file.display().to_string(),
+        ),
+        (
+            "/mosquitto/config/acl".into(),
+            root.join("mosquitto/acl").display().to_string(),
+        ),
+        (
+            "/mosquitto/data/".into(),
+            format!("{}/", data_dir.display()),
+        ),
+        (
+            "/mosquitto/config/conf.d".into(),
+            root.join("mosquitto/conf.d").display().to_string(),
+        ),
+        (
+            "/mosquitto/config/listeners.d".into(),
+            listeners.display().to_string(),
+        ),
+    ];
+    Ok(rewrite_config(&text, &replacements)? + OUTSIDE_THE_CONTAINER)
+}

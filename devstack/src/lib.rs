@@ -17,8 +17,10 @@
 //!   dashboard, in-page navigation, waits and screenshots.
 //! - [`process`]: free ports, waiting for a port, finding the workspace's built binaries, and
 //!   child processes that are stopped when dropped.
-//! - [`probe`]: MQTT clients for tests that wait for every acknowledgement.
+//! - [`probe`]: MQTT clients for tests that wait for every acknowledgement, over TCP or
+//!   WebSocket, with the client ids the broker's policy allows.
 //! - [`stack`]: Mosquitto + `ogm-server` + `ogm-sim` together.
+//! - [`ws_bridge`]: a local TCP port carried to the broker's WebSocket listener, for probes.
 //!
 //! Everything here is blocking `std` code: it is test and developer tooling, not the product.
 
@@ -34,12 +36,17 @@ pub mod page;
 pub mod probe;
 pub mod process;
 pub mod stack;
+pub mod ws_bridge;
 
 pub use browser::Browser;
 pub use credentials::{Credentials, DASHBOARD_USER, SERVER_USER};
 pub use http::{HttpResponse, http_get, http_post};
 pub use influxd::Influxd;
-pub use mosquitto::{BrokerPorts, Mosquitto};
-pub use probe::{MqttProbe, Received, mosquitto_pub};
-pub use process::{ChildProcess, cargo_bin, free_port, repo_root, wait_for_port};
+pub use mosquitto::{BrokerPorts, MainConfig, Mosquitto};
+pub use probe::{
+    MqttProbe, ProbeOptions, Received, Transport, client_id_for, mosquitto_pub, mqtt5_connack,
+};
+pub use process::{
+    ChildProcess, cargo_bin, free_port, repo_root, target_profile_dir, wait_for_port,
+};
 pub use stack::{Stack, StackOptions};

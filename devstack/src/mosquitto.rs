@@ -1,7 +1,13 @@
 //! A real Mosquitto with the project's policy and ACL, on chosen ports.
 //!
 //! The policy (`mosquitto/conf.d/`) and the ACL (`mosquitto/acl`) are the very files the
-//! docker-compose stack mounts; only the main config (listeners and paths) is generated here.
+//! docker-compose stack mounts; only the main config (listeners and paths) is generated here, or
+//! is the compose stack's own with its container paths rewritten ([`MainConfig`]).
+//!
+//! The policy loads the broker plugin by its file name, `libogm_mosquitto_plugin.so`, which the
+//! dynamic linker looks up on `LD_LIBRARY_PATH`: every broker started here gets the cargo target
+//! directory this executable was built into ([`plugin_dir`]), so `cargo build -p
+//! ogm-mosquitto-plugin` (the test command does it) must have built the plugin there.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,7 +17,36 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 
 use crate::credentials::set_private;
-use crate::process::{ChildProcess, repo_root, wait_for_port};
+use crate::deployment::compose_broker_config;
+use crate::process::{ChildProcess, repo_root, target_profile_dir, wait_for_port};
+
+/// The broker plugin's file, as `mosquitto/conf.d/policy.conf` names it.
+pub const PLUGIN_FILE: &str = "libogm_mosquitto_plugin.so";
+
+/// The directory holding the broker plugin built with this executable (the cargo target
+/// directory's profile directory, `CARGO_TARGET_DIR` included); an error that says how to
+/// build it when it is not there.
+pub fn plugin_dir() -> anyhow::Result<PathBuf> {
+    let dir = target_profile_dir()?;
+    if !dir.join(PLUGIN_FILE).exists() {
+        bail!(
+            "{} is not built; run `cargo build -p ogm-mosquitto-plugin` with the same profile \
+             (the test command does)",
+            dir.join(PLUGIN_FILE).display()
+        );
+    }
+    Ok(dir)
+}
+
+/// Which main config a broker runs. The policy and the ACL are the same for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MainConfig {
+    /// Generated here: the local stack's and most tests'.
+    Local,
+    /// The docker-compose broker's `mosquitto/mosquitto.conf`, with only its container paths,
+    /// ports and user rewritten (`deployment::compose_broker_config`).
+    Compose,
+}
 
 /// The broker's two listeners.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +86,7 @@ impl Mosquitto {
     /// Writes the password file for `users` and the main config into `dir`, starts the broker
     /// and waits until both listeners accept connections.
     pub fn start(dir: &Path, ports: BrokerPorts, users: &[(&str, &str)]) -> anyhow::Result<Self> {
-        Self::start_with_extra(dir, ports, users, "")
+        Self::start_main(MainConfig::Local, dir, ports, users)
     }
 
     /// Like [`Self::start`], with `extra` lines after the policy, which override it (a test
@@ -63,9 +98,34 @@ impl Mosquitto {
         extra: &str,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        write_password_file(&dir.join("passwd"), users)?;
-        let conf = local_config(ports, &dir.join("passwd"), dir, extra);
-        Self::start_with_config(dir, ports, &dir.join("passwd"), &conf)
+        let passwd = dir.join("passwd");
+        write_password_file(&passwd, users)?;
+        let conf = local_config(ports, &passwd, dir, extra);
+        Self::start_with_config(dir, ports, &passwd, &conf)
+    }
+
+    /// Like [`Self::start`], with the main config of `main`.
+    pub fn start_main(
+        main: MainConfig,
+        dir: &Path,
+        ports: BrokerPorts,
+        users: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        match main {
+            MainConfig::Local => Self::start_with_extra(dir, ports, users, ""),
+            MainConfig::Compose => {
+                std::fs::create_dir_all(dir)?;
+                let passwd = dir.join("passwd");
+                write_password_file(&passwd, users)?;
+                let conf = compose_broker_config(
+                    ports,
+                    &passwd,
+                    &dir.join("data"),
+                    &repo_root().join("mosquitto/listeners.d"),
+                )?;
+                Self::start_with_config(dir, ports, &passwd, &conf)
+            }
+        }
     }
 
     /// Like [`Self::start`], with a password file written by someone else (`ogm-server setup`
@@ -103,6 +163,13 @@ impl Mosquitto {
     fn launch(&mut self) -> anyhow::Result<()> {
         let mut cmd = Command::new(mosquitto_binary());
         cmd.arg("-c").arg(self.dir.join("mosquitto.conf"));
+        // The policy's `plugin libogm_mosquitto_plugin.so` is looked up here first.
+        let mut library_path = std::ffi::OsString::from(plugin_dir()?);
+        if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {
+            library_path.push(":");
+            library_path.push(old);
+        }
+        cmd.env("LD_LIBRARY_PATH", library_path);
         let mut process =
             ChildProcess::spawn("mosquitto", cmd, Some(&self.dir.join("mosquitto.log")))?;
         for port in [self.ports.mqtt, self.ports.ws] {
@@ -185,6 +252,24 @@ impl Mosquitto {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(self.dir.join("mosquitto.log")).unwrap_or_default()
     }
+
+    /// Waits until the broker's log holds `needle` (it logs every connection, refusal and
+    /// disconnection as it handles it): proof that the broker got that far, where packets on
+    /// different connections would not say in which order it handled them. Async, so that the
+    /// test's own clients keep running meanwhile (a probe's connection closes on its task).
+    pub async fn wait_for_log(&self, needle: &str, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.log_text().contains(needle) {
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "the broker never logged {needle:?} within {timeout:?}. Its log:\n{}",
+                    self.log_text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
 }
 
 /// The generated main config: listeners and paths, the repository's policy and ACL, then
@@ -199,7 +284,8 @@ fn local_config(ports: BrokerPorts, password_file: &Path, dir: &Path, extra: &st
              password_file {passwd}\n\
              acl_file {acl}\n\
              persistence_location {data}/\n\
-             log_dest stdout\n\
+             # stderr is unbuffered: tests read each line as the broker writes it.\n\
+             log_dest stderr\n\
              # Started as root, mosquitto would switch to its own user, which cannot read the\n\
              # private files here. Without root this line has no effect.\n\
              user root\n\

@@ -39,15 +39,22 @@ pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> 
     }
 }
 
-/// The path of a binary of this workspace, built into the same target directory as the running
-/// executable (a test binary in `target/<profile>/deps`, or `ogm-dev` in `target/<profile>`).
-pub fn cargo_bin(name: &str) -> anyhow::Result<PathBuf> {
+/// Where cargo put the running executable's siblings: `target/<profile>` (or
+/// `$CARGO_TARGET_DIR/<profile>`), for a test binary in its `deps/` as for `ogm-dev` itself.
+/// Binaries and the broker plugin of this workspace are found there.
+pub fn target_profile_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let mut dir = exe.parent().context("executable has no directory")?;
     if dir.ends_with("deps") {
         dir = dir.parent().context("deps has no parent")?;
     }
-    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    Ok(dir.to_path_buf())
+}
+
+/// The path of a binary of this workspace, built into the same target directory as the running
+/// executable (a test binary in `target/<profile>/deps`, or `ogm-dev` in `target/<profile>`).
+pub fn cargo_bin(name: &str) -> anyhow::Result<PathBuf> {
+    let path = target_profile_dir()?.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     if !path.exists() {
         bail!(
             "{} is not built; run `cargo build --bin {name}` (the test command does)",

@@ -59,11 +59,7 @@ async fn publish_all(
     password: &str,
     messages: Vec<(String, Vec<u8>)>,
 ) -> anyhow::Result<()> {
-    let id = format!(
-        "bulk-{user}-{}",
-        ogm_devstack::credentials::random_password()
-    );
-    let mut o = MqttOptions::new(id, "127.0.0.1", port);
+    let mut o = MqttOptions::new(ogm_devstack::client_id_for(user), "127.0.0.1", port);
     o.set_credentials(user, password)
         .set_inflight(100)
         .set_keep_alive(Duration::from_secs(60));

@@ -193,9 +193,10 @@ async fn dashboard_shows_live_data_survives_bad_input_and_broker_restarts() {
         (
             "too_large",
             topic(OUTSIDE, Kind::Logs),
+            // Above the protocol's 16 KiB, within the broker's packet limit (policy.conf).
             format!(
                 r#"{{"level":"INFO","module":"x","message":"{}"}}"#,
-                "x".repeat(100_000)
+                "x".repeat(ogm_protocol::payload::MAX_PAYLOAD_BYTES)
             )
             .into_bytes(),
         ),

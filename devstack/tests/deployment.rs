@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use ogm_devstack::deployment::{Deployment, OUTSIDE_THE_CONTAINER, ogm_server, rewrite_config};
+use ogm_devstack::deployment::{self, Deployment, ogm_server, rewrite_config};
 use ogm_devstack::{
     BrokerPorts, ChildProcess, Mosquitto, MqttProbe, SERVER_USER, cargo_bin, free_port, http_get,
     repo_root, wait_for_port,
@@ -24,36 +24,13 @@ const T: Duration = Duration::from_secs(10);
 
 /// The compose main config with its container paths pointed at this machine.
 fn compose_broker_config(dir: &Path, ports: BrokerPorts, listeners: &Path) -> String {
-    let root = repo_root();
-    let text = std::fs::read_to_string(root.join("mosquitto/mosquitto.conf")).unwrap();
-    let replacements = vec![
-        (
-            "listener 1883\n".into(),
-            format!("listener {} 127.0.0.1\n", ports.mqtt),
-        ),
-        ("listener 9001\n".into(), format!("listener {}\n", ports.ws)),
-        (
-            "/mosquitto/config/passwd".into(),
-            dir.join("mosquitto/passwd").display().to_string(),
-        ),
-        (
-            "/mosquitto/config/acl".into(),
-            root.join("mosquitto/acl").display().to_string(),
-        ),
-        (
-            "/mosquitto/data/".into(),
-            format!("{}/", dir.join("data").display()),
-        ),
-        (
-            "/mosquitto/config/conf.d".into(),
-            root.join("mosquitto/conf.d").display().to_string(),
-        ),
-        (
-            "/mosquitto/config/listeners.d".into(),
-            listeners.display().to_string(),
-        ),
-    ];
-    rewrite_config(&text, &replacements).unwrap() + OUTSIDE_THE_CONTAINER
+    deployment::compose_broker_config(
+        ports,
+        &dir.join("mosquitto/passwd"),
+        &dir.join("data"),
+        listeners,
+    )
+    .unwrap()
 }
 
 /// The server's view of the deployment's broker: subscribed to every device topic.
@@ -96,8 +73,44 @@ async fn the_compose_broker_config_runs_with_the_shared_policy_and_acl() {
         m.topic, "open_grid_monitor/dev-a/status",
         "the shared ACL applies"
     );
+    // The compose broker's healthcheck, as docker-compose.yml spells it, passes on this broker
+    // (its client id must satisfy the plugin).
+    let check = compose_broker_healthcheck(ports.mqtt);
+    let out = Command::new("sh")
+        .args(["-c", &check])
+        .env(
+            "OGM_DASHBOARD_MQTT_PASSWORD",
+            d.var("OGM_DASHBOARD_MQTT_PASSWORD").unwrap(),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{check}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        broker.log_text()
+    );
     let log = broker.log_text();
+    assert!(log.contains("ogm plugin: client ids bound"), "{log}");
     assert!(!log.contains("Error"), "{log}");
+}
+
+/// The `mosquitto` service's healthcheck command from docker-compose.yml (`$$` unescaped), aimed
+/// at `port` on this machine.
+fn compose_broker_healthcheck(port: u16) -> String {
+    let compose = std::fs::read_to_string(repo_root().join("docker-compose.yml")).unwrap();
+    let line = compose
+        .lines()
+        .find(|l| l.contains("\"CMD-SHELL\", \"mosquitto_sub "))
+        .expect("the broker's healthcheck in docker-compose.yml");
+    let start = line.find("\"mosquitto_sub ").unwrap() + 1;
+    let end = line.rfind("\"]").unwrap();
+    let command = line[start..end].replace("\\\"", "\"").replace("$$", "$");
+    rewrite_config(
+        &command,
+        &[("-h 127.0.0.1 ".into(), format!("-h 127.0.0.1 -p {port} "))],
+    )
+    .unwrap()
 }
 
 fn openssl(args: &[&str], dir: &Path) {
@@ -203,7 +216,16 @@ async fn mqtt_over_tls_with_the_compose_tls_listener() {
             .args(["-h", "127.0.0.1", "-p", &tls_port.to_string()])
             .arg("--cafile")
             .arg(cafile)
-            .args(["-u", "dev-tls", "-P", &d.devices["dev-tls"], "-q", "1"])
+            .args([
+                "-i",
+                "dev-tls",
+                "-u",
+                "dev-tls",
+                "-P",
+                &d.devices["dev-tls"],
+                "-q",
+                "1",
+            ])
             .args(["-t", "open_grid_monitor/dev-tls/status", "-m", "over tls"])
             .output()
             .unwrap()

@@ -215,9 +215,10 @@ async fn bad_input_is_rejected_and_reported_while_good_input_is_stored() {
         ),
         (
             topic("mixed", Kind::Logs),
+            // Above the protocol's 16 KiB, within the broker's packet limit (policy.conf).
             format!(
                 r#"{{"level":"INFO","module":"m","message":"{}"}}"#,
-                "x".repeat(40_000)
+                "x".repeat(ogm_protocol::payload::MAX_PAYLOAD_BYTES)
             )
             .into_bytes(),
             "too_large",

@@ -519,7 +519,14 @@ fn start_link(config: DashboardConfig) {
         return;
     };
     let link_config = LinkConfig {
-        client_id: format!("ogm-dash-{:08x}", rng.next_u64() as u32),
+        // The broker lets a service user connect only as its name or `<user name>-<suffix>`
+        // (mosquitto/conf.d/policy.conf); a random suffix that other holders of the public
+        // password cannot guess, so none of them can take this connection over.
+        client_id: format!(
+            "{}-{:016x}",
+            config.username().unwrap_or_default(),
+            rng.next_u64()
+        ),
         username: config.username(),
         password: config.password(),
         filter: ogm_protocol::topic::filter_all(&config.topic_prefix),

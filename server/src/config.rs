@@ -182,8 +182,9 @@ pub struct Config {
     pub data_dir: PathBuf,
 
     /// The server's MQTT client id. Stable, because the broker keeps the persistent session
-    /// (subscriptions and unacknowledged messages) under it.
-    #[arg(long, env = "OGM_MQTT_CLIENT_ID", default_value = "ogm-server")]
+    /// (subscriptions and unacknowledged messages) under it. The broker accepts only the user
+    /// name or `<user name>-<suffix>` (e.g. `ogm.server-2` for a second replica).
+    #[arg(long, env = "OGM_MQTT_CLIENT_ID", default_value = "ogm.server")]
     pub mqtt_client_id: String,
 
     /// Share the ingest among several servers: subscribe through `$share/<group>/...`. Each

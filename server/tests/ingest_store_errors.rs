@@ -78,7 +78,7 @@ async fn a_failing_store_holds_back_acks_and_loses_nothing() {
             url: broker.mqtt_url(),
             username: SERVER_USER.into(),
             password: creds.server.clone(),
-            client_id: "ogm-test".into(),
+            client_id: format!("{SERVER_USER}-test"),
             share_group: None,
             batch_max: 100,
             keep_alive: Duration::from_secs(30),

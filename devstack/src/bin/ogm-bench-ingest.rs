@@ -102,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
             "1",
             "-c",
             "-i",
-            "bench-ceiling",
+            "ogm.server-bench-ceiling",
             "-t",
             "open_grid_monitor/+/measurement",
         ])
