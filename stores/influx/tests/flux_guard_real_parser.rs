@@ -371,6 +371,7 @@ fn the_stores_own_queries_are_accepted() {
             start_us: NOW_US - 7 * 86_400_000_000,
             stop_us: NOW_US,
             limit: 200,
+            max_bytes: 1 << 20,
         },
     ));
     accepted(&flux::devices(B));
