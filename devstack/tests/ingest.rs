@@ -7,12 +7,9 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use ogm_devstack::ingest_check::STEP_US;
 use ogm_devstack::{MqttProbe, Stack, StackOptions, http_get};
 use ogm_protocol::{DeviceId, Kind, Measurement, TOPIC_PREFIX, Topic};
-
-/// 50 Hz: the fastest a board measures, so within every device's budget
-/// (`OGM_DEVICE_MAX_MESSAGES_PER_SEC`) however fast the test publishes.
-const STEP_US: i64 = 20_000;
 
 const PW: &str = "device-pw";
 
@@ -41,21 +38,7 @@ fn stack(devices: &[&str]) -> (tempfile::TempDir, Stack) {
 
 /// The timestamps the server has stored for `device` (from the CSV export).
 fn stored_timestamps(stack: &Stack, device: &str) -> Vec<i64> {
-    let r = http_get(&format!(
-        "{}/api/export.csv?device_id={device}&start=-1d&stop=now",
-        stack.http_url()
-    ))
-    .unwrap();
-    if r.status != 200 {
-        // 400 "unknown device" until its first message is stored; anything else is a failure.
-        assert_eq!(r.status, 400, "{}", r.body);
-        return Vec::new();
-    }
-    r.body
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split(',').next()?.parse().ok())
-        .collect()
+    ogm_devstack::ingest_check::stored_timestamps(&stack.http_url(), device)
 }
 
 /// Waits until the export of `device` holds `n` rows, or fails with what it holds.

@@ -16,15 +16,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use ogm_devstack::ingest_check::STEP_US;
 use ogm_devstack::{
     BrokerPorts, ChildProcess, Credentials, DASHBOARD_USER, Mosquitto, MqttProbe, SERVER_USER,
     cargo_bin, free_port, http_get, wait_for_port,
 };
 use ogm_protocol::{DeviceId, Kind, Measurement, TOPIC_PREFIX, Topic};
-
-/// 50 Hz: the fastest a board measures, so within every device's budget
-/// (`OGM_DEVICE_MAX_MESSAGES_PER_SEC`) however fast the test publishes.
-const STEP_US: i64 = 20_000;
 
 const GROUP: &str = "ogm-ingest";
 const DEVICES: [&str; 2] = ["scale-a", "scale-b"];

@@ -91,6 +91,8 @@ pub struct Metrics {
     pub http_rate_limited: AtomicU64,
     /// The last store write failed and the ingest is retrying it.
     pub store_failing: AtomicBool,
+    /// Messages received and waiting for the writer in the hand-off channel.
+    pub handoff_queued: AtomicU64,
     /// Since when (µs) the writer has held a batch it could not commit yet; 0 when none.
     pub uncommitted_since_us: AtomicI64,
     /// When (µs) the ingest last received a device message; 0 before the first.
@@ -120,6 +122,7 @@ impl Default for Metrics {
             commit_seconds: Histogram::new(&LATENCY_BUCKETS),
             http_rate_limited: AtomicU64::new(0),
             store_failing: AtomicBool::new(false),
+            handoff_queued: AtomicU64::new(0),
             uncommitted_since_us: AtomicI64::new(0),
             last_received_us: AtomicI64::new(0),
             broker_published_us: AtomicI64::new(0),
@@ -207,6 +210,11 @@ impl Metrics {
             o,
             "# HELP ogm_store_failing Whether the last store write failed (the ingest retries it and acknowledges nothing meanwhile).\n# TYPE ogm_store_failing gauge\nogm_store_failing {}",
             u8::from(self.store_failing.load(Relaxed))
+        );
+        let _ = writeln!(
+            o,
+            "# HELP ogm_ingest_handoff_queued Messages received and waiting for the store writer.\n# TYPE ogm_ingest_handoff_queued gauge\nogm_ingest_handoff_queued {}",
+            self.handoff_queued.load(Relaxed)
         );
         let _ = writeln!(
             o,

@@ -214,6 +214,8 @@ impl MqttIngest {
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     metrics.last_received_us.store(now_us(), Relaxed);
+                    let queued = tx.max_capacity() - tx.capacity();
+                    metrics.handoff_queued.store(queued as u64, Relaxed);
                     // Waiting for the writer must not outlast a shutdown request.
                     let sent = tokio::select! {
                         () = stopped(&mut shutdown) => break,
