@@ -113,6 +113,21 @@ impl Scenario {
     }
 }
 
+/// Prints a line of the recovery table and appends it to `faults.txt` in cargo's temporary
+/// directory, which `scripts/test` shows at the end (cargo test hides a passing test's output).
+fn table_line(line: &str) {
+    use std::io::Write as _;
+    println!("{line}");
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("faults.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
@@ -120,7 +135,7 @@ fn tail(log: &str) -> String {
 
 /// One line of the recovery table, and the assertions every scenario shares.
 fn report(name: &str, s: Stored, recovered: Duration, server_pid: (u32, u32)) {
-    println!(
+    table_line(&format!(
         "FAULT {name} | sent {} | stored {} | duplicates {} | missing {} | recovered in {:.1} s | server restarted: {}",
         s.sent,
         s.stored,
@@ -128,7 +143,7 @@ fn report(name: &str, s: Stored, recovered: Duration, server_pid: (u32, u32)) {
         s.missing,
         recovered.as_secs_f64(),
         server_pid.0 != server_pid.1
-    );
+    ));
     assert!(s.exactly_once(), "{name}: {s:?}");
 }
 
@@ -180,10 +195,10 @@ async fn disk_full_then_grown(window: u32) {
     sc.wait("health ok again", Duration::from_secs(30), |sc| {
         sc.health()["status"] == "ok"
     });
-    println!(
+    table_line(&format!(
         "FAULT disk full at window {window}: {stored_while_full} stored before the disk grew, {} store errors",
         sc.metric("ogm_store_errors_total")
-    );
+    ));
     assert!(sc.stack.server.is_running());
     report(
         &format!("disk full, grown (in-flight window {window})"),
@@ -376,10 +391,10 @@ fn sigterm(sc: &mut Scenario, state: &str) -> Duration {
     sc.stack.server.signal("TERM").unwrap();
     let exited = sc.stack.server.wait_timeout(Duration::from_secs(30));
     let took = sent.elapsed();
-    println!(
+    table_line(&format!(
         "FAULT SIGTERM while {state}: exited in {:.2} s",
         took.as_secs_f64()
-    );
+    ));
     assert!(
         exited,
         "still running 30 s after SIGTERM while {state}:\n{}",
@@ -513,11 +528,11 @@ async fn sigterm_ends_the_server_while_a_store_write_hangs_and_the_handoff_is_fu
         sc.stack.server.wait_timeout(Duration::from_secs(10)),
         "still running 10 s after the disk came back"
     );
-    println!(
+    table_line(&format!(
         "FAULT SIGTERM while a store write hangs on a frozen disk (hand-off channel full): done in {:.2} s but for the blocked thread, exited {:.2} s after the disk came back",
         deadline.as_secs_f64(),
         thawed.elapsed().as_secs_f64()
-    );
+    ));
     let started = Instant::now();
     sc.stack.server = Stack::start_server(&sc.stack.options, &sc.stack.broker).unwrap();
     let stored = tokio::task::block_in_place(|| {
