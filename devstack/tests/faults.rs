@@ -223,6 +223,37 @@ async fn disk_full_then_grown_at_a_window_of_1() {
     disk_full_then_grown(1).await;
 }
 
+/// A scenario on a freezable disk whose first `before` measurements per device are stored,
+/// then the disk frozen and the rest of `count` published (the broker keeps them).
+async fn frozen_with_backlog(
+    name: &str,
+    window: Option<u32>,
+    count: usize,
+    before: usize,
+) -> (Scenario, Stream) {
+    let mut sc = scenario(
+        name,
+        2,
+        window,
+        Disk::Freezable(64),
+        &[("OGM_MIN_FREE_MB", "1")],
+    );
+    let stream = Stream::new(
+        sc.stack.broker.ports.mqtt,
+        &sc.devices,
+        count,
+        now_us() - 3_600_000_000,
+    );
+    stream.publish(0, before).await.unwrap();
+    let stored = (before * sc.devices.len()) as f64;
+    sc.wait("the first messages stored", Duration::from_secs(30), |sc| {
+        sc.metric("ogm_messages_stored_total") >= stored
+    });
+    sc.frozen.as_ref().unwrap().freeze(true).unwrap();
+    stream.publish(before, count).await.unwrap();
+    (sc, stream)
+}
+
 /// The store's disk stops answering (frozen: writes hang, as on a stuck SD card) for longer
 /// than the stall limit, then comes back. (A read-only remount is what the issue asked for, but
 /// Linux refuses to remount a file system read-only while a file is open for writing, so a
@@ -233,27 +264,9 @@ async fn store_disk_hung_for_a_while() {
         eprintln!("SKIPPED: mounting a disk image needs root");
         return;
     }
-    let mut sc = scenario(
-        "hung",
-        2,
-        None,
-        Disk::Freezable(64),
-        &[("OGM_MIN_FREE_MB", "1")],
-    );
+    let (mut sc, stream) = frozen_with_backlog("hung", None, 1500, 300).await;
+    let count = stream.count;
     let pid = sc.stack.server.pid();
-    let count = 1500;
-    let stream = Stream::new(
-        sc.stack.broker.ports.mqtt,
-        &sc.devices,
-        count,
-        now_us() - 3_600_000_000,
-    );
-    stream.publish(0, 300).await.unwrap();
-    sc.wait("the first messages stored", Duration::from_secs(30), |sc| {
-        sc.metric("ogm_messages_stored_total") >= 600.0
-    });
-    sc.frozen.as_ref().unwrap().freeze(true).unwrap();
-    stream.publish(300, count).await.unwrap();
     sc.wait(
         "health saying the ingest is stalled",
         Duration::from_secs(60),
@@ -471,27 +484,9 @@ async fn sigterm_ends_the_server_while_a_store_write_hangs_and_the_handoff_is_fu
         eprintln!("SKIPPED: mounting a disk image needs root");
         return;
     }
-    let mut sc = scenario(
-        "termhung",
-        1,
-        // No in-flight limit: the broker sends all it has, and the hand-off channel fills.
-        Some(0),
-        Disk::Freezable(64),
-        &[("OGM_MIN_FREE_MB", "1")],
-    );
-    let count = 6000;
-    let stream = Stream::new(
-        sc.stack.broker.ports.mqtt,
-        &sc.devices,
-        count,
-        now_us() - 3_600_000_000,
-    );
-    stream.publish(0, 100).await.unwrap();
-    sc.wait("the first messages stored", Duration::from_secs(30), |sc| {
-        sc.metric("ogm_messages_stored_total") >= 100.0
-    });
-    sc.frozen.as_ref().unwrap().freeze(true).unwrap();
-    stream.publish(100, count).await.unwrap();
+    // No in-flight limit: the broker sends all it has, and the hand-off channel fills.
+    let (mut sc, stream) = frozen_with_backlog("termhung", Some(0), 3000, 50).await;
+    let count = stream.count;
     sc.wait(
         "a batch waiting on the hung disk, and the hand-off channel full behind it",
         Duration::from_secs(30),
