@@ -6,14 +6,22 @@
 //! a device's backlog of hours within seconds, and a board's offline buffer arrives late; both
 //! carry timestamps spread over the time they were measured, so both pass, while a flood
 //! (thousands of messages stamped within a second, or with no timestamp, which the ingest then
-//! stamps with its receive clock) is cut at the budget. Pure: no clock, no I/O.
+//! stamps with its receive clock) is cut at the budget.
+//!
+//! Seconds are remembered for the last [`SECONDS_KEPT`] of them, minutes (at 60 times the
+//! budget) for the last [`MINUTES_KEPT`], per device: a stretch that arrives out of order, a
+//! board's offline buffer replayed among live data, is still counted by its minute. What is
+//! older than every minute remembered, once as many are, cannot be counted and is refused: a
+//! backlog arrives in order, oldest first, so it never is. Pure: no clock, no I/O.
 
 use std::collections::{BTreeMap, HashMap};
 
 use ogm_protocol::DeviceId;
 
-/// Seconds remembered per device: enough for the out-of-order arrivals of a backlog.
+/// Seconds remembered per device.
 const SECONDS_KEPT: usize = 120;
+/// Minutes remembered per device: six hours of out-of-order arrivals.
+const MINUTES_KEPT: usize = 360;
 /// Devices remembered; past it the least recently seen is forgotten.
 const DEVICES_KEPT: usize = 10_000;
 
@@ -53,6 +61,8 @@ struct Spent {
 struct Device {
     /// Second (of the device's timestamps) → what was admitted in it.
     seconds: BTreeMap<i64, Spent>,
+    /// Minute → what was admitted in it.
+    minutes: BTreeMap<i64, Spent>,
     /// When this device was last seen, in admissions (for forgetting the idlest device).
     last_seen: u64,
 }
@@ -96,25 +106,30 @@ impl Budgets {
         let d = self.devices.entry(device.clone()).or_default();
         d.last_seen = self.tick;
         let second = timestamp_us.div_euclid(1_000_000);
-        let spent = d.seconds.get(&second).copied().unwrap_or_default();
+        let minute = second.div_euclid(60);
         let bytes = bytes as u64;
-        if messages_per_sec > 0 && spent.messages >= messages_per_sec {
+        // Older than every minute remembered: it cannot be counted, so it is not admitted.
+        if forgotten(&d.minutes, minute, MINUTES_KEPT) {
             return Err(OverBudget::Messages);
         }
-        if bytes_per_sec > 0 && spent.bytes.saturating_add(bytes) > bytes_per_sec {
-            return Err(OverBudget::Bytes);
-        }
-        d.seconds.insert(
-            second,
-            Spent {
-                messages: spent.messages + 1,
-                bytes: spent.bytes.saturating_add(bytes),
-            },
+        let per_minute = (
+            messages_per_sec.saturating_mul(60),
+            bytes_per_sec.saturating_mul(60),
         );
-        if d.seconds.len() > SECONDS_KEPT {
-            d.seconds.pop_first();
+        check(&d.minutes, minute, per_minute, bytes)?;
+        // A second older than those remembered is counted by its minute alone.
+        let by_second = !forgotten(&d.seconds, second, SECONDS_KEPT);
+        if by_second {
+            check(&d.seconds, second, (messages_per_sec, bytes_per_sec), bytes)?;
+            spend(&mut d.seconds, second, bytes, SECONDS_KEPT);
         }
+        spend(&mut d.minutes, minute, bytes, MINUTES_KEPT);
         Ok(())
+    }
+
+    #[cfg(test)]
+    fn devices(&self) -> usize {
+        self.devices.len()
     }
 
     fn forget_idlest(&mut self) {
@@ -126,6 +141,42 @@ impl Budgets {
         {
             self.devices.remove(&id);
         }
+    }
+}
+
+/// Whether `key` is older than every one of `kept` entries remembered (so it was forgotten).
+fn forgotten(spent: &BTreeMap<i64, Spent>, key: i64, kept: usize) -> bool {
+    spent.len() >= kept
+        && spent
+            .first_key_value()
+            .is_some_and(|(first, _)| key < *first)
+}
+
+/// Whether one more message of `bytes` fits in `key`'s period under `(messages, bytes)` (0: no
+/// limit).
+fn check(
+    spent: &BTreeMap<i64, Spent>,
+    key: i64,
+    (max_messages, max_bytes): (u32, u64),
+    bytes: u64,
+) -> Result<(), OverBudget> {
+    let s = spent.get(&key).copied().unwrap_or_default();
+    if max_messages > 0 && s.messages >= max_messages {
+        return Err(OverBudget::Messages);
+    }
+    if max_bytes > 0 && s.bytes.saturating_add(bytes) > max_bytes {
+        return Err(OverBudget::Bytes);
+    }
+    Ok(())
+}
+
+/// Spends one message of `bytes` in `key`'s period, forgetting the oldest past `kept`.
+fn spend(spent: &mut BTreeMap<i64, Spent>, key: i64, bytes: u64, kept: usize) {
+    let s = spent.entry(key).or_default();
+    s.messages += 1;
+    s.bytes = s.bytes.saturating_add(bytes);
+    if spent.len() > kept {
+        spent.pop_first();
     }
 }
 
@@ -202,11 +253,59 @@ mod tests {
                 b.admit(&d, T0 + s * 1_000_000, 100).unwrap();
             }
         }
-        assert_eq!(b.devices.len(), DEVICES_KEPT);
+        assert_eq!(b.devices(), DEVICES_KEPT);
         let d = dev("long");
-        for s in 0..1000 {
+        for s in 0..(MINUTES_KEPT as i64 + 10) * 60 {
             b.admit(&d, T0 + s * 1_000_000, 100).unwrap();
         }
         assert_eq!(b.devices[&d].seconds.len(), SECONDS_KEPT);
+        assert_eq!(b.devices[&d].minutes.len(), MINUTES_KEPT);
+    }
+
+    #[test]
+    fn old_seconds_are_still_counted_by_their_minute() {
+        // A flood into a second ten minutes back: while fewer than 120 seconds are
+        // remembered, that second is remembered too and cut at 100; once 120 are, it is older
+        // than all of them and cut by its minute's budget of 6 000.
+        let mut b = budgets();
+        let d = dev("sly");
+        for s in 0..60 {
+            b.admit(&d, T0 + 600_000_000 + s * 1_000_000, 100).unwrap();
+        }
+        let t = T0 - (T0 % 60_000_000);
+        let admitted = (0..10_000)
+            .filter(|i| b.admit(&d, t + i, 10).is_ok())
+            .count();
+        assert_eq!(
+            admitted, 100,
+            "the second is new: it is remembered and counted"
+        );
+        let mut b = budgets();
+        for s in 0..200 {
+            b.admit(&d, T0 + 3_600_000_000 + s * 1_000_000, 100)
+                .unwrap();
+        }
+        let admitted = (0..10_000)
+            .filter(|i| b.admit(&d, t + i * 1_000, 10).is_ok())
+            .count();
+        assert_eq!(admitted, 6_000, "an old second: counted by its minute");
+    }
+
+    #[test]
+    fn an_offline_buffer_replayed_among_live_data_passes_and_older_than_remembered_does_not() {
+        let mut b = budgets();
+        let d = dev("board");
+        // Two hours live at 10 Hz, with the buffered hour before it replayed interleaved.
+        let live = T0 + 3_600_000_000;
+        for i in 0..36_000 {
+            b.admit(&d, live + i * 100_000, 200).unwrap();
+            b.admit(&d, T0 + i * 100_000, 200).unwrap();
+        }
+        // Once six hours of minutes are remembered, what is older still cannot be counted.
+        for m in 0..MINUTES_KEPT as i64 {
+            b.admit(&d, live + 7_200_000_000 + m * 60_000_000, 200)
+                .unwrap();
+        }
+        assert_eq!(b.admit(&d, T0, 200), Err(OverBudget::Messages));
     }
 }
