@@ -63,8 +63,12 @@ fn built_dist() -> tempfile::TempDir {
 #[tokio::test]
 async fn config_tells_the_dashboard_where_the_broker_is() {
     let dist = built_dist();
-    let (status, _, body) = get(app(dist.path()), "/api/config", "grid.example:8080").await;
+    let (status, headers, body) = get(app(dist.path()), "/api/config", "grid.example:8080").await;
     assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers.contains(&("cache-control".into(), "no-store".into())),
+        "it follows the Host header, so no cache may keep it: {headers:?}"
+    );
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["mqtt_ws_url"], "ws://grid.example:9001");
     assert_eq!(v["mqtt_username"], "ogm.dashboard");

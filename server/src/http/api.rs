@@ -22,16 +22,27 @@ pub struct DashboardConfig {
 }
 
 /// `GET /api/config`.
-pub async fn config(State(state): State<AppState>, headers: HeaderMap) -> Json<DashboardConfig> {
+pub async fn config(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> (
+    [(header::HeaderName, &'static str); 1],
+    Json<DashboardConfig>,
+) {
     let c = &state.config;
-    Json(DashboardConfig {
-        mqtt_ws_url: broker_ws_url(c, &headers),
-        mqtt_username: c.dashboard_mqtt_username.clone(),
-        mqtt_password: c.dashboard_mqtt_password.clone(),
-        topic_prefix: ogm_protocol::TOPIC_PREFIX,
-        nominal_hz: c.nominal_hz,
-        grid_area: c.grid_area.as_str(),
-    })
+    // The answer follows the request's Host and X-Forwarded-Proto: no shared cache may keep it.
+    let no_store = [(header::CACHE_CONTROL, "no-store")];
+    (
+        no_store,
+        Json(DashboardConfig {
+            mqtt_ws_url: broker_ws_url(c, &headers),
+            mqtt_username: c.dashboard_mqtt_username.clone(),
+            mqtt_password: c.dashboard_mqtt_password.clone(),
+            topic_prefix: ogm_protocol::TOPIC_PREFIX,
+            nominal_hz: c.nominal_hz,
+            grid_area: c.grid_area.as_str(),
+        }),
+    )
 }
 
 /// The broker WebSocket URL for a page requested with `headers`: `--mqtt-ws-url`, else the
