@@ -21,6 +21,9 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use ogm_grid::{
+    Bands, EventRules, GridArea, GridEvent, Histogram, Insight, Quality, grid_time_s, spread_mhz,
+};
 use ogm_protocol::{DeviceId, Payload};
 use wasm_bindgen::JsCast;
 use web_sys::HtmlCanvasElement;
@@ -30,10 +33,6 @@ use crate::backoff::{Backoff, XorShift};
 use crate::chart::{self, ChartSpec, Rule, TraceInput, XLabels};
 use crate::config::DashboardConfig;
 use crate::devices::{DeviceSnapshot, DeviceStore, Diagnostics, Limits, Liveness};
-use crate::insight::{
-    self, Bands, EventRules, GridArea, GridEvent, Histogram, Insight, Quality, grid_time_s,
-    spread_mhz,
-};
 use crate::logs::{LogBuffer, LogFilter, LogLine};
 use crate::mqtt_link::{KEEP_ALIVE_S, LinkConfig, LinkEvent, LinkState};
 use crate::mqtt_ws::MqttWs;
@@ -1658,7 +1657,7 @@ async fn load_insight(generation: u64, device: DeviceId, start: i64, stop: i64, 
                 page.interval_us = a.interval_us;
                 let until = page.live_since_us.unwrap_or(i64::MAX);
                 page.history_events =
-                    insight::history_events(&device, a.points.iter(), until, &rules);
+                    ogm_grid::history_events(&device, a.points.iter(), until, &rules);
             }
         }
         rt.events_shown = u64::MAX;

@@ -1,8 +1,7 @@
 //! [`DashboardConfig`]: what `GET /api/config` tells the page, parsed and checked.
 
+use ogm_protocol::GridArea;
 use serde::Deserialize;
-
-use crate::insight::GridArea;
 
 /// The server's answer to `GET /api/config`. Unknown fields are ignored so the server can grow.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

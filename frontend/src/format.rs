@@ -1,6 +1,6 @@
 //! How numbers look on the page: frequency bands and the texts of cards and table cells.
 
-use crate::insight::Bands;
+use ogm_grid::Bands;
 
 /// How far the frequency is from nominal, in the bands of the area's grid code ([`Bands`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +223,7 @@ mod tests {
 
     #[test]
     fn bands_follow_the_grid_code_edges() {
-        use crate::insight::GridArea;
+        use ogm_protocol::GridArea;
         let n = &Bands::continental_europe(50.0);
         assert_eq!(Band::of(50.0, n), Band::Deadband);
         assert_eq!(Band::of(50.020, n), Band::Deadband);

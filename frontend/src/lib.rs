@@ -16,7 +16,8 @@
 //!   silence) and the counters of ignored messages, fed through `ogm_protocol`'s decoding.
 //! - [`series`]: [`series::Series`], bounded min/mean/max time slots where history and live
 //!   data meet.
-//! - [`insight`]: grid insight: bands, RoCoF, grid time, histogram, quality, events, spread.
+//! - The grid figures (bands, RoCoF, grid time, histogram, quality, events, spread) come from
+//!   `ogm_grid`, which the server can run too; the page only draws and formats them.
 //! - [`logs`]: the bounded, de-duplicated log buffer.
 //! - [`wire`]: the HTTP API's URLs and answers (history, logs, devices, export).
 //! - [`chart`]: reducing series to pixel columns, describing charts, and (browser) drawing them
@@ -40,7 +41,6 @@ pub mod chart;
 pub mod config;
 pub mod devices;
 pub mod format;
-pub mod insight;
 pub mod logs;
 pub mod mqtt_link;
 pub mod route;

@@ -13,9 +13,7 @@
 //! ?view=logs&device=sim-02&level=WARN
 //! ```
 
-use ogm_protocol::{DeviceId, LogLevel};
-
-use crate::insight::GridArea;
+use ogm_protocol::{DeviceId, GridArea, LogLevel};
 
 /// The pages of the dashboard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

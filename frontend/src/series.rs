@@ -11,65 +11,7 @@
 
 use std::collections::VecDeque;
 
-use serde::Deserialize;
-
-/// One slot (or one history bucket): every value seen in `[t, t + slot)`.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-pub struct Sample {
-    /// Start of the slot (or bucket, or the raw point's own time), µs.
-    pub t: i64,
-    /// Time of the first and the last value merged in, µs; 0 until known (a history bucket
-    /// before [`Series::fill`] spans its interval).
-    #[serde(default)]
-    pub first: i64,
-    #[serde(default)]
-    pub last: i64,
-    pub min: f64,
-    pub mean: f64,
-    pub max: f64,
-    /// Values merged into this sample.
-    pub count: u64,
-}
-
-impl Sample {
-    /// One raw value.
-    pub fn point(t: i64, v: f64) -> Self {
-        Self {
-            t,
-            first: t,
-            last: t,
-            min: v,
-            mean: v,
-            max: v,
-            count: 1,
-        }
-    }
-
-    /// Merges `other` into `self`: min of mins, max of maxes, mean weighted by count.
-    pub fn merge(&mut self, other: &Sample) {
-        let n = self.count.max(1) as f64;
-        let m = other.count.max(1) as f64;
-        self.mean = (self.mean * n + other.mean * m) / (n + m);
-        self.first = self.first.min(other.first);
-        self.last = self.last.max(other.last);
-        self.min = self.min.min(other.min);
-        self.max = self.max.max(other.max);
-        self.count = self.count.max(1) + other.count.max(1);
-    }
-
-    /// The middle of the time the sample covers, µs.
-    pub fn mid(&self) -> i64 {
-        if self.first == 0 && self.last == 0 {
-            self.t
-        } else {
-            self.first + (self.last - self.first) / 2
-        }
-    }
-
-    fn is_finite(&self) -> bool {
-        self.min.is_finite() && self.mean.is_finite() && self.max.is_finite()
-    }
-}
+pub use ogm_grid::Sample;
 
 /// A bounded, slotted time series.
 #[derive(Debug, Clone)]
@@ -483,5 +425,16 @@ mod tests {
             r.push(t * S, 50.0, 22 * S);
         }
         assert_eq!(r.max_inner_gap_us(0, 22 * S), 8 * S);
+    }
+
+    #[test]
+    fn ten_minutes_at_10_mhz_merged_into_a_day_s_slots_is_a_grid_time_deviation_of_0_12_s() {
+        let now = 1_700_000_000 * S;
+        let mut s = Series::sliding(86_400 * S, 2_048);
+        for i in 0..=6_000 {
+            s.push(now - 600 * S + i * 100_000, 50.010, now);
+        }
+        let gt = ogm_grid::grid_time_s(s.iter(), 50.0, 3 * s.slot_us());
+        assert!((gt - 0.12).abs() < 1e-9, "{gt}");
     }
 }

@@ -4,11 +4,11 @@
 
 use leptos::html::Canvas;
 use leptos::prelude::*;
+use ogm_grid::{Bands, GridArea, GridEvent, Source};
 
 use super::{LiveLegend, RouteLink, link_live, load_text};
 use crate::app::{close_insight_page, navigate, open_insight_page, set_insight_canvas, ui};
 use crate::format::{self, Band};
-use crate::insight::{Bands, GridArea, GridEvent, Source};
 use crate::route::{ROCOF_WINDOW_LIMITS_MS, Span, TimeRange, View};
 
 /// `#insight`.
