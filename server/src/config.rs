@@ -280,6 +280,12 @@ pub struct Config {
     #[arg(long, env = "OGM_SPOOL_MAX_MB", default_value_t = 1024)]
     pub spool_max_mb: u64,
 
+    /// Serve the Flux proxy (POST /api/flux; InfluxDB mode). Off by default: no allowlist can
+    /// bound what a Flux query makes InfluxDB compute, so put the API behind authentication
+    /// before turning it on. Off, the route answers 503 without reading the body.
+    #[arg(long, env = "OGM_FLUX_PROXY")]
+    pub flux_proxy: bool,
+
     /// The Flux proxy (POST /api/flux): longest a query may take, from the request to the
     /// answer's last byte; then it is stopped in InfluxDB. Units: s, m, h, d.
     #[arg(long, env = "OGM_FLUX_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -339,6 +345,11 @@ pub struct Config {
     /// and the Flux proxy's answers stream on after they start. `0` turns it off.
     #[arg(long, env = "OGM_HTTP_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub http_request_timeout: Duration,
+
+    /// How long a client may take to send a request's body (`408` after it). Bodies are read
+    /// before a data request takes one of the concurrency slots, so a slow one holds none.
+    #[arg(long, env = "OGM_HTTP_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub http_body_timeout: Duration,
 
     /// Data requests (devices, history, logs, export, Flux) served at once, from all clients;
     /// more get `503` with `Retry-After` at once.

@@ -110,9 +110,13 @@ pub async fn open_store(
                 Some(path) => Some(read_secret_file(path)?),
                 None => config.influxdb_read_token.clone(),
             };
-            if read_token
-                .as_deref()
-                .is_none_or(|r| r.is_empty() || r == token)
+            if config.flux_proxy {
+                tracing::warn!("{}", http::data::FLUX_PROXY_ON_WARNING);
+            }
+            if config.flux_proxy
+                && read_token
+                    .as_deref()
+                    .is_none_or(|r| r.is_empty() || r == token)
             {
                 tracing::warn!(
                     "the Flux proxy (POST /api/flux) is off: it needs a read-only InfluxDB token \

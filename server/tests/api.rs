@@ -20,6 +20,7 @@ fn app_with_store(
     let mut config = Config::defaults();
     config.dist_dir = dist.to_path_buf();
     config.dashboard_mqtt_password = "dash-secret".into();
+    config.flux_proxy = true;
     let store = Arc::new(SqliteStore::open(data, SqliteOptions::default()).unwrap());
     (http::router(AppState::new(config, store.clone())), store)
 }

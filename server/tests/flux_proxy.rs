@@ -24,6 +24,7 @@ fn influx_config(data: &std::path::Path, read_token: Option<&str>) -> Config {
     config.influxdb_token = "write-token".into();
     config.influxdb_read_token = read_token.map(str::to_owned);
     config.data_dir = data.to_owned();
+    config.flux_proxy = true;
     config
 }
 
@@ -37,6 +38,19 @@ async fn post_flux(config: Config) -> (StatusCode, serde_json::Value) {
     let status = res.status();
     let body = to_bytes(res.into_body(), 1 << 20).await.unwrap();
     (status, serde_json::from_slice(&body).unwrap())
+}
+
+#[tokio::test]
+async fn the_proxy_is_off_by_default() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = influx_config(data.path(), Some("read-token"));
+    config.flux_proxy = false;
+    let (status, v) = post_flux(config).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"], http::data::FLUX_PROXY_OFF);
+    assert!(!Config::defaults().flux_proxy);
+    let cli = Cli::try_parse_from(["ogm-server", "--flux-proxy"]).unwrap();
+    assert!(cli.config.flux_proxy);
 }
 
 #[tokio::test]

@@ -80,6 +80,7 @@ async fn fetch(app: &Router, uri: &str) -> Answer {
 fn config(dist: &std::path::Path) -> Config {
     let mut c = Config::defaults();
     c.dist_dir = dist.to_path_buf();
+    c.flux_proxy = true;
     c
 }
 

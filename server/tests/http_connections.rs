@@ -258,3 +258,44 @@ fn sigterm_ends_the_server_process_promptly_with_clients_hanging() {
     );
     eprintln!("exited {:?} after SIGTERM", t.elapsed());
 }
+
+#[tokio::test]
+async fn slow_request_bodies_hold_no_data_slot_and_get_a_json_408() {
+    let (_dist, c) = config(|c| {
+        c.flux_proxy = true;
+        c.http_body_timeout = Duration::from_secs(2);
+    });
+    let concurrency = c.http_data_concurrency as usize;
+    let store = GateStore::new();
+    store.open();
+    let server = Server::start(AppState::new(c, store)).await;
+    // More slow bodies than there are data slots: each sends its head and one byte of 1000.
+    let mut slow = Vec::new();
+    for _ in 0..concurrency + 8 {
+        let head = "POST /api/flux HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nf";
+        slow.push(send(server.addr, head).await);
+    }
+    let t = Instant::now();
+    let answer = String::from_utf8(
+        until_closed(
+            &mut send(
+                server.addr,
+                "GET /api/devices HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .await,
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(status_of(&answer), 200, "{answer}");
+    assert!(t.elapsed() < Duration::from_secs(2), "it waited for a slot");
+    for s in &mut slow {
+        let answer = until_seen(s, "}").await;
+        assert_eq!(status_of(&answer), 408, "{answer}");
+        assert!(
+            answer.contains("\"error\":\"the request body took longer than 2 s"),
+            "{answer}"
+        );
+    }
+    server.shut_down().await;
+}

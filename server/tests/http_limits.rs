@@ -189,7 +189,9 @@ async fn behind_a_trusted_proxy_clients_are_told_apart_by_x_forwarded_for() {
 
 #[tokio::test]
 async fn request_bodies_are_capped() {
-    let (_d, s) = state(Config::defaults());
+    let mut c = Config::defaults();
+    c.flux_proxy = true;
+    let (_d, s) = state(c);
     let big = "x".repeat(http::limits::MAX_BODY_BYTES + 1);
     let (status, _, body) = send(
         app(&s, "10.0.0.1:5000"),

@@ -344,6 +344,20 @@ pub async fn export_csv(
 /// Largest Flux query accepted, in bytes (the router's body limit).
 const MAX_FLUX_BYTES: usize = super::limits::MAX_BODY_BYTES;
 
+/// What `POST /api/flux` answers while the proxy is off (`--flux-proxy`).
+pub const FLUX_PROXY_OFF: &str = "the Flux proxy is off (OGM_FLUX_PROXY=true turns it on; put the \
+    API behind authentication first: a Flux query can make InfluxDB compute without bound)";
+
+/// Logged at start when the proxy is on.
+pub const FLUX_PROXY_ON_WARNING: &str = "the Flux proxy (POST /api/flux) is on: put the API \
+    behind authentication, a Flux query can make InfluxDB compute without bound";
+
+/// `POST /api/flux` while the proxy is off: 503 at once, like the proxy without a read-only
+/// token, without reading the body or taking a data slot (the router mounts it outside them).
+pub async fn flux_off() -> ApiError {
+    ApiError::Unavailable(FLUX_PROXY_OFF.into())
+}
+
 /// `POST /api/flux`: the body is a Flux query; the answer is InfluxDB's annotated CSV, streamed.
 /// The store decides what may run (`ogm_store_influx::flux_guard`: 400 with the reason) and
 /// limits time and size; 503 when the proxy is off (no read-only token) or InfluxDB is down.

@@ -39,6 +39,9 @@ pub enum ApiError {
     /// The answer did not start within the request timeout.
     #[error("the request took longer than {} s", .0.as_secs_f64())]
     TimedOut(Duration),
+    /// The client did not send the request's body within the body timeout.
+    #[error("the request body took longer than {} s to arrive", .0.as_secs_f64())]
+    BodyTimedOut(Duration),
     /// Something failed on our side; the client gets a generic message.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -53,6 +56,7 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m.clone()),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m.clone()),
             ApiError::TimedOut(_) => (StatusCode::SERVICE_UNAVAILABLE, self.to_string()),
+            ApiError::BodyTimedOut(_) => (StatusCode::REQUEST_TIMEOUT, self.to_string()),
             ApiError::TooManyRequests { retry_after } | ApiError::Overloaded { retry_after } => {
                 let status = match self {
                     ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,

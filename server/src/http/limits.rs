@@ -163,6 +163,49 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
     }
 }
 
+/// Middleware on the data routes, outside their concurrency limit: reads a request's body
+/// whole (at most [`MAX_BODY_BYTES`], `413` past it) within `timeout` (`408` after it), so a
+/// client that sends slowly holds no slot. GET and HEAD have no body and pass straight on.
+pub async fn read_body(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
+    use axum::http::Method;
+    if matches!(*req.method(), Method::GET | Method::HEAD) {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let read = axum::body::to_bytes(body, MAX_BODY_BYTES);
+    let bytes = if timeout.is_zero() {
+        read.await
+    } else {
+        match tokio::time::timeout(timeout, read).await {
+            Ok(r) => r,
+            Err(_) => return ApiError::BodyTimedOut(timeout).into_response(),
+        }
+    };
+    match bytes {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(e) if is_length_limit(&e) => ApiError::PayloadTooLarge(format!(
+            "the request body is longer than {MAX_BODY_BYTES} bytes"
+        ))
+        .into_response(),
+        Err(e) => ApiError::BadRequest(format!("reading the request body: {e}")).into_response(),
+    }
+}
+
+/// Whether reading a body failed on its length limit.
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.to_string().contains("length limit exceeded") {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
 /// What a client refused by the data routes' concurrency limit is told to wait.
 const OVERLOADED_RETRY_AFTER: Duration = Duration::from_secs(1);
 

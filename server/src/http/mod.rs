@@ -54,12 +54,18 @@ pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
     // Data routes: one limit shared by all of them; past it, refused at once (load shedding)
     // rather than queued.
-    let data = Router::new()
+    let mut data = Router::new()
         .route(paths::DEVICES, get(data::devices))
         .route(paths::HISTORY, get(data::history))
         .route(paths::LOGS, get(data::logs))
-        .route(paths::EXPORT_CSV, get(data::export_csv))
-        .route(paths::FLUX, post(data::flux))
+        .route(paths::EXPORT_CSV, get(data::export_csv));
+    if config.flux_proxy {
+        data = data.route(paths::FLUX, post(data::flux));
+    }
+    // Layers added later run first. The concurrency limit is innermost; `read_body` outside it
+    // reads the whole body (bounded in size and time) before a slot is taken, so a client
+    // that sends slowly holds none.
+    let data = data
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new({
@@ -70,13 +76,21 @@ pub fn router(state: AppState) -> Router {
                 .layer(GlobalConcurrencyLimitLayer::new(
                     config.http_data_concurrency as usize,
                 )),
-        );
+        )
+        .layer(from_fn_with_state(
+            config.http_body_timeout,
+            limits::read_body,
+        ));
+    // Off, the Flux proxy answers at once: no body read, no data slot.
+    let flux_off =
+        (!config.flux_proxy).then(|| Router::new().route(paths::FLUX, post(data::flux_off)));
     let api = Router::new()
         .route(paths::CONFIG, get(api::config))
         .route(paths::HEALTH, get(ops::health))
         .route(paths::INGEST_REJECTED, get(ops::rejected))
         .route(paths::INGEST_REJECTED_DEVICES, get(ops::rejected_by_device))
         .merge(data)
+        .merge(flux_off.unwrap_or_default())
         .fallback(api::not_found)
         .layer(from_fn_with_state(state.clone(), limits::rate_limit));
     let mut router = Router::new()
