@@ -17,6 +17,11 @@ use ogm_protocol::{DeviceId, LogEntry, LogLevel};
 
 use crate::wire::LogRow;
 
+/// Most log entries the page holds, and shows (the text of [`LogBuffer::end_note`] says so).
+pub const CAPACITY: usize = 2_000;
+/// Log entries per page of `/api/logs`.
+pub const PAGE: usize = 200;
+
 /// Where an entry came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -222,6 +227,17 @@ impl LogBuffer {
     /// Whether there is no room for older entries (an older one would be refused).
     pub fn full(&self) -> bool {
         self.lines.len() >= self.capacity
+    }
+
+    /// Why "Load older" has nothing more to give, if it has not: the text the page shows.
+    pub fn end_note(&self) -> Option<&'static str> {
+        if self.exhausted() {
+            Some("nothing older in the last 30 days")
+        } else if self.full() {
+            Some("the page holds 2 000 entries at most: narrow the filter to go further back")
+        } else {
+            None
+        }
     }
 
     /// Where "Load older" asks up to (exclusive): the start of what is complete; None when
@@ -443,5 +459,34 @@ mod tests {
         };
         assert_eq!(b.newest(&f, 10)[0].message, "2");
         assert_eq!(b.newest(&LogFilter::default(), 1)[0].message, "3");
+    }
+
+    #[test]
+    fn the_end_note_says_why_nothing_older_comes() {
+        let mut b = LogBuffer::new(2);
+        b.reset_view(Some(100));
+        assert_eq!(b.end_note(), None);
+        b.insert(line(10, "a", LogLevel::Info, "one", Origin::Live));
+        b.insert(line(20, "a", LogLevel::Info, "two", Origin::Live));
+        assert!(
+            b.end_note()
+                .is_some_and(|n| n.contains("narrow the filter"))
+        );
+        let mut b = LogBuffer::new(CAPACITY);
+        b.reset_view(None);
+        b.history_page(
+            vec![line(5, "a", LogLevel::Info, "x", Origin::History)],
+            None,
+            PAGE,
+            None,
+        );
+        assert_eq!(b.end_note(), Some("nothing older in the last 30 days"));
+        // The text names the capacity as the page writes numbers.
+        let full = LogBuffer {
+            capacity: 0,
+            ..LogBuffer::new(0)
+        };
+        let said = format!("{} {:03}", CAPACITY / 1000, CAPACITY % 1000);
+        assert!(full.end_note().is_some_and(|n| n.contains(&said)), "{said}");
     }
 }

@@ -1,7 +1,8 @@
-//! The address bar: reading the [`Route`] from `window.location` and writing it back with
-//! `history.pushState` (navigation, so Back works) or `replaceState` (settings). Browser only.
+//! The address bar and the document: reading the [`Route`] from `window.location` and writing
+//! it back with `history.pushState` (navigation, so Back works) or `replaceState` (settings);
+//! the route's theme, kiosk mode and title on `<html>`. Browser only.
 
-use crate::route::Route;
+use crate::route::{Route, Theme};
 
 /// The route in the address bar now.
 pub fn current() -> Route {
@@ -41,4 +42,27 @@ pub fn write(route: &Route, push: bool) {
             history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url))
         };
     }
+}
+
+/// `data-theme` and `data-kiosk` on `<html>`, and the title.
+pub fn apply_document(route: &Route) {
+    let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
+        return;
+    };
+    if let Some(html) = doc.document_element() {
+        let _ = match route.theme {
+            Theme::System => html.remove_attribute("data-theme"),
+            t => html.set_attribute("data-theme", t.as_str()),
+        };
+        let _ = if route.kiosk {
+            html.set_attribute("data-kiosk", "")
+        } else {
+            html.remove_attribute("data-kiosk")
+        };
+    }
+    let title = match &route.device {
+        Some(d) => format!("{d} · {} · Open Grid Monitor", route.view.title()),
+        None => format!("{} · Open Grid Monitor", route.view.title()),
+    };
+    doc.set_title(&title);
 }

@@ -8,11 +8,14 @@ use leptos::prelude::*;
 use ogm_protocol::DeviceId;
 
 use super::{RouteLink, load_text};
-use crate::app::{LoadState, close_device_page, navigate, open_device_page, set_field_canvas, ui};
 use crate::chart;
 use crate::devices::Liveness;
 use crate::format;
 use crate::route::{Span, TimeRange, View};
+use crate::runtime::commands::{
+    CanvasKind, close_device_page, navigate, open_device_page, set_canvas,
+};
+use crate::state::{LoadState, ui};
 use crate::wire::{self, Field};
 
 /// `#device-page`.
@@ -245,8 +248,8 @@ pub fn RangePicker() -> impl IntoView {
 fn FieldChart(field: Field) -> impl IntoView {
     let ui = ui();
     let canvas = NodeRef::<Canvas>::new();
-    canvas.on_load(move |c| set_field_canvas(field, Some(c)));
-    on_cleanup(move || set_field_canvas(field, None));
+    canvas.on_load(move |c| set_canvas(CanvasKind::Field(field), Some(c)));
+    on_cleanup(move || set_canvas(CanvasKind::Field(field), None));
     let state = move || {
         ui.field_state
             .with(|m| m.get(&field).cloned())

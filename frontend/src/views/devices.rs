@@ -4,10 +4,10 @@
 use leptos::prelude::*;
 
 use super::{RouteLink, link_live};
-use crate::app::{Ui, ui};
 use crate::devices::{DeviceSnapshot, Liveness, silence_limit_us};
 use crate::format;
 use crate::route::View;
+use crate::state::{Ui, ui};
 
 /// `#device-table`.
 #[component]

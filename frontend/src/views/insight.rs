@@ -7,9 +7,12 @@ use leptos::prelude::*;
 use ogm_grid::{Bands, GridArea, GridEvent, Source};
 
 use super::{LiveLegend, RouteLink, link_live, load_text};
-use crate::app::{close_insight_page, navigate, open_insight_page, set_insight_canvas, ui};
 use crate::format::{self, Band};
 use crate::route::{ROCOF_WINDOW_LIMITS_MS, Span, TimeRange, View};
+use crate::runtime::commands::{
+    CanvasKind, close_insight_page, navigate, open_insight_page, set_canvas,
+};
+use crate::state::ui;
 
 /// `#insight`.
 #[component]
@@ -32,11 +35,11 @@ pub fn InsightView() -> impl IntoView {
     });
     on_cleanup(close_insight_page);
     let canvas = NodeRef::<Canvas>::new();
-    canvas.on_load(|c| set_insight_canvas(false, Some(c)));
-    on_cleanup(|| set_insight_canvas(false, None));
+    canvas.on_load(|c| set_canvas(CanvasKind::InsightLive, Some(c)));
+    on_cleanup(|| set_canvas(CanvasKind::InsightLive, None));
     let range_canvas = NodeRef::<Canvas>::new();
-    range_canvas.on_load(|c| set_insight_canvas(true, Some(c)));
-    on_cleanup(|| set_insight_canvas(true, None));
+    range_canvas.on_load(|c| set_canvas(CanvasKind::InsightRange, Some(c)));
+    on_cleanup(|| set_canvas(CanvasKind::InsightRange, None));
 
     let nominal = move || ui.nominal_hz.get().unwrap_or(50.0);
     let bands = move || Bands::of(ui.area.get(), nominal());

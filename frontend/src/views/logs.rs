@@ -5,9 +5,10 @@ use leptos::prelude::*;
 use ogm_protocol::{DeviceId, LogLevel};
 
 use super::load_text;
-use crate::app::{load_older_logs, navigate, set_logs_view, ui};
 use crate::format;
 use crate::logs::{LogFilter, Origin};
+use crate::runtime::commands::{load_older_logs, navigate, set_logs_view};
+use crate::state::ui;
 
 /// `#logs`.
 #[component]

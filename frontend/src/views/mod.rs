@@ -2,7 +2,7 @@
 //!
 //! [`Shell`] holds the header (navigation, connection state, theme), the view the route names
 //! and the diagnostics footer. Views read the signals in [`Ui`] and call the runtime
-//! (`crate::app`) to open and close what they need; they hold no data of their own.
+//! (`crate::runtime::commands`) to open and close what they need; they hold no data of their own.
 //!
 //! The DOM is a contract with the browser tests: ids and `data-*` attributes carry the figures
 //! in machine-readable form next to the text a person reads.
@@ -16,13 +16,13 @@ mod overview;
 use leptos::ev::MouseEvent;
 use leptos::prelude::*;
 
-use crate::app::{Conn, LoadState, Ui, navigate, ui};
 use crate::chart::{self, LiveShown};
 use crate::devices::Diagnostics;
 use crate::format;
 use crate::mqtt_link::LinkState;
 use crate::route::{Route, Theme, View};
-use crate::url;
+use crate::runtime::commands::{self, navigate};
+use crate::state::{Conn, LoadState, Ui, ui};
 use ogm_protocol::DeviceId;
 
 pub use device::DevicePage;
@@ -93,7 +93,7 @@ pub fn RouteLink(
 ) -> impl IntoView {
     view! {
         <a
-            href=move || url::href(&to.get())
+            href=move || commands::href(&to.get())
             class=class
             on:click=move |ev: MouseEvent| {
                 if plain_click(&ev) {
@@ -120,7 +120,7 @@ fn Nav() -> impl IntoView {
                     let current = move || ui.route.with(|r| r.view == v).then_some("page");
                     view! {
                         <a
-                            href=move || url::href(&to.get())
+                            href=move || commands::href(&to.get())
                             data-view=v.as_str()
                             aria-current=current
                             on:click=move |ev: MouseEvent| {

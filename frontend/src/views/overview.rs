@@ -5,10 +5,11 @@ use leptos::html::Canvas;
 use leptos::prelude::*;
 
 use super::{LiveLegend, RouteLink, link_live};
-use crate::app::{Row, Ui, set_overview_canvas, ui};
 use crate::devices::{DeviceSnapshot, Liveness};
 use crate::format::{self, Band};
 use crate::route::View;
+use crate::runtime::commands::{CanvasKind, set_canvas};
+use crate::state::{Row, Ui, ui};
 
 /// `#overview`.
 #[component]
@@ -29,8 +30,8 @@ pub fn Overview() -> impl IntoView {
         })
     };
     let canvas = NodeRef::<Canvas>::new();
-    canvas.on_load(|c| set_overview_canvas(Some(c)));
-    on_cleanup(|| set_overview_canvas(None));
+    canvas.on_load(|c| set_canvas(CanvasKind::Overview, Some(c)));
+    on_cleanup(|| set_canvas(CanvasKind::Overview, None));
     let facts = ui.live_facts;
     view! {
         <section id="overview" class:focused=move || focus.get().is_some()>
