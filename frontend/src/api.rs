@@ -94,18 +94,33 @@ pub async fn get_retrying<T>(
     on_error: impl Fn(&str, f64),
     seed: u64,
 ) -> Option<T> {
+    let mut parsed = None;
+    let mut take = |text: &str| parse(text).map(|v| parsed = Some(v));
+    get_until_taken(url, &mut take, &wanted, &on_error, seed).await;
+    parsed
+}
+
+/// [`get_retrying`]'s loop, not generic: one copy in the binary whatever the answers' types.
+/// True once `take` accepted an answer.
+async fn get_until_taken(
+    url: &str,
+    take: &mut dyn FnMut(&str) -> Result<(), String>,
+    wanted: &dyn Fn() -> bool,
+    on_error: &dyn Fn(&str, f64),
+    seed: u64,
+) -> bool {
     let mut backoff = Backoff::new(seed);
     loop {
         if !wanted() {
-            return None;
+            return false;
         }
         let result = match get_text(url).await {
-            Ok(t) => parse(&t).map_err(FetchError::from),
+            Ok(t) => take(&t).map_err(FetchError::from),
             Err(e) => Err(e),
         };
         match result {
-            Ok(v) => return Some(v),
-            Err(e) if e.permanent => return None,
+            Ok(()) => return true,
+            Err(e) if e.permanent => return false,
             Err(e) => {
                 let delay = backoff.next_delay_ms();
                 on_error(&e.message, js_sys::Date::now() + delay as f64);

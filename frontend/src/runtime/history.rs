@@ -231,17 +231,16 @@ pub(super) fn backfill_gap(start: i64, stop: i64) {
             stop_us: stop,
         });
     }
-    let page = with_rt(|rt| {
-        let device = rt
-            .pages
-            .device
-            .as_ref()
-            .filter(|p| p.range.is_live())
-            .map(|p| p.device.clone())?;
-        Some((rt.tickets.current(Room::DevicePage)?, device))
-    })
-    .flatten();
-    if let Some((ticket, device)) = page {
+    // The open pages, if they show the live range: their series get the stretch too.
+    for room in [Room::DevicePage, Room::InsightPage] {
+        let job = with_rt(|rt| Some((rt.tickets.current(room)?, rt.pages.live_device(room)?)));
+        let Some((ticket, device)) = job.flatten() else {
+            continue;
+        };
+        if room == Room::InsightPage {
+            spawn_local(load_insight(ticket, device, start, stop, false));
+            continue;
+        }
         for field in Field::ALL {
             spawn_local(load_device_field(
                 ticket,
@@ -253,19 +252,24 @@ pub(super) fn backfill_gap(start: i64, stop: i64) {
             ));
         }
     }
-    let insight = with_rt(|rt| {
-        let device = rt
-            .pages
-            .insight
-            .as_ref()
-            .filter(|p| p.range.is_live())
-            .map(|p| p.device.clone())?;
-        Some((rt.tickets.current(Room::InsightPage)?, device))
-    })
-    .flatten();
-    if let Some((ticket, device)) = insight {
-        spawn_local(load_insight(ticket, device, start, stop, false));
-    }
+}
+
+/// `GET url` for as long as `ticket` is current, retried with backoff; `show` hears each retry
+/// as the [`LoadState`] to show.
+pub(super) async fn get_for<T>(
+    ticket: Ticket,
+    url: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+    show: impl Fn(LoadState),
+    seed: u64,
+) -> Option<T> {
+    let on_error = |error: &str, retry_at_ms| {
+        show(LoadState::Retrying {
+            error: error.to_owned(),
+            retry_at_ms,
+        })
+    };
+    api::get_retrying(url, parse, move || ticket.is_current(), on_error, seed).await
 }
 
 fn max_points_for(canvas: Option<&HtmlCanvasElement>) -> usize {
@@ -299,19 +303,7 @@ pub(super) async fn load_device_field(
             });
         }
     };
-    let answer = api::get_retrying(
-        &url,
-        HistoryAnswer::from_json,
-        move || ticket.is_current(),
-        |error, retry_at_ms| {
-            set_state(LoadState::Retrying {
-                error: error.to_owned(),
-                retry_at_ms,
-            })
-        },
-        seed,
-    )
-    .await;
+    let answer = get_for(ticket, &url, HistoryAnswer::from_json, set_state, seed).await;
     let Some(a) = answer else {
         if ticket.is_current() {
             set_state(LoadState::Unavailable(format!("no history for {device}")));
@@ -351,21 +343,12 @@ pub(super) async fn load_insight(
         return;
     };
     let url = wire::history_url(&device, Field::Frequency, start, stop, PAGE_SLOTS);
-    let answer = api::get_retrying(
-        &url,
-        HistoryAnswer::from_json,
-        move || ticket.is_current(),
-        |error, retry_at_ms| {
-            if report {
-                ui.insight_state.set(LoadState::Retrying {
-                    error: error.to_owned(),
-                    retry_at_ms,
-                });
-            }
-        },
-        seed,
-    )
-    .await;
+    let show = |s| {
+        if report {
+            ui.insight_state.set(s);
+        }
+    };
+    let answer = get_for(ticket, &url, HistoryAnswer::from_json, show, seed).await;
     let Some(a) = answer else {
         if report && ticket.is_current() {
             ui.insight_state

@@ -7,9 +7,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use super::frame::{now_us, schedule_frame};
-use super::history::{JUNCTION_DELAY_MS, Room, Ticket};
+use super::history::{JUNCTION_DELAY_MS, Room, Ticket, get_for};
 use super::{Runtime, with_rt};
-use crate::api;
 use crate::logs::{CAPACITY, LogBuffer, LogFilter, LogLine, PAGE};
 use crate::state::LoadState;
 use crate::wire;
@@ -121,19 +120,8 @@ async fn load(ticket: Ticket, filter: LogFilter, stop: Option<i64>, hole_from: O
     };
     ui.logs_state.set(LoadState::Loading);
     let url = wire::logs_url(filter.device.as_ref(), filter.level, stop, PAGE as u32);
-    let rows = api::get_retrying(
-        &url,
-        wire::logs_from_json,
-        move || ticket.is_current(),
-        |error, retry_at_ms| {
-            ui.logs_state.set(LoadState::Retrying {
-                error: error.to_owned(),
-                retry_at_ms,
-            })
-        },
-        seed,
-    )
-    .await;
+    let show = |s| ui.logs_state.set(s);
+    let rows = get_for(ticket, &url, wire::logs_from_json, show, seed).await;
     let Some(answer) = rows else {
         return;
     };

@@ -26,7 +26,6 @@ mod logs;
 mod pages;
 
 use std::cell::{Cell, RefCell};
-use std::panic::Location;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -84,19 +83,28 @@ thread_local! {
 
 /// Runs `f` on the runtime. None when there is no runtime (the dashboard is unmounted: there is
 /// nothing to do) or when it is already borrowed: a re-entrant call is a bug, so it is not
-/// skipped silently but reported with where it came from.
-#[track_caller]
+/// skipped silently but reported on the console and counted.
 fn with_rt<R>(f: impl FnOnce(&mut Runtime) -> R) -> Option<R> {
-    let rt = RT.with(|r| r.borrow().clone())?;
+    let rt = shared()?;
     let Ok(mut me) = rt.try_borrow_mut() else {
-        BUSY.with(|b| b.set(b.get().saturating_add(1)));
-        leptos::logging::error!(
-            "ogm: the runtime is busy; work skipped at {}",
-            Location::caller()
-        );
+        report_busy();
         return None;
     };
     Some(f(&mut me))
+}
+
+/// The runtime, if mounted. Out of line: one copy in the binary, not one per caller.
+#[inline(never)]
+fn shared() -> Option<Shared> {
+    RT.with(|r| r.borrow().clone())
+}
+
+/// Out of line and not generic: one copy in the binary, not one per caller.
+#[cold]
+#[inline(never)]
+fn report_busy() {
+    BUSY.with(|b| b.set(b.get().saturating_add(1)));
+    web_sys::console::error_1(&"ogm: the runtime is busy; work skipped (a re-entrant call)".into());
 }
 
 /// Starts the runtime for `ui`: the clock, the window's listeners, the route's settings and the

@@ -117,6 +117,23 @@ impl Pages {
         }
     }
 
+    /// The device of the page open in `room`, if that page shows the live range.
+    pub(super) fn live_device(&self, room: Room) -> Option<DeviceId> {
+        match room {
+            Room::DevicePage => self
+                .device
+                .as_ref()
+                .filter(|p| p.range.is_live())
+                .map(|p| p.device.clone()),
+            Room::InsightPage => self
+                .insight
+                .as_ref()
+                .filter(|p| p.range.is_live())
+                .map(|p| p.device.clone()),
+            Room::Logs => None,
+        }
+    }
+
     pub(super) fn prune(&mut self, now_us: i64) {
         if let Some(page) = self.device.as_mut() {
             for (series, _) in page.series.values_mut() {
