@@ -11,13 +11,13 @@ use crate::config::DashboardConfig;
 use crate::mqtt_ws::js_text;
 
 /// Where the page finds its configuration (same origin).
-pub const CONFIG_PATH: &str = "/api/config";
+pub(crate) const CONFIG_PATH: &str = "/api/config";
 /// A request that takes longer than this is abandoned, ms.
-pub const TIMEOUT_MS: u64 = 15_000;
+pub(crate) const TIMEOUT_MS: u64 = 15_000;
 
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FetchError {
+pub(crate) struct FetchError {
     /// A sentence for the page.
     pub message: String,
     /// The server refused the request itself (4xx): asking again will not help.
@@ -40,7 +40,7 @@ impl From<&str> for FetchError {
 }
 
 /// `GET url` and its body as text.
-pub async fn get_text(url: &str) -> Result<String, FetchError> {
+pub(crate) async fn get_text(url: &str) -> Result<String, FetchError> {
     let window = web_sys::window().ok_or("no window")?;
     let init = RequestInit::new();
     let abort = AbortController::new().ok();
@@ -80,14 +80,14 @@ pub async fn get_text(url: &str) -> Result<String, FetchError> {
 }
 
 /// Fetches and checks the dashboard configuration.
-pub async fn fetch_config() -> Result<DashboardConfig, String> {
+pub(crate) async fn fetch_config() -> Result<DashboardConfig, String> {
     DashboardConfig::from_json(&get_text(CONFIG_PATH).await.map_err(|e| e.message)?)
 }
 
 /// `GET url`, parsed by `parse`, retried with backoff until it works, the server refuses the
 /// request (4xx), or `wanted()` turns false (the view that asked is gone). `on_error` hears each
 /// failure and when the next try is due.
-pub async fn get_retrying<T>(
+pub(crate) async fn get_retrying<T>(
     url: &str,
     parse: impl Fn(&str) -> Result<T, String>,
     wanted: impl Fn() -> bool,
@@ -131,7 +131,7 @@ async fn get_until_taken(
 }
 
 /// Resolves after `ms` milliseconds.
-pub async fn sleep_ms(ms: u64) {
+pub(crate) async fn sleep_ms(ms: u64) {
     let promise = js_sys::Promise::new(&mut |resolve, _reject| {
         if let Some(w) = web_sys::window() {
             let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(

@@ -66,7 +66,9 @@ mod runtime;
 mod state;
 #[cfg(target_arch = "wasm32")]
 mod url;
+// Leptos' `#[component]` makes `pub` items beside each component whatever its visibility.
 #[cfg(target_arch = "wasm32")]
+#[allow(unreachable_pub)]
 mod views;
 
 /// Mounts the dashboard on `<body>`: the composition root. Makes the page's state from the

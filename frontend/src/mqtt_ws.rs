@@ -26,6 +26,19 @@ pub struct MqttWs {
     tick: IntervalHandle,
 }
 
+impl std::fmt::Debug for MqttWs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self
+            .inner
+            .try_borrow()
+            .map(|i| i.url.clone())
+            .unwrap_or_default();
+        f.debug_struct("MqttWs")
+            .field("url", &url)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     link: MqttLink,
     url: String,

@@ -21,28 +21,28 @@ use crate::wire::Field;
 
 /// What the connection indicator shows.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Conn {
+pub(crate) enum Conn {
     LoadingConfig,
     ConfigFailed { error: String, retry_at_ms: f64 },
     Link(LinkState),
 }
 
 impl Conn {
-    pub fn is_live(&self) -> bool {
+    pub(crate) fn is_live(&self) -> bool {
         matches!(self, Conn::Link(LinkState::Connected))
     }
 }
 
 /// One device in the views: its id and its own signal.
 #[derive(Debug, Clone)]
-pub struct Row {
+pub(crate) struct Row {
     pub id: DeviceId,
     pub snap: RwSignal<DeviceSnapshot>,
 }
 
 /// How a history load is going.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub enum LoadState {
+pub(crate) enum LoadState {
     #[default]
     Loading,
     Retrying {
@@ -59,7 +59,7 @@ pub enum LoadState {
 }
 
 impl LoadState {
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             LoadState::Loading => "loading",
             LoadState::Retrying { .. } => "retrying",
@@ -71,7 +71,7 @@ impl LoadState {
 
 /// What a chart shows, for the page's data attributes (and the tests that read them).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct ChartFacts {
+pub(crate) struct ChartFacts {
     pub start_us: i64,
     pub stop_us: i64,
     /// Samples in the series.
@@ -85,7 +85,7 @@ pub struct ChartFacts {
 
 /// The signals the views read. All `Copy`.
 #[derive(Debug, Clone, Copy)]
-pub struct Ui {
+pub(crate) struct Ui {
     pub route: RwSignal<Route>,
     pub conn: RwSignal<Conn>,
     pub now_ms: RwSignal<f64>,
@@ -114,7 +114,7 @@ pub struct Ui {
 
 impl Ui {
     /// Fresh signals for `route`, at `now_ms` in a zone `tz_offset_min` from UTC.
-    pub fn new(route: Route, now_ms: f64, tz_offset_min: i32) -> Self {
+    pub(crate) fn new(route: Route, now_ms: f64, tz_offset_min: i32) -> Self {
         Self {
             nominal_hz: RwSignal::new(route.nominal_hz),
             area: RwSignal::new(route.area.unwrap_or_default()),
@@ -138,13 +138,13 @@ impl Ui {
     }
 
     /// The bands in force (tracked), once the nominal frequency is known.
-    pub fn bands(&self) -> Option<Bands> {
+    pub(crate) fn bands(&self) -> Option<Bands> {
         let area = self.area.get();
         self.nominal_hz.get().map(|n| Bands::of(area, n))
     }
 }
 
 /// The page's signals, from the context the composition root provides.
-pub fn ui() -> Ui {
+pub(crate) fn ui() -> Ui {
     expect_context::<Ui>()
 }

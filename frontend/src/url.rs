@@ -5,7 +5,7 @@
 use crate::route::{Route, Theme};
 
 /// The route in the address bar now.
-pub fn current() -> Route {
+pub(crate) fn current() -> Route {
     web_sys::window()
         .and_then(|w| w.location().search().ok())
         .map(|q| Route::parse(&q))
@@ -14,7 +14,7 @@ pub fn current() -> Route {
 
 /// `pathname?query` for a route (the page's own path, so it works behind a prefix; never one
 /// that leads to another host: [`Route::link_from`]).
-pub fn href(route: &Route) -> String {
+pub(crate) fn href(route: &Route) -> String {
     let path = web_sys::window()
         .and_then(|w| w.location().pathname().ok())
         .unwrap_or_else(|| "/".to_owned());
@@ -22,7 +22,7 @@ pub fn href(route: &Route) -> String {
 }
 
 /// Writes `route` into the address bar, as a new history entry when `push`.
-pub fn write(route: &Route, push: bool) {
+pub(crate) fn write(route: &Route, push: bool) {
     let Some(window) = web_sys::window() else {
         return;
     };
@@ -45,7 +45,7 @@ pub fn write(route: &Route, push: bool) {
 }
 
 /// `data-theme` and `data-kiosk` on `<html>`, and the title.
-pub fn apply_document(route: &Route) {
+pub(crate) fn apply_document(route: &Route) {
     let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
         return;
     };

@@ -11,10 +11,10 @@ use crate::route::{Route, TimeRange};
 use crate::state::Ui;
 use crate::url;
 
-pub use super::pages::CanvasKind;
+pub(crate) use super::pages::CanvasKind;
 
 /// Shows `route`: in the signal and in the address bar (a new history entry when `push`).
-pub fn navigate(route: Route, push: bool) {
+pub(crate) fn navigate(route: Route, push: bool) {
     if let Some(ui) = use_context::<Ui>() {
         url::write(&route, push);
         ui.route.set(route);
@@ -22,41 +22,41 @@ pub fn navigate(route: Route, push: bool) {
 }
 
 /// The link a route's anchor carries (the page's own path and the route's query).
-pub fn href(route: &Route) -> String {
+pub(crate) fn href(route: &Route) -> String {
     url::href(route)
 }
 
 /// Opens the device page for `device` over `range`: fresh series, then the history loads.
-pub fn open_device_page(device: DeviceId, range: TimeRange) {
+pub(crate) fn open_device_page(device: DeviceId, range: TimeRange) {
     pages::open_device_page(device, range);
 }
 
 /// Closes the device page (its view is gone): its loads stop.
-pub fn close_device_page() {
+pub(crate) fn close_device_page() {
     pages::close_device_page();
 }
 
 /// Opens the insight page with `device` as its reference over `range`.
-pub fn open_insight_page(device: DeviceId, range: TimeRange) {
+pub(crate) fn open_insight_page(device: DeviceId, range: TimeRange) {
     pages::open_insight_page(device, range);
 }
 
 /// Closes the insight page: its loads stop.
-pub fn close_insight_page() {
+pub(crate) fn close_insight_page() {
     pages::close_insight_page();
 }
 
 /// Registers a view's canvas (Some, on mount) or removes it (None, on cleanup).
-pub fn set_canvas(kind: CanvasKind, canvas: Option<HtmlCanvasElement>) {
+pub(crate) fn set_canvas(kind: CanvasKind, canvas: Option<HtmlCanvasElement>) {
     pages::set_canvas(kind, canvas);
 }
 
 /// The logs view is open with `filter` (or closed, with None): older entries are fetched.
-pub fn set_logs_view(filter: Option<LogFilter>) {
+pub(crate) fn set_logs_view(filter: Option<LogFilter>) {
     logs::set_view(filter);
 }
 
 /// Fetches the log page before what is complete for the filter on screen.
-pub fn load_older_logs() {
+pub(crate) fn load_older_logs() {
     logs::load_older();
 }

@@ -18,7 +18,7 @@
 //! `await`. Views register their canvases and pages on mount and remove them on cleanup, so
 //! nothing outlives the view that needed it.
 
-pub mod commands;
+pub(crate) mod commands;
 mod frame;
 mod history;
 mod link;
@@ -109,7 +109,7 @@ fn report_busy() {
 
 /// Starts the runtime for `ui`: the clock, the window's listeners, the route's settings and the
 /// boot (configuration, then the link). Everything ends when the calling owner is cleaned up.
-pub fn start(ui: Ui) {
+pub(crate) fn start(ui: Ui) {
     let route = ui.route.get_untracked();
     let nominal = route.nominal_hz.unwrap_or(50.0);
     let rt: Shared = Rc::new(RefCell::new(Runtime {

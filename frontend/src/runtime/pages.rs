@@ -279,7 +279,7 @@ pub(super) fn close_insight_page() {
 
 /// Which canvas a view registers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CanvasKind {
+pub(crate) enum CanvasKind {
     /// The overview's live chart.
     Overview,
     /// The insight view's live deviation chart.

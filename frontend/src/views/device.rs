@@ -20,7 +20,7 @@ use crate::wire::{self, Field};
 
 /// `#device-page`.
 #[component]
-pub fn DevicePage() -> impl IntoView {
+pub(crate) fn DevicePage() -> impl IntoView {
     let ui = ui();
     let device = Memo::new(move |_| ui.route.with(|r| r.device.clone()));
     let range = Memo::new(move |_| ui.route.with(|r| r.range()));
@@ -139,7 +139,7 @@ fn DeviceDetail(device: DeviceId) -> impl IntoView {
 
 /// `#range-picker`: the preset spans, a custom range, and a way back from a zoom.
 #[component]
-pub fn RangePicker() -> impl IntoView {
+pub(crate) fn RangePicker() -> impl IntoView {
     let ui = ui();
     let range = Memo::new(move |_| ui.route.with(|r| r.range()));
     let set = move |r: TimeRange| {

@@ -11,7 +11,7 @@ use crate::state::{Ui, ui};
 
 /// `#device-table`.
 #[component]
-pub fn DevicesView() -> impl IntoView {
+pub(crate) fn DevicesView() -> impl IntoView {
     let ui = ui();
     view! {
         <section id="device-table">

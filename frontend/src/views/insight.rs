@@ -16,7 +16,7 @@ use crate::state::ui;
 
 /// `#insight`.
 #[component]
-pub fn InsightView() -> impl IntoView {
+pub(crate) fn InsightView() -> impl IntoView {
     let ui = ui();
     // The reference device: the URL's, else the first one heard.
     let device = Memo::new(move |_| {

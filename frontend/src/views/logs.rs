@@ -12,7 +12,7 @@ use crate::state::ui;
 
 /// `#logs`.
 #[component]
-pub fn LogsView() -> impl IntoView {
+pub(crate) fn LogsView() -> impl IntoView {
     let ui = ui();
     let filter = Memo::new(move |_| {
         ui.route.with(|r| LogFilter {

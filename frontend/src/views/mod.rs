@@ -25,15 +25,15 @@ use crate::runtime::commands::{self, navigate};
 use crate::state::{Conn, LoadState, Ui, ui};
 use ogm_protocol::DeviceId;
 
-pub use device::DevicePage;
-pub use devices::DevicesView;
-pub use insight::InsightView;
-pub use logs::LogsView;
-pub use overview::Overview;
+pub(crate) use device::DevicePage;
+pub(crate) use devices::DevicesView;
+pub(crate) use insight::InsightView;
+pub(crate) use logs::LogsView;
+pub(crate) use overview::Overview;
 
 /// The page.
 #[component]
-pub fn Shell() -> impl IntoView {
+pub(crate) fn Shell() -> impl IntoView {
     let ui = ui();
     let view_kind = Memo::new(move |_| ui.route.with(|r| r.view));
     let kiosk = Memo::new(move |_| ui.route.with(|r| r.kiosk));
@@ -75,13 +75,13 @@ pub fn Shell() -> impl IntoView {
 }
 
 /// Whether a click is a plain left click (not one that opens a new tab).
-pub fn plain_click(ev: &MouseEvent) -> bool {
+pub(crate) fn plain_click(ev: &MouseEvent) -> bool {
     ev.button() == 0 && !(ev.ctrl_key() || ev.meta_key() || ev.shift_key() || ev.alt_key())
 }
 
 /// A link to a route: a real `href` (new tabs and bookmarks work), navigation without a reload.
 #[component]
-pub fn RouteLink(
+pub(crate) fn RouteLink(
     /// Where it goes.
     #[prop(into)]
     to: Signal<Route>,
@@ -233,7 +233,7 @@ fn ConfigError(
 }
 
 /// A history load's state as a short text (empty when ready).
-pub fn load_text(state: &LoadState, now_ms: f64) -> String {
+pub(crate) fn load_text(state: &LoadState, now_ms: f64) -> String {
     match state {
         LoadState::Loading => "loading history…".to_owned(),
         LoadState::Retrying { error, retry_at_ms } => {
@@ -248,7 +248,7 @@ pub fn load_text(state: &LoadState, now_ms: f64) -> String {
 }
 
 /// Whether the page's data is current: the broker link is up.
-pub fn link_live(ui: &Ui) -> bool {
+pub(crate) fn link_live(ui: &Ui) -> bool {
     ui.conn.with(Conn::is_live)
 }
 
@@ -296,7 +296,7 @@ fn DiagnosticsPanel(
 /// The legend of a live chart: a swatch per device in `devices`, or, when the chart draws the
 /// crowd of many devices, its median and band and the strays drawn on their own.
 #[component]
-pub fn LiveLegend(
+pub(crate) fn LiveLegend(
     /// The element id.
     id: &'static str,
     /// The devices on the chart.

@@ -13,7 +13,7 @@ use crate::state::{Row, Ui, ui};
 
 /// `#overview`.
 #[component]
-pub fn Overview() -> impl IntoView {
+pub(crate) fn Overview() -> impl IntoView {
     let ui = ui();
     // In kiosk mode, `device=` focuses the overview on one device.
     let focus = Memo::new(move |_| {
@@ -64,7 +64,7 @@ pub fn Overview() -> impl IntoView {
 }
 
 /// Whether what a snapshot shows is current: the link is up and the device is live.
-pub fn is_stale(ui: &Ui, s: &DeviceSnapshot) -> bool {
+pub(crate) fn is_stale(ui: &Ui, s: &DeviceSnapshot) -> bool {
     !link_live(ui) || Liveness::of(s, (ui.now_ms.get() * 1000.0) as i64) != Liveness::Live
 }
 
