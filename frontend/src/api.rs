@@ -7,11 +7,9 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, RequestInit, Response};
 
 use crate::backoff::Backoff;
-use crate::config::DashboardConfig;
 use crate::mqtt_ws::js_text;
+use crate::wire::{self, ConfigAnswer, path};
 
-/// Where the page finds its configuration (same origin).
-pub(crate) const CONFIG_PATH: &str = "/api/config";
 /// A request that takes longer than this is abandoned, ms.
 pub(crate) const TIMEOUT_MS: u64 = 15_000;
 
@@ -80,8 +78,9 @@ pub(crate) async fn get_text(url: &str) -> Result<String, FetchError> {
 }
 
 /// Fetches and checks the dashboard configuration.
-pub(crate) async fn fetch_config() -> Result<DashboardConfig, String> {
-    DashboardConfig::from_json(&get_text(CONFIG_PATH).await.map_err(|e| e.message)?)
+pub(crate) async fn fetch_config() -> Result<ConfigAnswer, String> {
+    let url = wire::api_url(path::CONFIG);
+    ConfigAnswer::from_json(&get_text(&url).await.map_err(|e| e.message)?)
 }
 
 /// `GET url`, parsed by `parse`, retried with backoff until it works, the server refuses the

@@ -671,7 +671,7 @@ mod tests {
     fn the_server_seeds_devices_not_heard_yet() {
         let mut s = DeviceStore::new(TOPIC_PREFIX, Limits::default());
         s.ingest(&topic("a", Kind::Measurement), &measurement(NOW, 50.0), NOW);
-        let views = crate::wire::devices_from_json(&format!(
+        let views = DeviceView::list_from_json(&format!(
             r#"[{{"device_id":"a","last_seen":1,"online":false}},
                 {{"device_id":"b","last_seen":{},"online":false,
                   "last_status":{{"timestamp":{NOW},"rssi":-50,"free_heap":1,"online":false}}}},

@@ -10,7 +10,6 @@
 //! this root imports `views`.
 //!
 //! Pure modules (they build and are tested on the host):
-//! - [`config`]: [`config::DashboardConfig`], the `/api/config` answer, parsed and checked.
 //! - [`route`]: [`route::Route`], what is on screen as the URL's query string (view, device,
 //!   range, theme, kiosk, live window, insight settings).
 //! - [`mqtt_link`]: the MQTT 3.1.1 session and reconnect loop as a state machine (bytes,
@@ -24,7 +23,8 @@
 //!   itself (bands, RoCoF, grid time, histogram, quality, events, spread) is `ogm_grid`'s,
 //!   which the server can run too.
 //! - [`logs`]: the bounded, de-duplicated log buffer.
-//! - [`wire`]: the HTTP API's URLs and answers (history, logs, devices, export).
+//! - [`wire`]: the HTTP API as the page reads it: `ogm_protocol::http`'s paths, URLs and
+//!   answers (the server answers with the same types), history read into [`series`] samples.
 //! - [`chart`]: reducing series to pixel columns, axes, the crowd of many devices, the bands'
 //!   marks and field ranges, described as a `ChartSpec`; its `canvas` module (browser) draws
 //!   it with plotters.
@@ -46,7 +46,6 @@
 
 pub mod backoff;
 pub mod chart;
-pub mod config;
 pub mod devices;
 pub mod figures;
 pub mod format;

@@ -12,6 +12,8 @@
 //! - [`liveness`]: whether a device is online, silent or offline (last will, and silence for
 //!   three times its usual interval learnt from its own timestamps), shared by the dashboard
 //!   and the server.
+//! - [`http`]: the HTTP API's contract: route paths, limits, query parameters, answers and
+//!   [`http::Field`], shared by the server and the dashboard.
 //! - [`fixtures`]: golden JSON (the seed's examples and bad variants) shared by every crate's tests.
 #![no_std]
 
@@ -22,6 +24,7 @@ extern crate std;
 pub mod device_id;
 pub mod fixtures;
 pub mod grid;
+pub mod http;
 pub mod liveness;
 pub mod payload;
 pub mod topic;

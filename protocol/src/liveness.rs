@@ -53,8 +53,9 @@ pub fn silence_limit_us(interval_us: i64) -> i64 {
         .max(MIN_SILENCE_US)
 }
 
-/// What a device is now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What a device is now. The API spells it `online`, `silent` or `offline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DeviceState {
     /// Sending as usual.
     Online,

@@ -444,7 +444,7 @@ async fn a_large_logs_answer_stops_at_its_byte_budget_and_says_so() {
         let a = page(stop).await;
         assert_eq!(a.status, StatusCode::OK);
         assert!(
-            a.body.len() <= http::data::MAX_LOGS_ANSWER_BYTES + 8 * 1024,
+            a.body.len() <= ogm_protocol::http::MAX_LOGS_ANSWER_BYTES + 8 * 1024,
             "{} bytes",
             a.body.len()
         );

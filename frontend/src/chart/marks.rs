@@ -68,6 +68,8 @@ pub fn field_axis(field: Field, values: impl Iterator<Item = f64>, nominal: f64)
         Field::Voltage => (padded_range(values, 2.0), 1),
         Field::Current => (padded_range(values, 0.2), 2),
         Field::Power => (padded_range(values, 20.0), 0),
+        Field::Rssi => (padded_range(values, 10.0), 0),
+        Field::FreeHeap => (padded_range(values, 1_000.0), 0),
     };
     AxisRange { lo, hi, decimals }
 }

@@ -17,7 +17,7 @@ use super::with_rt;
 use crate::api;
 use crate::devices::Limits;
 use crate::state::LoadState;
-use crate::wire::{self, Field, HistoryAnswer};
+use crate::wire::{Field, HistoryAnswer, HistoryParams};
 
 /// A backfill reaches this far before the link went down, µs.
 pub(super) const BACKFILL_MARGIN_US: i64 = 2_000_000;
@@ -185,7 +185,7 @@ async fn fill_worker() {
         let Some((job, columns, seed)) = next else {
             return;
         };
-        let url = wire::history_url(
+        let url = HistoryParams::url(
             &job.device,
             Field::Frequency,
             job.start_us,
@@ -241,7 +241,7 @@ pub(super) fn backfill_gap(start: i64, stop: i64) {
             spawn_local(load_insight(ticket, device, start, stop, false));
             continue;
         }
-        for field in Field::ALL {
+        for field in Field::MEASURED {
             spawn_local(load_device_field(
                 ticket,
                 device.clone(),
@@ -295,7 +295,7 @@ pub(super) async fn load_device_field(
     }) else {
         return;
     };
-    let url = wire::history_url(&device, field, start, stop, max_points);
+    let url = HistoryParams::url(&device, field, start, stop, max_points);
     let set_state = move |s: LoadState| {
         if report && ticket.is_current() {
             ui.field_state.update(|m| {
@@ -342,7 +342,7 @@ pub(super) async fn load_insight(
     let Some((seed, ui)) = with_rt(|rt| (rt.rng.next_u64(), rt.ui)) else {
         return;
     };
-    let url = wire::history_url(&device, Field::Frequency, start, stop, PAGE_SLOTS);
+    let url = HistoryParams::url(&device, Field::Frequency, start, stop, PAGE_SLOTS);
     let show = |s| {
         if report {
             ui.insight_state.set(s);

@@ -14,14 +14,13 @@ use super::history::{BACKFILL_MARGIN_US, JUNCTION_DELAY_MS, backfill_gap};
 use super::{logs, with_rt};
 use crate::api;
 use crate::backoff::{Backoff, XorShift};
-use crate::config::DashboardConfig;
 use crate::devices::{DeviceStore, Limits};
 use crate::figures::event_rules;
 use crate::logs::LogLine;
 use crate::mqtt_link::{KEEP_ALIVE_S, LinkConfig, LinkEvent, LinkState};
 use crate::mqtt_ws::MqttWs;
 use crate::state::Conn;
-use crate::wire;
+use crate::wire::{self, ConfigAnswer, DeviceView, path};
 
 #[derive(Default)]
 pub(super) struct Link {
@@ -57,7 +56,7 @@ pub(super) async fn boot() {
     spawn_local(load_devices());
 }
 
-fn start(config: DashboardConfig) {
+fn start(config: ConfigAnswer) {
     let Some((ui, mut rng, route)) = with_rt(|rt| {
         (
             rt.ui,
@@ -81,7 +80,7 @@ fn start(config: DashboardConfig) {
         filter: ogm_protocol::topic::filter_all(&config.topic_prefix),
         keep_alive_s: KEEP_ALIVE_S,
     };
-    let nominal = route.nominal_hz.unwrap_or(config.nominal_hz);
+    let nominal = route.nominal_hz.unwrap_or(f64::from(config.nominal_hz));
     with_rt(|rt| {
         let limits = Limits {
             window_us: route.window_us,
@@ -114,8 +113,8 @@ fn start(config: DashboardConfig) {
 async fn load_devices() {
     let seed = random_seed();
     let views = api::get_retrying(
-        "/api/devices",
-        wire::devices_from_json,
+        &wire::api_url(path::DEVICES),
+        DeviceView::list_from_json,
         || true,
         |_, _| {},
         seed,

@@ -11,7 +11,7 @@ use super::history::{JUNCTION_DELAY_MS, Room, Ticket, get_for};
 use super::{Runtime, with_rt};
 use crate::logs::{CAPACITY, LogBuffer, LogFilter, LogLine, PAGE};
 use crate::state::LoadState;
-use crate::wire;
+use crate::wire::{LogParams, LogsAnswer};
 
 #[derive(Debug)]
 pub(super) struct Logs {
@@ -119,9 +119,9 @@ async fn load(ticket: Ticket, filter: LogFilter, stop: Option<i64>, hole_from: O
         return;
     };
     ui.logs_state.set(LoadState::Loading);
-    let url = wire::logs_url(filter.device.as_ref(), filter.level, stop, PAGE as u32);
+    let url = LogParams::url(filter.device.as_ref(), filter.level, stop, PAGE as u32);
     let show = |s| ui.logs_state.set(s);
-    let rows = get_for(ticket, &url, wire::logs_from_json, show, seed).await;
+    let rows = get_for(ticket, &url, LogsAnswer::from_json, show, seed).await;
     let Some(answer) = rows else {
         return;
     };

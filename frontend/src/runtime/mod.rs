@@ -34,17 +34,17 @@ use leptos::task::spawn_local;
 use ogm_grid::{Bands, Insight};
 
 use crate::backoff::XorShift;
-use crate::config::DashboardConfig;
 use crate::devices::DeviceStore;
 use crate::figures::event_rules;
 use crate::state::Ui;
 use crate::url;
+use crate::wire::ConfigAnswer;
 
 /// The non-reactive side: one room per concern.
 struct Runtime {
     ui: Ui,
     owner: Option<Owner>,
-    config: Option<DashboardConfig>,
+    config: Option<ConfigAnswer>,
     store: Option<DeviceStore>,
     insight: Insight,
     rng: XorShift,
@@ -62,7 +62,7 @@ impl Runtime {
         self.ui
             .nominal_hz
             .get_untracked()
-            .or(self.config.as_ref().map(|c| c.nominal_hz))
+            .or(self.config.as_ref().map(|c| f64::from(c.nominal_hz)))
             .unwrap_or(50.0)
     }
 
@@ -156,12 +156,13 @@ pub(crate) fn start(ui: Ui) {
     Effect::new(move |_| {
         let r = ui.route.get();
         url::apply_document(&r);
-        let server_nominal = with_rt(|rt| rt.config.as_ref().map(|c| c.nominal_hz)).flatten();
+        let server_nominal =
+            with_rt(|rt| rt.config.as_ref().map(|c| f64::from(c.nominal_hz))).flatten();
         let nominal = r.nominal_hz.or(server_nominal);
         if ui.nominal_hz.get_untracked() != nominal {
             ui.nominal_hz.set(nominal);
         }
-        let server_area = with_rt(|rt| rt.config.as_ref().map(DashboardConfig::area)).flatten();
+        let server_area = with_rt(|rt| rt.config.as_ref().map(ConfigAnswer::area)).flatten();
         let area = r.area.or(server_area).unwrap_or_default();
         if ui.area.get_untracked() != area {
             ui.area.set(area);

@@ -105,7 +105,9 @@ impl Pages {
             && page.range.is_live()
         {
             for (field, (series, _)) in page.series.iter_mut() {
-                series.push(t_us, field.of(m), now);
+                if let Some(v) = field.of(m) {
+                    series.push(t_us, v, now);
+                }
             }
         }
         if let Some(page) = self.insight.as_mut()
@@ -174,7 +176,7 @@ fn new_series(range: TimeRange, now: i64) -> Series {
 pub(super) fn open_device_page(device: DeviceId, range: TimeRange) {
     let Some(ticket) = with_rt(|rt| {
         let now = now_us();
-        let series = Field::ALL
+        let series = Field::MEASURED
             .into_iter()
             .map(|f| (f, (new_series(range, now), 0)))
             .collect();
@@ -185,7 +187,7 @@ pub(super) fn open_device_page(device: DeviceId, range: TimeRange) {
         });
         rt.frame.chart_dirty = true;
         rt.ui.field_state.set(
-            Field::ALL
+            Field::MEASURED
                 .into_iter()
                 .map(|f| (f, LoadState::Loading))
                 .collect(),
@@ -195,7 +197,7 @@ pub(super) fn open_device_page(device: DeviceId, range: TimeRange) {
         return;
     };
     let (t0, t1) = range.resolve(now_us());
-    for field in Field::ALL {
+    for field in Field::MEASURED {
         spawn_local(history::load_device_field(
             ticket,
             device.clone(),
@@ -208,7 +210,7 @@ pub(super) fn open_device_page(device: DeviceId, range: TimeRange) {
     if range.is_live() {
         set_timeout(
             move || {
-                for field in Field::ALL {
+                for field in Field::MEASURED {
                     spawn_local(history::load_device_field(
                         ticket,
                         device.clone(),

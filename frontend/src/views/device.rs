@@ -16,7 +16,7 @@ use crate::runtime::commands::{
     CanvasKind, close_device_page, navigate, open_device_page, set_canvas,
 };
 use crate::state::{LoadState, ui};
-use crate::wire::{self, Field};
+use crate::wire::{ExportParams, Field};
 
 /// `#device-page`.
 #[component]
@@ -89,7 +89,7 @@ fn DeviceDetail(device: DeviceId) -> impl IntoView {
         let device = device.clone();
         move || {
             let (a, b) = range.get().resolve((ui.now_ms.get() * 1000.0) as i64);
-            wire::export_url(&device, a, b)
+            ExportParams::url(&device, a, b)
         }
     };
     let export_name = {
@@ -132,7 +132,7 @@ fn DeviceDetail(device: DeviceId) -> impl IntoView {
         </div>
         <p class="hint">"Drag across a chart to zoom in."</p>
         <div class="field-charts">
-            {Field::ALL.into_iter().map(|f| view! { <FieldChart field=f /> }).collect_view()}
+            {Field::MEASURED.into_iter().map(|f| view! { <FieldChart field=f /> }).collect_view()}
         </div>
     }
 }

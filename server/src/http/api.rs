@@ -3,44 +3,29 @@
 use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, header};
-use serde::Serialize;
+use ogm_protocol::http::ConfigAnswer;
 
 use super::ApiError;
 use crate::AppState;
 use crate::config::Config;
 
-/// What the dashboard needs to connect to the broker by itself.
-#[derive(Debug, Serialize)]
-pub struct DashboardConfig {
-    pub mqtt_ws_url: String,
-    pub mqtt_username: String,
-    pub mqtt_password: String,
-    pub topic_prefix: &'static str,
-    pub nominal_hz: u32,
-    /// The synchronous area whose frequency bands the dashboard draws (`ce`, `gb`, `nordic`).
-    pub grid_area: &'static str,
-}
-
 /// `GET /api/config`.
 pub async fn config(
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> (
-    [(header::HeaderName, &'static str); 1],
-    Json<DashboardConfig>,
-) {
+) -> ([(header::HeaderName, &'static str); 1], Json<ConfigAnswer>) {
     let c = &state.config;
     // The answer follows the request's Host and X-Forwarded-Proto: no shared cache may keep it.
     let no_store = [(header::CACHE_CONTROL, "no-store")];
     (
         no_store,
-        Json(DashboardConfig {
+        Json(ConfigAnswer {
             mqtt_ws_url: broker_ws_url(c, &headers),
             mqtt_username: c.dashboard_mqtt_username.clone(),
             mqtt_password: c.dashboard_mqtt_password.clone(),
-            topic_prefix: ogm_protocol::TOPIC_PREFIX,
+            topic_prefix: ogm_protocol::TOPIC_PREFIX.to_owned(),
             nominal_hz: c.nominal_hz,
-            grid_area: c.grid_area.as_str(),
+            grid_area: c.grid_area.as_str().to_owned(),
         }),
     )
 }

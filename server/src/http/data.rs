@@ -9,26 +9,17 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use ogm_protocol::http::{
+    DEFAULT_LOG_LIMIT, DEFAULT_MAX_POINTS, DeviceView, ExportParams, HistoryAnswer, HistoryParams,
+    LogParams, LogsAnswer, MAX_LOG_LIMIT, MAX_LOGS_ANSWER_BYTES, MAX_POINTS, MAX_RANGE_US,
+};
 use ogm_protocol::{DeviceId, DeviceState, LogLevel, Presence};
 use ogm_store::{DeviceSummary, ExportQuery, Field, HistoryQuery, LogQuery, LogRow, StoreError};
-use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 use super::error::ApiQuery;
 use crate::AppState;
 use crate::time::parse_time_us;
-
-/// Largest `max_points`.
-pub const MAX_POINTS_CAP: u32 = 10_000;
-/// `max_points` when not given.
-pub const DEFAULT_MAX_POINTS: u32 = 1_000;
-/// Longest range a request may name: 20 years.
-const MAX_RANGE_US: i64 = 20 * 366 * 86_400_000_000;
-/// Most log entries one request returns.
-const MAX_LOG_LIMIT: u32 = 10_000;
-/// Largest `/api/logs` answer, bytes (bounded by the entries' [`LogRow::weight`]): past it the
-/// answer stops and says so (`truncated`), and the client asks again for what is older.
-pub const MAX_LOGS_ANSWER_BYTES: usize = 1 << 20;
 
 pub(crate) fn now_us() -> i64 {
     SystemTime::now()
@@ -40,12 +31,14 @@ pub(crate) fn now_us() -> i64 {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(m) => ApiError::Unavailable(format!("store unavailable: {m}")),
+            StoreError::Unavailable(ref m) => {
+                ApiError::Unavailable(format!("store unavailable: {m}"))
+            }
             StoreError::Unsupported(what) => ApiError::NotImplemented(format!(
                 "{what} needs the InfluxDB store (OGM_STORE=influxdb)"
             )),
             StoreError::Refused(m) => ApiError::BadRequest(m),
-            StoreError::Backend(m) => ApiError::Internal(anyhow::anyhow!(m)),
+            e @ StoreError::Backend(_) => ApiError::Internal(anyhow::Error::new(e)),
         }
     }
 }
@@ -91,46 +84,33 @@ async fn known_device(state: &AppState, id: &DeviceId) -> Result<(), ApiError> {
     }
 }
 
-/// A device as `GET /api/devices` shows it.
-#[derive(Debug, Serialize)]
-pub struct DeviceView {
-    #[serde(flatten)]
-    pub summary: DeviceSummary,
-    /// True only when [`Self::state`] is `online` (kept for older clients).
-    pub online: bool,
-    /// `online`, `silent` or `offline`: [`ogm_protocol::liveness`], the dashboard's rule.
-    pub state: &'static str,
-    /// The usual interval between its messages as learnt from their timestamps, ms; absent
-    /// until known (the rule then assumes 10 s).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub interval_ms: Option<i64>,
-}
-
-impl DeviceView {
-    /// Applies the rule to what the store holds and what the ingest learnt (`presence`; `None`
-    /// when it has seen nothing of the device since the server started).
-    pub fn new(summary: DeviceSummary, presence: Option<Presence>, now_us: i64) -> Self {
-        let presence = presence.unwrap_or_default();
-        // The last word in arrival order when the ingest saw one; else the store's: its newest
-        // status is a last will and no measurement is newer.
-        let online = presence.online.or_else(|| {
-            let will = summary
-                .last_status
-                .as_ref()
-                .filter(|s| s.online == Some(false))?;
-            summary
-                .last_measurement
-                .as_ref()
-                .is_none_or(|m| m.timestamp <= will.timestamp)
-                .then_some(false)
-        });
-        let state = DeviceState::of(online, summary.last_seen, presence.interval_us(), now_us);
-        DeviceView {
-            summary,
-            online: state == DeviceState::Online,
-            state: state.as_str(),
-            interval_ms: presence.learnt_interval_us().map(|us| (us + 500) / 1_000),
-        }
+/// How `GET /api/devices` shows a device: what the store holds and what the ingest learnt
+/// (`presence`; `None` when it has seen nothing of the device since the server started), under
+/// the liveness rule.
+pub fn device_view(summary: DeviceSummary, presence: Option<Presence>, now_us: i64) -> DeviceView {
+    let presence = presence.unwrap_or_default();
+    // The last word in arrival order when the ingest saw one; else the store's: its newest
+    // status is a last will and no measurement is newer.
+    let online = presence.online.or_else(|| {
+        let will = summary
+            .last_status
+            .as_ref()
+            .filter(|s| s.online == Some(false))?;
+        summary
+            .last_measurement
+            .as_ref()
+            .is_none_or(|m| m.timestamp <= will.timestamp)
+            .then_some(false)
+    });
+    let state = DeviceState::of(online, summary.last_seen, presence.interval_us(), now_us);
+    DeviceView {
+        device_id: summary.device_id,
+        last_seen: summary.last_seen,
+        last_measurement: summary.last_measurement,
+        last_status: summary.last_status,
+        online: state == DeviceState::Online,
+        state: Some(state),
+        interval_ms: presence.learnt_interval_us().map(|us| (us + 500) / 1_000),
     }
 }
 
@@ -144,30 +124,9 @@ pub async fn devices(State(state): State<AppState>) -> Result<Json<Vec<DeviceVie
     Ok(Json(
         list.into_iter()
             .zip(presences)
-            .map(|(summary, presence)| DeviceView::new(summary, presence, now))
+            .map(|(summary, presence)| device_view(summary, presence, now))
             .collect(),
     ))
-}
-
-/// Query of `GET /api/history`.
-#[derive(Debug, Deserialize)]
-pub struct HistoryParams {
-    device_id: Option<String>,
-    field: Option<String>,
-    start: Option<String>,
-    stop: Option<String>,
-    max_points: Option<String>,
-}
-
-/// Answer of `GET /api/history`.
-#[derive(Debug, Serialize)]
-pub struct HistoryAnswer {
-    pub device_id: DeviceId,
-    pub field: Field,
-    pub start: i64,
-    pub stop: i64,
-    pub interval_us: i64,
-    pub points: Vec<ogm_store::Bucket>,
 }
 
 /// `GET /api/history`.
@@ -186,25 +145,18 @@ pub async fn history(
     let max_points = match p.max_points.as_deref() {
         None => DEFAULT_MAX_POINTS,
         Some(s) => match s.parse::<u32>() {
-            Ok(n) if (1..=MAX_POINTS_CAP).contains(&n) => n,
+            Ok(n) if (1..=MAX_POINTS).contains(&n) => n,
             _ => {
                 return Err(ApiError::BadRequest(format!(
-                    "max_points must be 1 to {MAX_POINTS_CAP}, not {s:?}"
+                    "max_points must be 1 to {MAX_POINTS}, not {s:?}"
                 )));
             }
         },
     };
+    let query = HistoryQuery::new(device_id.clone(), field, start, stop, max_points)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     known_device(&state, &device_id).await?;
-    let h = state
-        .store
-        .history(HistoryQuery {
-            device_id: device_id.clone(),
-            field,
-            start_us: start,
-            stop_us: stop,
-            max_points,
-        })
-        .await?;
+    let h = state.store.history(query).await?;
     Ok(Json(HistoryAnswer {
         device_id,
         field,
@@ -213,26 +165,6 @@ pub async fn history(
         interval_us: h.interval_us,
         points: h.points,
     }))
-}
-
-/// Query of `GET /api/logs`.
-#[derive(Debug, Deserialize)]
-pub struct LogParams {
-    device_id: Option<String>,
-    level: Option<String>,
-    start: Option<String>,
-    stop: Option<String>,
-    limit: Option<String>,
-}
-
-/// Answer of `GET /api/logs`.
-#[derive(Debug, Serialize)]
-pub struct LogsAnswer {
-    /// Newest first.
-    pub entries: Vec<LogRow>,
-    /// The answer stopped at [`MAX_LOGS_ANSWER_BYTES`] before `limit` entries: older entries
-    /// may follow (ask again with `stop` after the oldest entry's `t`).
-    pub truncated: bool,
 }
 
 /// `GET /api/logs`: newest first, at most `limit` entries and about a MiB.
@@ -254,7 +186,7 @@ pub async fn logs(
     };
     let (start, stop) = range(p.start.as_deref(), p.stop.as_deref(), "-7d")?;
     let limit = match p.limit.as_deref() {
-        None => 200,
+        None => DEFAULT_LOG_LIMIT,
         Some(s) => match s.parse::<u32>() {
             Ok(n) if (1..=MAX_LOG_LIMIT).contains(&n) => n,
             _ => {
@@ -278,14 +210,6 @@ pub async fn logs(
     let truncated = entries.len() < limit as usize
         && entries.iter().map(LogRow::weight).sum::<usize>() > MAX_LOGS_ANSWER_BYTES;
     Ok(Json(LogsAnswer { entries, truncated }))
-}
-
-/// Query of `GET /api/export.csv`.
-#[derive(Debug, Deserialize)]
-pub struct ExportParams {
-    device_id: Option<String>,
-    start: Option<String>,
-    stop: Option<String>,
 }
 
 /// `GET /api/export.csv`: raw measurements, streamed as they are read.
@@ -379,7 +303,7 @@ pub async fn flux(
     }
     let rx = state.store.flux(query).await.map_err(|e| match e {
         // The store's own words say what is off or down ("the Flux proxy is off: ...").
-        StoreError::Unavailable(m) => ApiError::Unavailable(m),
+        StoreError::Unavailable(m) => ApiError::Unavailable(m.to_string()),
         e => ApiError::from(e),
     })?;
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -437,14 +361,17 @@ mod tests {
     fn a_learnt_interval_sets_the_silence_limit() {
         let last = T + 4_000_000;
         let s = || summary(Some(last), None);
-        let v = DeviceView::new(s(), Some(one_hz()), last + 5_000_000);
+        let v = device_view(s(), Some(one_hz()), last + 5_000_000);
         assert_eq!(
-            (v.state, v.online, v.interval_ms),
-            ("online", true, Some(1_000))
+            (v.state.map(DeviceState::as_str), v.online, v.interval_ms),
+            (Some("online"), true, Some(1_000))
         );
         // Three seconds of a 1 Hz device, but never less than the floor of five.
-        let v = DeviceView::new(s(), Some(one_hz()), last + 5_000_001);
-        assert_eq!((v.state, v.online), ("silent", false));
+        let v = device_view(s(), Some(one_hz()), last + 5_000_001);
+        assert_eq!(
+            (v.state.map(DeviceState::as_str), v.online),
+            (Some("silent"), false)
+        );
         let json = serde_json::to_value(&v).unwrap();
         assert_eq!(
             (&json["state"], &json["online"], &json["interval_ms"]),
@@ -458,12 +385,15 @@ mod tests {
 
     #[test]
     fn without_a_learnt_interval_silence_is_thirty_seconds() {
-        let v = DeviceView::new(summary(Some(T), None), None, T + 30_000_000);
-        assert_eq!((v.state, v.interval_ms), ("online", None));
+        let v = device_view(summary(Some(T), None), None, T + 30_000_000);
+        assert_eq!(
+            (v.state.map(DeviceState::as_str), v.interval_ms),
+            (Some("online"), None)
+        );
         let json = serde_json::to_value(&v).unwrap();
         assert!(json.get("interval_ms").is_none(), "{json}");
-        let v = DeviceView::new(summary(Some(T), None), None, T + 30_000_001);
-        assert_eq!(v.state, "silent");
+        let v = device_view(summary(Some(T), None), None, T + 30_000_001);
+        assert_eq!(v.state, Some(DeviceState::Silent));
     }
 
     #[test]
@@ -472,14 +402,26 @@ mod tests {
         let mut p = one_hz();
         p.status(T - 1_000_000, Some(false));
         let s = summary(Some(T + 4_000_000), Some((T + 2_000_000, Some(true))));
-        let v = DeviceView::new(s.clone(), Some(p), T + 4_000_000);
-        assert_eq!((v.state, v.online), ("offline", false));
+        let v = device_view(s.clone(), Some(p), T + 4_000_000);
+        assert_eq!(
+            (v.state.map(DeviceState::as_str), v.online),
+            (Some("offline"), false)
+        );
         // Nothing seen since a restart: the store's newest status decides, unless a
         // measurement is newer.
         let will = summary(Some(T), Some((T + 1, Some(false))));
-        assert_eq!(DeviceView::new(will, None, T + 1).state, "offline");
+        assert_eq!(
+            device_view(will, None, T + 1).state,
+            Some(DeviceState::Offline)
+        );
         let back = summary(Some(T + 2), Some((T + 1, Some(false))));
-        assert_eq!(DeviceView::new(back, None, T + 2).state, "online");
-        assert_eq!(DeviceView::new(s, None, T + 4_000_000).state, "online");
+        assert_eq!(
+            device_view(back, None, T + 2).state,
+            Some(DeviceState::Online)
+        );
+        assert_eq!(
+            device_view(s, None, T + 4_000_000).state,
+            Some(DeviceState::Online)
+        );
     }
 }

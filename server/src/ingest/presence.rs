@@ -143,14 +143,21 @@ pub async fn seed_from_store(
         {
             continue;
         }
-        let query = HistoryQuery {
-            device_id: d.device_id.clone(),
-            field: Field::Frequency,
-            start_us: newest.saturating_sub(SEED_WINDOW_US),
-            stop_us: newest.saturating_add(1),
-            max_points: SEED_MAX_POINTS,
+        let query = HistoryQuery::new(
+            d.device_id.clone(),
+            Field::Frequency,
+            newest.saturating_sub(SEED_WINDOW_US),
+            newest.saturating_add(1),
+            SEED_MAX_POINTS,
+        );
+        let answer = match query {
+            Ok(q) => store.history(q).await,
+            Err(e) => {
+                tracing::warn!(device = %d.device_id, error = %e, "no query for recent measurements");
+                continue;
+            }
         };
-        match store.history(query).await {
+        match answer {
             Ok(h) => {
                 if let Some(i) = interval_from_history(&h, newest)
                     && presences.seed_interval(&d.device_id, i)

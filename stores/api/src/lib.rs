@@ -5,7 +5,7 @@
 //! 2 in the seed's schema, with an on-disk spool and Flux). The ingest task and the HTTP API
 //! only see [`Store`].
 
-use ogm_protocol::{DeviceId, LogEntry, LogLevel, Measurement, Payload, Status};
+use ogm_protocol::{DeviceId, LogLevel, Measurement, Payload, Status};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -25,75 +25,74 @@ pub enum StoreKind {
     Influxdb,
 }
 
-/// A field whose history can be queried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Field {
-    Frequency,
-    Voltage,
-    Current,
-    Power,
-    Rssi,
-    FreeHeap,
-}
+pub use ogm_protocol::http::{Bucket, Field, LogRow};
 
-impl Field {
-    pub const ALL: [Field; 6] = [
-        Field::Frequency,
-        Field::Voltage,
-        Field::Current,
-        Field::Power,
-        Field::Rssi,
-        Field::FreeHeap,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Field::Frequency => "frequency",
-            Field::Voltage => "voltage",
-            Field::Current => "current",
-            Field::Power => "power",
-            Field::Rssi => "rssi",
-            Field::FreeHeap => "free_heap",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Field> {
-        Field::ALL.into_iter().find(|f| f.as_str() == s)
-    }
-
-    /// Whether the field comes from measurements (else from status messages).
-    pub fn is_measurement(self) -> bool {
-        matches!(
-            self,
-            Field::Frequency | Field::Voltage | Field::Current | Field::Power
-        )
-    }
-}
-
-/// A typed history request. `start_us <= stop_us`, `1 <= max_points <= 10_000` (the API
-/// checks both before a store sees the query).
+/// A typed history request, valid by construction ([`HistoryQuery::new`]): `start_us < stop_us`
+/// and `1 <= max_points <=` [`ogm_protocol::http::MAX_POINTS`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryQuery {
-    pub device_id: DeviceId,
-    pub field: Field,
-    /// Inclusive, µs since the Unix epoch.
-    pub start_us: i64,
-    /// Exclusive, µs since the Unix epoch.
-    pub stop_us: i64,
-    pub max_points: u32,
+    device_id: DeviceId,
+    field: Field,
+    start_us: i64,
+    stop_us: i64,
+    max_points: u32,
 }
 
-/// One bucket of a history answer; with `interval_us == 0` each bucket is one raw point
-/// (min == mean == max, count 1).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Bucket {
-    /// Bucket start (or the raw point's timestamp), µs.
-    pub t: i64,
-    pub min: f64,
-    pub mean: f64,
-    pub max: f64,
-    pub count: u64,
+/// Why a [`HistoryQuery`] cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HistoryQueryError {
+    #[error("stop must be after start")]
+    EmptyRange,
+    #[error("max_points must be 1 to {max}, not {0}", max = ogm_protocol::http::MAX_POINTS)]
+    MaxPoints(u32),
+}
+
+impl HistoryQuery {
+    /// `field` of `device_id` from `start_us` (inclusive) to `stop_us` (exclusive), µs since
+    /// the Unix epoch, in at most `max_points` buckets.
+    pub fn new(
+        device_id: DeviceId,
+        field: Field,
+        start_us: i64,
+        stop_us: i64,
+        max_points: u32,
+    ) -> Result<Self, HistoryQueryError> {
+        if stop_us <= start_us {
+            return Err(HistoryQueryError::EmptyRange);
+        }
+        if !(1..=ogm_protocol::http::MAX_POINTS).contains(&max_points) {
+            return Err(HistoryQueryError::MaxPoints(max_points));
+        }
+        Ok(Self {
+            device_id,
+            field,
+            start_us,
+            stop_us,
+            max_points,
+        })
+    }
+
+    pub fn device_id(&self) -> &DeviceId {
+        &self.device_id
+    }
+
+    pub fn field(&self) -> Field {
+        self.field
+    }
+
+    /// Inclusive, µs since the Unix epoch.
+    pub fn start_us(&self) -> i64 {
+        self.start_us
+    }
+
+    /// Exclusive, µs since the Unix epoch.
+    pub fn stop_us(&self) -> i64 {
+        self.stop_us
+    }
+
+    pub fn max_points(&self) -> u32 {
+        self.max_points
+    }
 }
 
 /// A history answer: at most `max_points` buckets, oldest first, empty buckets left out.
@@ -117,46 +116,6 @@ pub struct LogQuery {
     /// entry that crosses it is kept, so an answer holds at least one. It bounds an answer's
     /// size (and the memory behind it) whatever the entries hold: see [`keep_newest`].
     pub max_bytes: usize,
-}
-
-/// A stored log entry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LogRow {
-    pub t: i64,
-    pub device_id: DeviceId,
-    pub level: LogLevel,
-    pub message: String,
-    pub module: String,
-}
-
-impl LogRow {
-    pub fn new(device_id: DeviceId, e: LogEntry) -> Self {
-        Self {
-            t: e.timestamp,
-            device_id,
-            level: e.level,
-            message: e.message,
-            module: e.module,
-        }
-    }
-
-    /// An upper bound of the entry's size in JSON: its texts as JSON escapes them, and 96 bytes
-    /// for the rest (the names, the time, the level). What [`LogQuery::max_bytes`] counts.
-    pub fn weight(&self) -> usize {
-        96 + self.device_id.len() + json_escaped_len(&self.message) + json_escaped_len(&self.module)
-    }
-}
-
-/// The length of `s` in a JSON string, without the quotes: `"` and `\` and the control
-/// characters with a short escape take two bytes, other control characters six (`\u001f`).
-fn json_escaped_len(s: &str) -> usize {
-    s.bytes()
-        .map(|b| match b {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
-            0..=0x1f => 6,
-            _ => 1,
-        })
-        .sum()
 }
 
 /// Cuts `rows` (newest first) to what a log query answers: at most `limit` entries, and none
@@ -204,18 +163,99 @@ pub struct WriteOutcome {
     pub duplicates: usize,
 }
 
-/// A store failure.
-#[derive(Debug, thiserror::Error)]
+/// What went wrong, in words a client may read, and the error underneath when there is one.
+pub struct Cause {
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Cause {
+    /// `message`, caused by `source`.
+    pub fn new(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+impl From<String> for Cause {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            source: None,
+        }
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(message: &str) -> Self {
+        String::from(message).into()
+    }
+}
+
+impl std::ops::Deref for Cause {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Cause");
+        d.field("message", &self.message);
+        if let Some(s) = &self.source {
+            d.field("source", s);
+        }
+        d.finish()
+    }
+}
+
+/// A store failure. [`std::error::Error::source`] gives the error underneath (SQLite's, the
+/// HTTP client's, …) when there is one.
+#[derive(Debug)]
 pub enum StoreError {
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    #[error("store error: {0}")]
-    Backend(String),
-    #[error("{0} is not supported by this store")]
+    /// The store cannot answer now (down, busy, out of space): worth retrying.
+    Unavailable(Cause),
+    /// The store failed.
+    Backend(Cause),
+    /// This store does not do that.
     Unsupported(&'static str),
     /// The request is valid but the store refuses it (e.g. a Flux query naming another bucket).
-    #[error("{0}")]
     Refused(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Unavailable(c) => write!(f, "store unavailable: {c}"),
+            StoreError::Backend(c) => write!(f, "store error: {c}"),
+            StoreError::Unsupported(what) => write!(f, "{what} is not supported by this store"),
+            StoreError::Refused(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Unavailable(c) | StoreError::Backend(c) => c
+                .source
+                .as_deref()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
+            StoreError::Unsupported(_) | StoreError::Refused(_) => None,
+        }
+    }
 }
 
 /// Chunks of raw measurements, oldest first, for a streamed export.
@@ -361,5 +401,44 @@ mod tests {
             assert_eq!(Field::parse(f.as_str()), Some(f));
         }
         assert_eq!(Field::parse("temperature"), None);
+    }
+
+    #[test]
+    fn a_history_query_is_valid_by_construction() {
+        let d = DeviceId::new("d").unwrap();
+        let q = HistoryQuery::new(d.clone(), Field::Power, 1, 2, 1).unwrap();
+        assert_eq!(
+            (q.field(), q.start_us(), q.stop_us(), q.max_points()),
+            (Field::Power, 1, 2, 1)
+        );
+        assert_eq!(q.device_id(), &d);
+        let max = ogm_protocol::http::MAX_POINTS;
+        assert!(HistoryQuery::new(d.clone(), Field::Power, 1, 2, max).is_ok());
+        for (start, stop, n, err) in [
+            (2, 2, 1, HistoryQueryError::EmptyRange),
+            (3, 2, 1, HistoryQueryError::EmptyRange),
+            (1, 2, 0, HistoryQueryError::MaxPoints(0)),
+            (1, 2, max + 1, HistoryQueryError::MaxPoints(max + 1)),
+        ] {
+            assert_eq!(
+                HistoryQuery::new(d.clone(), Field::Power, start, stop, n),
+                Err(err)
+            );
+        }
+    }
+
+    #[test]
+    fn a_store_error_keeps_what_caused_it() {
+        use std::error::Error as _;
+        let io = std::io::Error::other("disk on fire");
+        let e = StoreError::Unavailable(Cause::new("cannot write", io));
+        assert_eq!(e.to_string(), "store unavailable: cannot write");
+        assert_eq!(
+            e.source().map(|s| s.to_string()).as_deref(),
+            Some("disk on fire")
+        );
+        let plain = StoreError::Backend("no cause".into());
+        assert!(plain.source().is_none());
+        assert_eq!(plain.to_string(), "store error: no cause");
     }
 }

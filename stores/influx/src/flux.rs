@@ -77,11 +77,11 @@ fn history_source(bucket: &str, q: &HistoryQuery) -> String {
          |> toFloat()\n  \
          |> group()",
         bucket = string_literal(bucket),
-        start = time_literal_us(q.start_us),
-        stop = time_literal_us(q.stop_us),
-        m = string_literal(measurement_of(q.field)),
-        f = string_literal(q.field.as_str()),
-        d = string_literal(q.device_id.as_str()),
+        start = time_literal_us(q.start_us()),
+        stop = time_literal_us(q.stop_us()),
+        m = string_literal(measurement_of(q.field())),
+        f = string_literal(q.field().as_str()),
+        d = string_literal(q.device_id().as_str()),
     )
 }
 
@@ -95,7 +95,7 @@ pub fn history_raw(bucket: &str, q: &HistoryQuery) -> String {
     format!(
         "{}\n  |> sort(columns: [\"_time\"])\n  |> limit(n: {})\n  |> keep(columns: [\"_time\", \"_value\"])\n",
         history_source(bucket, q),
-        q.max_points
+        q.max_points()
     )
 }
 
@@ -221,13 +221,14 @@ mod tests {
     use super::*;
 
     fn hq(field: Field) -> HistoryQuery {
-        HistoryQuery {
-            device_id: DeviceId::new("esp-1").unwrap(),
+        HistoryQuery::new(
+            DeviceId::new("esp-1").unwrap(),
             field,
-            start_us: 1_703_123_456_789_123,
-            stop_us: 1_703_127_056_789_123,
-            max_points: 1000,
-        }
+            1_703_123_456_789_123,
+            1_703_127_056_789_123,
+            1000,
+        )
+        .expect("a valid history query")
     }
 
     #[test]

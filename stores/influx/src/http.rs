@@ -152,10 +152,9 @@ impl Http {
         if kind == QueryKind::Internal {
             request = request.timeout(QUERY_TIMEOUT);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("InfluxDB query: {e}")))?;
+        let response = request.send().await.map_err(|e| {
+            StoreError::Unavailable(ogm_store::Cause::new(format!("InfluxDB query: {e}"), e))
+        })?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -180,14 +179,19 @@ impl Http {
         if let Some(auth) = &self.read_auth {
             request = request.header(reqwest::header::AUTHORIZATION, auth);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("InfluxDB parsing the query: {e}")))?;
+        let response = request.send().await.map_err(|e| {
+            StoreError::Unavailable(ogm_store::Cause::new(
+                format!("InfluxDB parsing the query: {e}"),
+                e,
+            ))
+        })?;
         let status = response.status();
-        let body = read_limited(response, MAX_AST_BYTES)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("reading InfluxDB's parse: {e}")))?;
+        let body = read_limited(response, MAX_AST_BYTES).await.map_err(|e| {
+            StoreError::Unavailable(ogm_store::Cause::new(
+                format!("reading InfluxDB's parse: {e}"),
+                e,
+            ))
+        })?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&body[..body.len().min(MAX_ERROR_BYTES)]);
             return Err(match classify_query(status, &text, QueryKind::Proxy) {
@@ -212,7 +216,10 @@ impl Http {
                         .into(),
                 )
             } else {
-                StoreError::Backend(format!("InfluxDB's parse of a query is not JSON: {e}"))
+                StoreError::Backend(ogm_store::Cause::new(
+                    format!("InfluxDB's parse of a query is not JSON: {e}"),
+                    e,
+                ))
             }
         })
     }
@@ -222,11 +229,16 @@ impl Http {
         let response = self.query(flux, QueryKind::Internal).await?;
         let body = read_limited(response, MAX_ANSWER_BYTES)
             .await
-            .map_err(|e| StoreError::Unavailable(format!("reading InfluxDB's answer: {e}")))?;
+            .map_err(|e| {
+                StoreError::Unavailable(ogm_store::Cause::new(
+                    format!("reading InfluxDB's answer: {e}"),
+                    e,
+                ))
+            })?;
         if body.len() > MAX_ANSWER_BYTES {
-            return Err(StoreError::Backend(format!(
-                "InfluxDB's answer is larger than {MAX_ANSWER_BYTES} bytes"
-            )));
+            return Err(StoreError::Backend(
+                format!("InfluxDB's answer is larger than {MAX_ANSWER_BYTES} bytes").into(),
+            ));
         }
         String::from_utf8(body)
             .map_err(|_| StoreError::Backend("InfluxDB's answer is not UTF-8".into()))
@@ -250,10 +262,12 @@ async fn read_limited(
 
 /// The next chunk of a streamed answer.
 pub async fn next_chunk(response: &mut reqwest::Response) -> Result<Option<Bytes>, StoreError> {
-    response
-        .chunk()
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("reading InfluxDB's answer: {e}")))
+    response.chunk().await.map_err(|e| {
+        StoreError::Unavailable(ogm_store::Cause::new(
+            format!("reading InfluxDB's answer: {e}"),
+            e,
+        ))
+    })
 }
 
 /// InfluxDB's JSON error body (`{"code": "...", "message": "..."}`), or the raw text.
@@ -282,13 +296,13 @@ fn classify_query(status: StatusCode, text: &str, kind: QueryKind) -> StoreError
         400 | 422 if kind == QueryKind::Proxy => {
             StoreError::Refused(format!("InfluxDB refused the query: {message}"))
         }
-        401 | 403 => StoreError::Backend(format!(
-            "InfluxDB refused the read token ({status}): {message}"
-        )),
+        401 | 403 => StoreError::Backend(
+            format!("InfluxDB refused the read token ({status}): {message}").into(),
+        ),
         408 | 429 | 500..=599 => {
-            StoreError::Unavailable(format!("InfluxDB answered {status}: {message}"))
+            StoreError::Unavailable(format!("InfluxDB answered {status}: {message}").into())
         }
-        _ => StoreError::Backend(format!("InfluxDB answered {status}: {message}")),
+        _ => StoreError::Backend(format!("InfluxDB answered {status}: {message}").into()),
     }
 }
 

@@ -75,7 +75,7 @@ impl InfluxStore {
     /// starts the replay task. Must be called within a Tokio runtime. Does not contact
     /// InfluxDB: the store opens while InfluxDB is down, and spools.
     pub fn open(config: InfluxConfig) -> Result<Self, StoreError> {
-        let invalid = |e: String| StoreError::Backend(format!("InfluxDB store: {e}"));
+        let invalid = |e: String| StoreError::Backend(format!("InfluxDB store: {e}").into());
         let base = config.validate().map_err(invalid)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             invalid("InfluxStore::open must be called within a Tokio runtime".into())
@@ -127,9 +127,9 @@ impl Drop for InfluxStore {
 fn parse_answer(text: &str) -> Result<Vec<Section>, StoreError> {
     annotated_csv::parse(text).map_err(|e| match e {
         annotated_csv::CsvError::Query(m) => {
-            StoreError::Backend(format!("InfluxDB query failed: {m}"))
+            StoreError::Backend(format!("InfluxDB query failed: {m}").into())
         }
-        e => StoreError::Backend(format!("InfluxDB's answer: {e}")),
+        e => StoreError::Backend(ogm_store::Cause::new(format!("InfluxDB's answer: {e}"), e)),
     })
 }
 
@@ -175,8 +175,9 @@ impl Store for InfluxStore {
                             );
                             Ok(WriteOutcome::default())
                         }
-                        Err(e) => Err(StoreError::Unavailable(format!(
-                            "{message}; and the batch could not be kept: {e}"
+                        Err(e) => Err(StoreError::Unavailable(ogm_store::Cause::new(
+                            format!("{message}; and the batch could not be kept: {e}"),
+                            e,
                         ))),
                     };
                 }
@@ -187,19 +188,23 @@ impl Store for InfluxStore {
         }
         let len = body.len() as u64;
         if !spool.fits(len) {
-            return Err(StoreError::Unavailable(format!(
-                "InfluxDB cannot take writes and the spool is full ({} of {} bytes)",
-                spool.bytes(),
-                self.inner.max_spool_bytes
-            )));
+            return Err(StoreError::Unavailable(
+                format!(
+                    "InfluxDB cannot take writes and the spool is full ({} of {} bytes)",
+                    spool.bytes(),
+                    self.inner.max_spool_bytes
+                )
+                .into(),
+            ));
         }
         let seq = spool.next_seq();
         let dir = spool.dir().to_owned();
         blocking(move || spool::write_file(&dir, seq, &body))
             .await
             .map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "InfluxDB cannot take writes and spooling failed: {e}"
+                StoreError::Unavailable(ogm_store::Cause::new(
+                    format!("InfluxDB cannot take writes and spooling failed: {e}"),
+                    e,
                 ))
             })?;
         spool.push(Entry { seq, len });
@@ -217,7 +222,7 @@ impl Store for InfluxStore {
             interval_us: 0,
             points: Vec::new(),
         };
-        if query.start_us >= query.stop_us || query.max_points == 0 {
+        if query.start_us() >= query.stop_us() || query.max_points() == 0 {
             // Flux refuses an empty range.
             return Ok(empty);
         }
@@ -230,9 +235,9 @@ impl Store for InfluxStore {
         if count == 0 {
             return Ok(empty);
         }
-        let max_points = query.max_points as usize;
+        let max_points = query.max_points() as usize;
         let interval_us =
-            bucket_interval_us(query.start_us, query.stop_us, query.max_points, count);
+            bucket_interval_us(query.start_us(), query.stop_us(), query.max_points(), count);
         let points = if interval_us == 0 {
             let sections = self
                 .query_sections(&flux::history_raw(bucket, &query))
@@ -324,10 +329,13 @@ impl Store for InfluxStore {
         let limits = inner.flux;
         let deadline = tokio::time::Instant::now() + limits.timeout;
         let late = || {
-            StoreError::Unavailable(format!(
-                "InfluxDB did not answer the Flux query within the proxy's limit of {:?}",
-                limits.timeout
-            ))
+            StoreError::Unavailable(
+                format!(
+                    "InfluxDB did not answer the Flux query within the proxy's limit of {:?}",
+                    limits.timeout
+                )
+                .into(),
+            )
         };
         let ast = tokio::time::timeout_at(deadline, inner.http.parse_flux(&query))
             .await

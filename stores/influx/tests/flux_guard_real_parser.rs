@@ -353,13 +353,14 @@ y = ["a": 1, "b": 2]"#,
 #[test]
 fn the_stores_own_queries_are_accepted() {
     let device = DeviceId::new("esp-1").unwrap();
-    let history = HistoryQuery {
-        device_id: device.clone(),
-        field: Field::FreeHeap,
-        start_us: NOW_US - 86_400_000_000,
-        stop_us: NOW_US,
-        max_points: 1000,
-    };
+    let history = HistoryQuery::new(
+        device.clone(),
+        Field::FreeHeap,
+        NOW_US - 86_400_000_000,
+        NOW_US,
+        1000,
+    )
+    .expect("a valid history query");
     accepted(&flux::history_count(B, &history));
     accepted(&flux::history_raw(B, &history));
     accepted(&flux::history_aggregated(B, &history, 4_000_000));

@@ -495,13 +495,15 @@ fn csv_answer(result: &str, value_type: &str, rows: &[(String, String)]) -> Stri
 }
 
 fn history_query(max_points: u32) -> HistoryQuery {
-    HistoryQuery {
-        device_id: device(),
-        field: Field::Frequency,
-        start_us: 1_703_116_800_000_000, // 2023-12-21T00:00:00Z
-        stop_us: 1_703_120_400_000_000,  // +1 h
+    // 2023-12-21T00:00:00Z, for an hour.
+    HistoryQuery::new(
+        device(),
+        Field::Frequency,
+        1_703_116_800_000_000,
+        1_703_120_400_000_000,
         max_points,
-    }
+    )
+    .expect("a valid history query")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

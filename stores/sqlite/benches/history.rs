@@ -243,13 +243,8 @@ async fn run(cfg: Config, dir: PathBuf) {
             // Ranges ending anywhere in the data (the newest when the span is longer).
             let room = (END - start - span).max(0);
             let stop = END - (rng.next() % (room as u64 + 1)) as i64;
-            let q = HistoryQuery {
-                device_id: id.clone(),
-                field: Field::Frequency,
-                start_us: stop - span,
-                stop_us: stop,
-                max_points: 1000,
-            };
+            let q = HistoryQuery::new(id.clone(), Field::Frequency, stop - span, stop, 1000)
+                .expect("a valid history query");
             let t = Instant::now();
             let h = store.history(q).await.expect("history");
             times.push(t.elapsed());
@@ -307,13 +302,8 @@ async fn run(cfg: Config, dir: PathBuf) {
     let mut times = Vec::new();
     while !handle.is_finished() {
         let stop = END - (rng.next() % (DAY as u64 / 2)) as i64;
-        let q = HistoryQuery {
-            device_id: id.clone(),
-            field: Field::Frequency,
-            start_us: stop - DAY,
-            stop_us: stop,
-            max_points: 1000,
-        };
+        let q = HistoryQuery::new(id.clone(), Field::Frequency, stop - DAY, stop, 1000)
+            .expect("a valid history query");
         let t = Instant::now();
         store.history(q).await.expect("history");
         times.push(t.elapsed());

@@ -22,15 +22,15 @@ pub(crate) fn map(e: rusqlite::Error) -> StoreError {
         _ => false,
     };
     if transient {
-        StoreError::Unavailable(e.to_string())
+        StoreError::Unavailable(ogm_store::Cause::new(e.to_string(), e))
     } else {
-        StoreError::Backend(e.to_string())
+        StoreError::Backend(ogm_store::Cause::new(e.to_string(), e))
     }
 }
 
 /// A blocking task that panicked or was cancelled.
 pub(crate) fn join(e: tokio::task::JoinError) -> StoreError {
-    StoreError::Backend(format!("store task failed: {e}"))
+    StoreError::Backend(ogm_store::Cause::new(format!("store task failed: {e}"), e))
 }
 
 #[cfg(test)]

@@ -135,7 +135,10 @@ impl SqliteStore {
     /// start-up or from a blocking task.
     pub fn open(dir: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            StoreError::Unavailable(ogm_store::Cause::new(
+                format!("cannot create {}: {e}", dir.display()),
+                e,
+            ))
         })?;
         let path = dir.join(DB_FILE);
         let conn = schema::open_writer(&path, &options).map_err(error::map)?;
@@ -380,13 +383,14 @@ mod tests {
         w.conn
             .execute("DELETE FROM measurement", [])
             .expect("uncommitted delete");
-        let q = HistoryQuery {
-            device_id: id,
-            field: Field::Frequency,
-            start_us: 1_700_000_000_000_000,
-            stop_us: 1_700_000_000_000_010,
-            max_points: 100,
-        };
+        let q = HistoryQuery::new(
+            id,
+            Field::Frequency,
+            1_700_000_000_000_000,
+            1_700_000_000_000_010,
+            100,
+        )
+        .expect("a valid history query");
         let h = tokio::time::timeout(Duration::from_secs(10), store.history(q))
             .await
             .expect("history answered while a write transaction was open")

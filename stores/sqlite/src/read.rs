@@ -218,7 +218,7 @@ pub(crate) fn history(
     kept: &Kept,
     rows: &RowCounter,
 ) -> rusqlite::Result<History> {
-    let (start, stop) = clamp_range(q.start_us, q.stop_us);
+    let (start, stop) = clamp_range(q.start_us(), q.stop_us());
     let empty = History {
         interval_us: 0,
         points: Vec::new(),
@@ -228,12 +228,12 @@ pub(crate) fn history(
     }
     // One read transaction: the count and the rows come from the same snapshot.
     let tx = conn.transaction()?;
-    let Some(device) = device_key(&tx, &q.device_id)? else {
+    let Some(device) = device_key(&tx, q.device_id())? else {
         return Ok(empty);
     };
-    let field = FieldTables::of(q.field);
+    let field = FieldTables::of(q.field());
     let sources = field.sources(kept);
-    let max = q.max_points.max(1);
+    let max = q.max_points().max(1);
     let count = count_capped(
         &tx,
         &field,

@@ -81,13 +81,8 @@ async fn write_all(store: &SqliteStore, records: Vec<Record>) -> WriteOutcome {
 }
 
 fn hq(id: &DeviceId, field: Field, start_us: i64, stop_us: i64, max_points: u32) -> HistoryQuery {
-    HistoryQuery {
-        device_id: id.clone(),
-        field,
-        start_us,
-        stop_us,
-        max_points,
-    }
+    HistoryQuery::new(id.clone(), field, start_us, stop_us, max_points)
+        .expect("a valid history query")
 }
 
 /// The buckets a scan of raw points gives (the definition the store must match).
@@ -906,9 +901,11 @@ async fn unknown_devices_and_empty_ranges_give_empty_answers() {
         }
     );
     write_all(&store, ramp(&id, T0, 10, S)).await;
+    // An empty or reversed range cannot even be asked.
+    for (start, stop) in [(T0, T0), (T0 + S, T0)] {
+        assert!(HistoryQuery::new(id.clone(), Field::Power, start, stop, 100).is_err());
+    }
     for (start, stop) in [
-        (T0, T0),
-        (T0 + S, T0),
         (i64::MIN, i64::MIN + 1),
         (i64::MAX - 1, i64::MAX),
     ] {
