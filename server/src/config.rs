@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::ingest::session::BrokerUrl;
+
 /// The command line: the server's [`Config`], and optionally a deployment subcommand.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -125,9 +127,9 @@ pub struct Config {
     #[arg(long, env = "OGM_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
 
-    /// The broker the server itself connects to (mqtt://host:port).
-    #[arg(long, env = "OGM_MQTT_URL", default_value = "mqtt://127.0.0.1:1883")]
-    pub mqtt_url: String,
+    /// The broker the server itself connects to (mqtt://host:port), checked at start.
+    #[arg(long, env = "OGM_MQTT_URL", default_value = "mqtt://127.0.0.1:1883", value_parser = BrokerUrl::parse)]
+    pub mqtt_url: BrokerUrl,
 
     /// The server's broker user (reads every device topic).
     #[arg(long, env = "OGM_MQTT_USERNAME", default_value = "ogm.server")]

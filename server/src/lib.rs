@@ -157,7 +157,7 @@ async fn prune_periodically(
         tokio::select! {
             () = ingest::mqtt::stopped(&mut shutdown) => return,
             _ = tick.tick() => {
-                if let Err(e) = store.prune(http::data::now_us()).await {
+                if let Err(e) = store.prune(time::now_us()).await {
                     tracing::warn!(error = %e, "pruning old raw points failed");
                 }
             }
@@ -190,8 +190,7 @@ pub async fn run(
             bytes_per_sec: state.config.device_max_bytes_per_sec,
         },
     };
-    let ingest = tokio::spawn(MqttIngest::run(
-        ingest_config,
+    let ingest = tokio::spawn(MqttIngest::new(ingest_config).run(
         state.store.clone(),
         state.metrics.clone(),
         state.rejected.clone(),
@@ -202,7 +201,7 @@ pub async fn run(
     tokio::spawn(ingest::presence::seed_from_store(
         state.store.clone(),
         state.presences.clone(),
-        http::data::now_us(),
+        time::now_us(),
     ));
     let deadline = ShutdownDeadline::new(state.config.shutdown_timeout);
     let armed = deadline.clone();

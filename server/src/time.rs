@@ -1,5 +1,14 @@
-//! Time parameters of the API: integer µs since the Unix epoch, RFC 3339, or relative to now
-//! (`now`, `-15m`, `-24h`, `-30d`, `-90s`, `-2w`).
+//! The server's clock ([`now_us`]) and the API's time parameters: integer µs since the Unix
+//! epoch, RFC 3339, or relative to now (`now`, `-15m`, `-24h`, `-30d`, `-90s`, `-2w`).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Now, µs since the Unix epoch (0 if the system clock is before it).
+pub fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
 
 /// Parses `s` into µs since the Unix epoch; `now_us` anchors relative times.
 pub fn parse_time_us(s: &str, now_us: i64) -> Result<i64, String> {

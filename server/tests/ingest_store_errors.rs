@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use ogm_devstack::{BrokerPorts, Credentials, Mosquitto, MqttProbe, SERVER_USER};
 use ogm_protocol::{DeviceId, Kind, Measurement, TOPIC_PREFIX, Topic};
 use ogm_server::ingest::budget::BudgetLimits;
+use ogm_server::ingest::session::BrokerUrl;
 use ogm_server::ingest::{IngestConfig, MqttIngest, RejectedRing};
 use ogm_server::metrics::Metrics;
 use ogm_store::{
@@ -73,9 +74,9 @@ async fn a_failing_store_holds_back_acks_and_loses_nothing() {
     });
     let metrics = Arc::new(Metrics::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let ingest = tokio::spawn(MqttIngest::run(
-        IngestConfig {
-            url: broker.mqtt_url(),
+    let ingest = tokio::spawn(
+        MqttIngest::new(IngestConfig {
+            url: BrokerUrl::parse(&broker.mqtt_url()).unwrap(),
             username: SERVER_USER.into(),
             password: creds.server.clone(),
             client_id: format!("{SERVER_USER}-test"),
@@ -86,13 +87,15 @@ async fn a_failing_store_holds_back_acks_and_loses_nothing() {
                 messages_per_sec: 100,
                 bytes_per_sec: 64 * 1024,
             },
-        },
-        store.clone(),
-        metrics.clone(),
-        Arc::new(RejectedRing::default()),
-        Arc::default(),
-        stop_rx,
-    ));
+        })
+        .run(
+            store.clone(),
+            metrics.clone(),
+            Arc::new(RejectedRing::default()),
+            Arc::default(),
+            stop_rx,
+        ),
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while !metrics.mqtt_subscribed.load(Ordering::Relaxed) {
         assert!(Instant::now() < deadline, "never subscribed");

@@ -2,8 +2,6 @@
 //! check parameters, ask the [`ogm_store::Store`], and shape the JSON; they never know which
 //! store they have.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -19,14 +17,7 @@ use ogm_store::{DeviceSummary, ExportQuery, Field, HistoryQuery, LogQuery, LogRo
 use super::ApiError;
 use super::error::ApiQuery;
 use crate::AppState;
-use crate::time::parse_time_us;
-
-pub(crate) fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
+use crate::time::{now_us, parse_time_us};
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {

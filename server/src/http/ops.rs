@@ -8,8 +8,8 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use serde_json::json;
 
-use crate::http::data::now_us;
 use crate::ingest::{DeviceRejections, Rejected};
+use crate::time::now_us;
 use crate::{AppState, health};
 
 /// `GET /api/health`: `ok`, or `degraded` with its `problems` (`crate::health`): the broker

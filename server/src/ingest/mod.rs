@@ -6,8 +6,10 @@
 //! - [`rejected`]: the ring of the last rejections behind `GET /api/ingest/rejected`.
 //! - [`presence`]: each device's learnt interval and last word (its last will), in memory, for
 //!   the online/silent/offline state of `GET /api/devices`.
+//! - [`session`]: pure: the broker session as a state machine (CONNACK, SUBACK, failures →
+//!   subscriptions, health and backoff) and the [`session::BrokerUrl`].
 //! - [`mqtt`]: the only code that talks to the broker (rumqttc, QoS 1, persistent session,
-//!   manual acknowledgements) and the batch writer.
+//!   manual acknowledgements), carrying out the session's actions, and the batch writer.
 //!
 //! Delivery is at-least-once end to end: an unacknowledged message is redelivered by the broker
 //! after a crash or reconnect, and the store's idempotent write makes the redelivery harmless.
@@ -16,6 +18,7 @@ pub mod budget;
 pub mod mqtt;
 pub mod presence;
 pub mod rejected;
+pub mod session;
 
 use ogm_protocol::payload;
 use ogm_protocol::{TimestampFix, Topic};

@@ -13,9 +13,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use ogm_protocol::{Kind, TOPIC_PREFIX, TimestampFix, topic};
 use ogm_store::Store;
 use rumqttc::{
@@ -24,8 +23,10 @@ use rumqttc::{
 use tokio::sync::{mpsc, watch};
 
 use super::budget::{BudgetLimits, Budgets};
+use super::session::{Action, BrokerUrl, Session};
 use super::{Presences, RejectedRing, classify};
 use crate::metrics::Metrics;
+use crate::time::now_us;
 
 /// Largest packet the ingest reads: above the broker's `max_packet_size`, so any message the
 /// broker accepts can be read, rejected and acknowledged instead of breaking the connection.
@@ -50,8 +51,8 @@ pub const BROKER_PUBLISHES: &str = "$SYS/broker/publish/messages/received";
 /// How the ingest connects.
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
-    /// `mqtt://host:port`.
-    pub url: String,
+    /// Where the broker is.
+    pub url: BrokerUrl,
     pub username: String,
     pub password: String,
     /// Stable: the broker keeps the persistent session under it.
@@ -80,46 +81,34 @@ pub fn filters(share_group: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-fn parse_url(url: &str) -> anyhow::Result<(String, u16)> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .context("OGM_MQTT_URL must start with mqtt://")?;
-    let rest = rest.trim_end_matches('/');
-    match rest.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() => Ok((
-            host.trim_matches(['[', ']']).to_owned(),
-            port.parse().with_context(|| format!("bad port in {url}"))?,
-        )),
-        _ if !rest.is_empty() => Ok((rest.to_owned(), 1883)),
-        _ => anyhow::bail!("no host in {url}"),
-    }
+/// The ingest: owns how it connects; [`MqttIngest::run`] runs it.
+#[derive(Debug, Clone)]
+pub struct MqttIngest {
+    config: IngestConfig,
 }
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
-/// The running ingest.
-pub struct MqttIngest;
 
 impl MqttIngest {
+    pub fn new(config: IngestConfig) -> Self {
+        Self { config }
+    }
+
     /// Runs until `shutdown` turns true; then commits and acknowledges what it holds and
     /// disconnects. Messages received after that stay unacknowledged for the broker to
     /// redeliver to the next run.
     pub async fn run(
-        config: IngestConfig,
+        self,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         rejected: Arc<RejectedRing>,
         presences: Arc<Presences>,
         mut shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
-        let (host, port) = parse_url(&config.url)?;
-        let mut opts = MqttOptions::new(config.client_id.clone(), host, port);
+        let config = self.config;
+        let mut opts = MqttOptions::new(
+            config.client_id.clone(),
+            config.url.host.clone(),
+            config.url.port,
+        );
         opts.set_credentials(config.username.clone(), config.password.clone())
             .set_keep_alive(config.keep_alive)
             .set_clean_session(false)
@@ -128,7 +117,7 @@ impl MqttIngest {
             .set_request_channel_capacity(REQUESTS_CAPACITY);
         let (client, mut eventloop) = AsyncClient::new(opts, REQUESTS_CAPACITY);
         let (tx, rx) = mpsc::channel::<Publish>(config.batch_max * 4 + 64);
-        let filters = filters(config.share_group.as_deref());
+        let mut session = Session::new(filters(config.share_group.as_deref()));
 
         let mut writer = tokio::spawn(write_batches(
             rx,
@@ -145,72 +134,27 @@ impl MqttIngest {
             },
             shutdown.clone(),
         ));
-        let mut connections = 0u64;
-        let mut backoff = Duration::from_millis(250);
-        let mut failures = 0u32;
-        // SUBACKs granted since the last CONNACK.
-        let mut granted = 0usize;
-        // The broker's last reported count of received publishes, this connection.
-        let mut broker_publishes: Option<u64> = None;
-        loop {
+        'events: loop {
             let ev = tokio::select! {
                 () = stopped(&mut shutdown) => break,
                 ev = eventloop.poll() => ev,
             };
-            match ev {
+            let actions = match ev {
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                    connections += 1;
-                    if connections > 1 {
-                        metrics.mqtt_reconnects.fetch_add(1, Relaxed);
-                    }
-                    metrics.mqtt_connected.store(true, Relaxed);
-                    metrics.mqtt_subscribed.store(false, Relaxed);
-                    granted = 0;
-                    broker_publishes = None;
-                    backoff = Duration::from_millis(250);
-                    failures = 0;
-                    tracing::info!(
-                        session_present = ack.session_present,
-                        "connected to the broker"
-                    );
-                    // Always (re)subscribe: cheap, and right even if the broker lost the session.
-                    for f in &filters {
-                        if let Err(e) = client.try_subscribe(f.as_str(), QoS::AtLeastOnce) {
-                            tracing::error!(filter = %f, error = %e, "could not queue a subscription");
-                        }
-                    }
+                    session.on_connack(ack.session_present)
                 }
                 Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                    if granted >= filters.len() {
-                        // The answer to the $SYS subscription: optional (an ACL may refuse it;
-                        // health then cannot tell a starved ingest from a quiet grid).
-                        continue;
-                    }
-                    if ack
+                    let refused = ack
                         .return_codes
                         .iter()
-                        .any(|c| matches!(c, SubscribeReasonCode::Failure))
-                    {
-                        tracing::error!(?ack, "the broker refused a subscription; check the ACL");
-                    } else {
-                        granted += 1;
-                        if granted == filters.len() {
-                            metrics.mqtt_subscribed.store(true, Relaxed);
-                            tracing::info!(filters = ?filters, "subscribed");
-                            let _ = client.try_subscribe(BROKER_PUBLISHES, QoS::AtMostOnce);
-                        }
-                    }
+                        .any(|c| matches!(c, SubscribeReasonCode::Failure));
+                    session.on_suback(refused).into_iter().collect()
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) if p.topic == BROKER_PUBLISHES => {
-                    let count = std::str::from_utf8(&p.payload)
-                        .ok()
-                        .and_then(|t| t.trim().parse::<u64>().ok());
-                    if let (Some(before), Some(now)) = (broker_publishes, count)
-                        && now > before
-                    {
+                    if session.on_broker_count(&p.payload) {
                         metrics.broker_published_us.store(now_us(), Relaxed);
                     }
-                    broker_publishes = count.or(broker_publishes);
+                    continue;
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     metrics.last_received_us.store(now_us(), Relaxed);
@@ -224,23 +168,25 @@ impl MqttIngest {
                     if sent.is_err() {
                         break;
                     }
+                    continue;
                 }
-                Ok(_) => {}
+                Ok(_) => continue,
                 Err(e) => {
-                    metrics.mqtt_connected.store(false, Relaxed);
-                    metrics.mqtt_subscribed.store(false, Relaxed);
-                    failures += 1;
-                    if failures == 1 || failures.is_power_of_two() {
-                        tracing::warn!(error = %e, failures, retry_in = ?backoff, "broker connection failed");
+                    let wait = session.on_error();
+                    if let Action::Wait {
+                        delay,
+                        failures,
+                        log: true,
+                    } = &wait
+                    {
+                        tracing::warn!(error = %e, failures, retry_in = ?delay, "broker connection failed");
                     }
-                    let stop = tokio::select! {
-                        () = stopped(&mut shutdown) => true,
-                        () = tokio::time::sleep(backoff) => false,
-                    };
-                    if stop {
-                        break;
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    vec![wait]
+                }
+            };
+            for action in actions {
+                if !carry_out(action, &client, &metrics, &session, &mut shutdown).await {
+                    break 'events;
                 }
             }
         }
@@ -279,6 +225,53 @@ impl MqttIngest {
         tracing::info!("ingest stopped");
         Ok(())
     }
+}
+
+/// Does what the session asks; false when shutdown came first.
+async fn carry_out(
+    action: Action,
+    client: &AsyncClient,
+    metrics: &Metrics,
+    session: &Session,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    match action {
+        Action::Connected {
+            session_present,
+            reconnect,
+        } => {
+            if reconnect {
+                metrics.mqtt_reconnects.fetch_add(1, Relaxed);
+            }
+            metrics.mqtt_connected.store(true, Relaxed);
+            metrics.mqtt_subscribed.store(false, Relaxed);
+            tracing::info!(session_present, "connected to the broker");
+        }
+        Action::Subscribe(filter) => {
+            if let Err(e) = client.try_subscribe(filter.as_str(), QoS::AtLeastOnce) {
+                tracing::error!(filter = %filter, error = %e, "could not queue a subscription");
+            }
+        }
+        Action::Refused => {
+            tracing::error!("the broker refused a subscription; check the ACL");
+        }
+        Action::Subscribed => {
+            metrics.mqtt_subscribed.store(true, Relaxed);
+            tracing::info!(filters = ?session.filters(), "subscribed");
+            // Optional: an ACL may refuse it; health then cannot tell a starved ingest from a
+            // quiet grid.
+            let _ = client.try_subscribe(BROKER_PUBLISHES, QoS::AtMostOnce);
+        }
+        Action::Wait { delay, .. } => {
+            metrics.mqtt_connected.store(false, Relaxed);
+            metrics.mqtt_subscribed.store(false, Relaxed);
+            return tokio::select! {
+                () = stopped(shutdown) => false,
+                () = tokio::time::sleep(delay) => true,
+            };
+        }
+    }
+    true
 }
 
 /// Completes once shutdown is requested (or its sender is gone).
@@ -476,14 +469,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_and_filters() {
-        assert_eq!(
-            parse_url("mqtt://127.0.0.1:1883").unwrap(),
-            ("127.0.0.1".into(), 1883)
-        );
-        assert_eq!(parse_url("mqtt://broker").unwrap(), ("broker".into(), 1883));
-        assert_eq!(parse_url("tcp://[::1]:1884").unwrap(), ("::1".into(), 1884));
-        assert!(parse_url("http://x").is_err());
+    fn filters_name_the_three_kinds() {
         assert_eq!(filters(None)[0], "open_grid_monitor/+/measurement");
         assert_eq!(
             filters(Some("ogm"))[2],

@@ -905,10 +905,7 @@ async fn unknown_devices_and_empty_ranges_give_empty_answers() {
     for (start, stop) in [(T0, T0), (T0 + S, T0)] {
         assert!(HistoryQuery::new(id.clone(), Field::Power, start, stop, 100).is_err());
     }
-    for (start, stop) in [
-        (i64::MIN, i64::MIN + 1),
-        (i64::MAX - 1, i64::MAX),
-    ] {
+    for (start, stop) in [(i64::MIN, i64::MIN + 1), (i64::MAX - 1, i64::MAX)] {
         let h = store
             .history(hq(&id, Field::Power, start, stop, 100))
             .await

@@ -1,0 +1,323 @@
+//! The ingest's broker session as a state machine: what the broker said in, what to do out.
+//! No I/O, no clock, no rumqttc: `mqtt.rs` feeds it the event loop's events and carries out
+//! its [`Action`]s, as the dashboard's `mqtt_ws.rs` does with `mqtt_link.rs`.
+//!
+//! The rules: every CONNACK resubscribes (cheap, and right even if the broker lost the
+//! session) and resets the backoff; the ingest counts as subscribed once every device filter
+//! is granted, and only then asks for the broker's count of received publishes (optional: an
+//! ACL may refuse it); a failed connection waits 250 ms, doubling to 10 s, and is logged at the
+//! 1st, 2nd, 4th, 8th … failure in a row.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The first wait after a failed connection.
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest wait between two connection attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Where the broker is: `mqtt://host[:port]` (or `tcp://`), 1883 by default. Parsed when the
+/// server starts, so a bad `OGM_MQTT_URL` stops it at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub host: String,
+    pub port: u16,
+}
+
+impl BrokerUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("mqtt://")
+            .or_else(|| url.strip_prefix("tcp://"))
+            .ok_or_else(|| format!("{url:?} does not start with mqtt:// (or tcp://)"))?;
+        let rest = rest.trim_end_matches('/');
+        let bad_port = |p: &str| format!("bad port {p:?} in {url:?}");
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            // `[::1]` or `[::1]:1884`: the colons inside the brackets are the address's.
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("no closing ] in {url:?}"))?;
+            let port = match after {
+                "" => 1883,
+                p => p
+                    .strip_prefix(':')
+                    .and_then(|p| p.parse().ok())
+                    .ok_or_else(|| bad_port(p))?,
+            };
+            (host, port)
+        } else {
+            match rest.split_once(':') {
+                Some((host, p)) => (host, p.parse().map_err(|_| bad_port(p))?),
+                None => (rest, 1883),
+            }
+        };
+        if host.is_empty() || host.contains(['/', ' ', '@', '[', ']']) {
+            return Err(format!("no usable host in {url:?}"));
+        }
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "mqtt://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "mqtt://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// What the connection task must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Connected: health says so, not yet subscribed; `reconnect` from the second time on.
+    Connected {
+        session_present: bool,
+        reconnect: bool,
+    },
+    /// Subscribe to a device filter at QoS 1.
+    Subscribe(String),
+    /// The broker refused a device filter: the ACL is wrong.
+    Refused,
+    /// Every device filter is granted: health says subscribed, and the broker's count of
+    /// received publishes is asked for (QoS 0).
+    Subscribed,
+    /// The connection failed: health says disconnected; wait `delay` before the next attempt.
+    Wait {
+        delay: Duration,
+        /// Failures in a row, this one included.
+        failures: u32,
+        /// Whether this failure is worth a log line (the 1st, 2nd, 4th, 8th …).
+        log: bool,
+    },
+}
+
+/// The session's state.
+#[derive(Debug, Clone)]
+pub struct Session {
+    filters: Vec<String>,
+    connections: u64,
+    /// SUBACKs granted since the last CONNACK.
+    granted: usize,
+    /// The broker's last reported count of received publishes, this connection.
+    broker_publishes: Option<u64>,
+    backoff: Duration,
+    failures: u32,
+}
+
+impl Session {
+    /// A session that subscribes to `filters`.
+    pub fn new(filters: Vec<String>) -> Self {
+        Self {
+            filters,
+            connections: 0,
+            granted: 0,
+            broker_publishes: None,
+            backoff: FIRST_BACKOFF,
+            failures: 0,
+        }
+    }
+
+    pub fn filters(&self) -> &[String] {
+        &self.filters
+    }
+
+    /// The broker accepted the connection.
+    pub fn on_connack(&mut self, session_present: bool) -> Vec<Action> {
+        self.connections += 1;
+        self.granted = 0;
+        self.broker_publishes = None;
+        self.backoff = FIRST_BACKOFF;
+        self.failures = 0;
+        let mut actions = vec![Action::Connected {
+            session_present,
+            reconnect: self.connections > 1,
+        }];
+        actions.extend(self.filters.iter().cloned().map(Action::Subscribe));
+        actions
+    }
+
+    /// The broker answered a subscription; `refused` when any of its codes is a failure.
+    pub fn on_suback(&mut self, refused: bool) -> Option<Action> {
+        if self.granted >= self.filters.len() {
+            // The answer to the optional subscription to the broker's count.
+            return None;
+        }
+        if refused {
+            return Some(Action::Refused);
+        }
+        self.granted += 1;
+        (self.granted == self.filters.len()).then_some(Action::Subscribed)
+    }
+
+    /// The broker's count of received publishes came (`payload`, a decimal number): true when
+    /// it grew since the last one, i.e. devices are publishing.
+    pub fn on_broker_count(&mut self, payload: &[u8]) -> bool {
+        let count = std::str::from_utf8(payload)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok());
+        let grew =
+            matches!((self.broker_publishes, count), (Some(before), Some(now)) if now > before);
+        self.broker_publishes = count.or(self.broker_publishes);
+        grew
+    }
+
+    /// The connection failed (or could not be made).
+    pub fn on_error(&mut self) -> Action {
+        self.failures = self.failures.saturating_add(1);
+        let delay = self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        Action::Wait {
+            delay,
+            failures: self.failures,
+            log: self.failures == 1 || self.failures.is_power_of_two(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        Session::new(vec!["a/+/m".into(), "a/+/s".into(), "a/+/l".into()])
+    }
+
+    #[test]
+    fn broker_urls_are_parsed_at_start() {
+        let ok = |s: &str| BrokerUrl::parse(s).unwrap();
+        assert_eq!(
+            ok("mqtt://127.0.0.1:1883"),
+            BrokerUrl {
+                host: "127.0.0.1".into(),
+                port: 1883
+            }
+        );
+        assert_eq!(ok("mqtt://broker").port, 1883);
+        assert_eq!(ok("mqtt://broker/").host, "broker");
+        assert_eq!(
+            ok("tcp://[::1]:1884"),
+            BrokerUrl {
+                host: "::1".into(),
+                port: 1884
+            }
+        );
+        assert_eq!(
+            ok("mqtt://[::1]"),
+            BrokerUrl {
+                host: "::1".into(),
+                port: 1883
+            }
+        );
+        assert_eq!(ok("tcp://[::1]:1884").to_string(), "mqtt://[::1]:1884");
+        for bad in [
+            "http://x",
+            "not a url",
+            "mqtt://",
+            "mqtt://:1883",
+            "mqtt://h:99999",
+            "mqtt://h:x",
+        ] {
+            assert!(BrokerUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_connack_subscribes_to_every_filter() {
+        let mut s = session();
+        let actions = s.on_connack(false);
+        assert_eq!(
+            actions,
+            vec![
+                Action::Connected {
+                    session_present: false,
+                    reconnect: false
+                },
+                Action::Subscribe("a/+/m".into()),
+                Action::Subscribe("a/+/s".into()),
+                Action::Subscribe("a/+/l".into()),
+            ]
+        );
+        assert_eq!(
+            s.on_connack(true)[0],
+            Action::Connected {
+                session_present: true,
+                reconnect: true
+            }
+        );
+    }
+
+    #[test]
+    fn subscribed_once_every_filter_is_granted_and_refusals_are_told() {
+        let mut s = session();
+        s.on_connack(false);
+        assert_eq!(s.on_suback(false), None);
+        assert_eq!(s.on_suback(true), Some(Action::Refused));
+        assert_eq!(s.on_suback(false), None);
+        assert_eq!(s.on_suback(false), Some(Action::Subscribed));
+        // The broker's count's SUBACK, granted or not, changes nothing.
+        assert_eq!(s.on_suback(true), None);
+        assert_eq!(s.on_suback(false), None);
+        // A new connection starts counting again.
+        s.on_connack(true);
+        assert_eq!(s.on_suback(false), None);
+    }
+
+    #[test]
+    fn failures_back_off_doubling_to_ten_seconds_and_a_connack_resets() {
+        let mut s = session();
+        let waits: Vec<Action> = (0..8).map(|_| s.on_error()).collect();
+        let delays: Vec<u64> = waits
+            .iter()
+            .map(|w| match w {
+                Action::Wait { delay, .. } => delay.as_millis() as u64,
+                a => panic!("{a:?}"),
+            })
+            .collect();
+        assert_eq!(
+            delays,
+            [250, 500, 1_000, 2_000, 4_000, 8_000, 10_000, 10_000]
+        );
+        let logged: Vec<u32> = waits
+            .iter()
+            .filter_map(|w| match w {
+                Action::Wait {
+                    failures,
+                    log: true,
+                    ..
+                } => Some(*failures),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(logged, [1, 2, 4, 8]);
+        s.on_connack(false);
+        assert_eq!(
+            s.on_error(),
+            Action::Wait {
+                delay: FIRST_BACKOFF,
+                failures: 1,
+                log: true
+            }
+        );
+    }
+
+    #[test]
+    fn the_broker_count_tells_when_devices_publish() {
+        let mut s = session();
+        s.on_connack(false);
+        assert!(!s.on_broker_count(b"10"), "the first count is only a start");
+        assert!(s.on_broker_count(b" 12\n"));
+        assert!(!s.on_broker_count(b"12"));
+        assert!(
+            !s.on_broker_count(b"not a number"),
+            "kept the last good count"
+        );
+        assert!(s.on_broker_count(b"13"));
+        s.on_connack(true);
+        assert!(!s.on_broker_count(b"20"), "a new connection starts again");
+    }
+}

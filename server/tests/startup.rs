@@ -1,0 +1,45 @@
+//! What the server does with a bad setting: it stops at once, before binding or connecting,
+//! and says which setting and why.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn a_bad_broker_url_stops_the_server_at_once() {
+    let data = tempfile::tempdir().unwrap();
+    for bad in ["not a url", "http://broker:1883", "mqtt://broker:99999"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ogm-server"))
+            .env("OGM_MQTT_URL", bad)
+            .env("OGM_HTTP_ADDR", "127.0.0.1:0")
+            .env("OGM_DATA_DIR", data.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A server that took the setting would run until stopped: give it ten seconds.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let Some(status) = status else {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the server ran with OGM_MQTT_URL={bad:?}");
+        };
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!status.success(), "{bad:?}: {status}");
+        assert!(
+            stderr.contains("--mqtt-url") && stderr.contains(&format!("{bad:?}")),
+            "{bad:?}: {stderr}"
+        );
+    }
+}
