@@ -21,7 +21,7 @@ type ExportSender = mpsc::Sender<Result<Vec<Measurement>, StoreError>>;
 /// [`GateStore::endless`] sends chunk after chunk for as long as it is read. The rest answers
 /// empty.
 #[derive(Debug)]
-pub struct GateStore {
+pub(crate) struct GateStore {
     endless: bool,
     inside: AtomicUsize,
     entered: Notify,
@@ -31,12 +31,12 @@ pub struct GateStore {
 }
 
 impl GateStore {
-    pub fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self::with(false))
     }
 
     /// A store whose exports never end and never pause.
-    pub fn endless() -> Arc<Self> {
+    pub(crate) fn endless() -> Arc<Self> {
         Arc::new(Self::with(true))
     }
 
@@ -51,7 +51,7 @@ impl GateStore {
     }
 
     /// Waits until `n` history requests are held at the gate.
-    pub async fn wait_inside(&self, n: usize) {
+    pub(crate) async fn wait_inside(&self, n: usize) {
         loop {
             let entered = self.entered.notified();
             if self.inside.load(SeqCst) >= n {
@@ -62,7 +62,7 @@ impl GateStore {
     }
 
     /// Lets every held and future history request through.
-    pub fn open(&self) {
+    pub(crate) fn open(&self) {
         self.gate.add_permits(Semaphore::MAX_PERMITS / 2);
     }
 }
@@ -125,17 +125,17 @@ impl Store for GateStore {
 }
 
 /// Trunk's file names: the name, `-`, a 16-digit content hash.
-pub const JS: &str = "ogm-frontend-0123456789abcdef.js";
-pub const WASM: &str = "ogm-frontend-0123456789abcdef_bg.wasm";
-pub const CSS: &str = "style-fedcba9876543210.css";
+pub(crate) const JS: &str = "ogm-frontend-0123456789abcdef.js";
+pub(crate) const WASM: &str = "ogm-frontend-0123456789abcdef_bg.wasm";
+pub(crate) const CSS: &str = "style-fedcba9876543210.css";
 /// The inline scripts of [`INDEX`], as the CSP must allow them.
-pub const MODULE_SCRIPT: &str =
+pub(crate) const MODULE_SCRIPT: &str =
     "\nimport init from '/ogm-frontend-0123456789abcdef.js';\nawait init();\n";
-pub const KIOSK_SCRIPT: &str = "\n  (function () { window.__ogm = 1; })();\n";
+pub(crate) const KIOSK_SCRIPT: &str = "\n  (function () { window.__ogm = 1; })();\n";
 
 /// A dashboard build shaped like Trunk's: `index.html` with two inline scripts, and content-named
 /// files large enough to be worth compressing.
-pub fn trunk_dist() -> tempfile::TempDir {
+pub(crate) fn trunk_dist() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let index = format!(
         "<!doctype html><html><head><link rel=\"stylesheet\" href=\"/{CSS}\"/>\

@@ -19,7 +19,7 @@ fn us(ns: i64) -> i64 {
 }
 
 /// The total of `_value` over every row (a `count()` answer).
-pub fn count(sections: &[Section]) -> u64 {
+pub(crate) fn count(sections: &[Section]) -> u64 {
     sections
         .iter()
         .flat_map(Section::rows)
@@ -30,7 +30,7 @@ pub fn count(sections: &[Section]) -> u64 {
 }
 
 /// Raw points, oldest first, one per timestamp, at most `max_points`.
-pub fn raw_points(sections: &[Section], max_points: usize) -> Vec<Bucket> {
+pub(crate) fn raw_points(sections: &[Section], max_points: usize) -> Vec<Bucket> {
     let mut points: Vec<Bucket> = sections
         .iter()
         .flat_map(Section::rows)
@@ -54,7 +54,7 @@ pub fn raw_points(sections: &[Section], max_points: usize) -> Vec<Bucket> {
 
 /// Buckets from the four results `min`, `mean`, `max` and `count`, keyed by the epoch-aligned
 /// start of their window; a bucket missing any of the four, or empty, is left out.
-pub fn aggregated(sections: &[Section], interval_us: i64, max_points: usize) -> Vec<Bucket> {
+pub(crate) fn aggregated(sections: &[Section], interval_us: i64, max_points: usize) -> Vec<Bucket> {
     #[derive(Default)]
     struct Parts {
         min: Option<f64>,
@@ -97,7 +97,7 @@ pub fn aggregated(sections: &[Section], interval_us: i64, max_points: usize) -> 
 }
 
 /// Log rows, newest first.
-pub fn log_rows(sections: &[Section]) -> Vec<LogRow> {
+pub(crate) fn log_rows(sections: &[Section]) -> Vec<LogRow> {
     let mut rows: Vec<LogRow> = sections
         .iter()
         .flat_map(Section::rows)
@@ -116,7 +116,7 @@ pub fn log_rows(sections: &[Section]) -> Vec<LogRow> {
 }
 
 /// Device summaries, by device id, from the newest point of each field of each series.
-pub fn device_summaries(sections: &[Section]) -> Vec<DeviceSummary> {
+pub(crate) fn device_summaries(sections: &[Section]) -> Vec<DeviceSummary> {
     /// The newest (time ns, value) per (measurement, field).
     type Newest<'a> = HashMap<(&'a str, &'a str), (i64, &'a str)>;
     let mut devices: BTreeMap<DeviceId, Newest> = BTreeMap::new();
@@ -201,7 +201,7 @@ fn parse_integer(s: &str) -> Option<i128> {
 ///
 /// A table that came back with `limit` rows may have more; every row up to the earliest last
 /// time among such tables is complete, the rest is read again by the next page.
-pub fn export_page(sections: &[Section], limit: usize) -> (Vec<Measurement>, Option<i64>) {
+pub(crate) fn export_page(sections: &[Section], limit: usize) -> (Vec<Measurement>, Option<i64>) {
     // Rows per table and the last time of each, keyed by section and `table` id.
     let mut tables: HashMap<(usize, &str), (usize, i64)> = HashMap::new();
     for (i, s) in sections.iter().enumerate() {

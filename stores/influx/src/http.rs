@@ -28,7 +28,7 @@ const MAX_ERROR_BYTES: usize = 16 * 1024;
 
 /// Why a write did not go through.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WriteError {
+pub(crate) enum WriteError {
     /// Try again later: unreachable, timeout, 5xx, 429, or a token/bucket problem (401, 403,
     /// 404) that the operator can fix without the data being at fault.
     Unavailable(String),
@@ -38,7 +38,7 @@ pub enum WriteError {
 
 /// Which token a query uses and how long it may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueryKind {
+pub(crate) enum QueryKind {
     /// The store's own queries: whole-answer timeout.
     Internal,
     /// The Flux proxy: the caller enforces the query's deadline (so long answers can stream);
@@ -46,7 +46,7 @@ pub enum QueryKind {
     Proxy,
 }
 
-pub struct Http {
+pub(crate) struct Http {
     writer: influxdb2::Client,
     http: reqwest::Client,
     base: reqwest::Url,
@@ -58,7 +58,7 @@ pub struct Http {
 }
 
 impl Http {
-    pub fn new(config: &InfluxConfig, base: reqwest::Url) -> Result<Self, String> {
+    pub(crate) fn new(config: &InfluxConfig, base: reqwest::Url) -> Result<Self, String> {
         let builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(WRITE_TIMEOUT);
@@ -88,7 +88,7 @@ impl Http {
     }
 
     /// Whether queries use a read token that is not the write token.
-    pub fn has_separate_read_token(&self) -> bool {
+    pub(crate) fn has_separate_read_token(&self) -> bool {
         self.separate_read_token
     }
 
@@ -99,7 +99,7 @@ impl Http {
     }
 
     /// Writes line protocol with µs precision.
-    pub async fn write(&self, body: Vec<u8>) -> Result<(), WriteError> {
+    pub(crate) async fn write(&self, body: Vec<u8>) -> Result<(), WriteError> {
         let result = self
             .writer
             .write_line_protocol_with_precision(
@@ -117,13 +117,13 @@ impl Http {
     }
 
     /// Whether `GET /health` answers 200.
-    pub async fn healthy(&self) -> bool {
+    pub(crate) async fn healthy(&self) -> bool {
         let request = self.http.get(self.url("/health")).timeout(HEALTH_TIMEOUT);
         matches!(request.send().await, Ok(r) if r.status().is_success())
     }
 
     /// Sends a Flux query; the answer's body is annotated CSV.
-    pub async fn query(
+    pub(crate) async fn query(
         &self,
         flux: &str,
         kind: QueryKind,
@@ -169,7 +169,7 @@ impl Http {
     /// Has InfluxDB parse a proxied query (`POST /api/v2/query/ast`, with the read token) and
     /// returns its answer, `{"ast": ...}`. A query InfluxDB cannot parse is
     /// [`StoreError::Refused`]. No timeout here: the caller's deadline covers it.
-    pub async fn parse_flux(&self, flux: &str) -> Result<serde_json::Value, StoreError> {
+    pub(crate) async fn parse_flux(&self, flux: &str) -> Result<serde_json::Value, StoreError> {
         let body = serde_json::json!({ "query": flux });
         let mut request = self
             .http
@@ -225,7 +225,7 @@ impl Http {
     }
 
     /// Runs a query of the store's own and reads the whole answer.
-    pub async fn query_text(&self, flux: &str) -> Result<String, StoreError> {
+    pub(crate) async fn query_text(&self, flux: &str) -> Result<String, StoreError> {
         let response = self.query(flux, QueryKind::Internal).await?;
         let body = read_limited(response, MAX_ANSWER_BYTES)
             .await
@@ -261,7 +261,9 @@ async fn read_limited(
 }
 
 /// The next chunk of a streamed answer.
-pub async fn next_chunk(response: &mut reqwest::Response) -> Result<Option<Bytes>, StoreError> {
+pub(crate) async fn next_chunk(
+    response: &mut reqwest::Response,
+) -> Result<Option<Bytes>, StoreError> {
     response.chunk().await.map_err(|e| {
         StoreError::Unavailable(ogm_store::Cause::new(
             format!("reading InfluxDB's answer: {e}"),

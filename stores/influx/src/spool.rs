@@ -23,14 +23,14 @@ const EXT: &str = "lp";
 
 /// A spooled batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub seq: u64,
     pub len: u64,
 }
 
 /// The queue of spooled batches, oldest first, and what it weighs.
 #[derive(Debug)]
-pub struct Spool {
+pub(crate) struct Spool {
     dir: PathBuf,
     max_bytes: u64,
     queue: VecDeque<Entry>,
@@ -40,7 +40,7 @@ pub struct Spool {
 
 impl Spool {
     /// Opens (creating) `dir`, drops incomplete files and queues the complete ones in order.
-    pub fn open(dir: &Path, max_bytes: u64) -> io::Result<Self> {
+    pub(crate) fn open(dir: &Path, max_bytes: u64) -> io::Result<Self> {
         fs::create_dir_all(dir.join(REJECTED_DIR))?;
         let mut entries = Vec::new();
         for item in fs::read_dir(dir)? {
@@ -73,43 +73,43 @@ impl Spool {
         })
     }
 
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.queue.len()
     }
 
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         self.bytes
     }
 
     /// Whether `len` more bytes stay within the limit.
-    pub fn fits(&self, len: u64) -> bool {
+    pub(crate) fn fits(&self, len: u64) -> bool {
         self.bytes.saturating_add(len) <= self.max_bytes
     }
 
     /// Takes the next sequence number (a failed write leaves a harmless gap).
-    pub fn next_seq(&mut self) -> u64 {
+    pub(crate) fn next_seq(&mut self) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         seq
     }
 
     /// Queues a batch whose file [`write_file`] has made durable.
-    pub fn push(&mut self, entry: Entry) {
+    pub(crate) fn push(&mut self, entry: Entry) {
         self.bytes += entry.len;
         self.queue.push_back(entry);
     }
 
     /// Up to `max_count` of the oldest batches whose sizes add up to at most `max_bytes` (at
     /// least one if any).
-    pub fn front(&self, max_count: usize, max_bytes: u64) -> Vec<Entry> {
+    pub(crate) fn front(&self, max_count: usize, max_bytes: u64) -> Vec<Entry> {
         let mut out = Vec::new();
         let mut total = 0u64;
         for e in self.queue.iter().take(max_count.max(1)) {
@@ -123,7 +123,7 @@ impl Spool {
     }
 
     /// Forgets the oldest batch if it is `entry` (the caller deletes or moves the file).
-    pub fn pop(&mut self, entry: Entry) {
+    pub(crate) fn pop(&mut self, entry: Entry) {
         if self.queue.front() == Some(&entry) {
             self.queue.pop_front();
             self.bytes = self.bytes.saturating_sub(entry.len);
@@ -132,12 +132,12 @@ impl Spool {
 }
 
 /// The file of batch `seq`.
-pub fn path(dir: &Path, seq: u64) -> PathBuf {
+pub(crate) fn path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:020}.{EXT}"))
 }
 
 /// Writes batch `seq` durably: temp file, fsync, rename, fsync of the directory.
-pub fn write_file(dir: &Path, seq: u64, body: &[u8]) -> io::Result<()> {
+pub(crate) fn write_file(dir: &Path, seq: u64, body: &[u8]) -> io::Result<()> {
     let final_path = path(dir, seq);
     let tmp = dir.join(format!("{seq:020}.tmp"));
     let result = (|| {
@@ -155,7 +155,7 @@ pub fn write_file(dir: &Path, seq: u64, body: &[u8]) -> io::Result<()> {
 }
 
 /// Reads batches, concatenated in order.
-pub fn read_files(dir: &Path, entries: &[Entry]) -> io::Result<Vec<u8>> {
+pub(crate) fn read_files(dir: &Path, entries: &[Entry]) -> io::Result<Vec<u8>> {
     let mut body = Vec::new();
     for e in entries {
         let mut data = fs::read(path(dir, e.seq))?;
@@ -168,7 +168,7 @@ pub fn read_files(dir: &Path, entries: &[Entry]) -> io::Result<Vec<u8>> {
 }
 
 /// Deletes a replayed batch.
-pub fn remove_file(dir: &Path, seq: u64) -> io::Result<()> {
+pub(crate) fn remove_file(dir: &Path, seq: u64) -> io::Result<()> {
     match fs::remove_file(path(dir, seq)) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
@@ -176,7 +176,7 @@ pub fn remove_file(dir: &Path, seq: u64) -> io::Result<()> {
 }
 
 /// Moves a refused batch to `rejected/`.
-pub fn reject_file(dir: &Path, seq: u64) -> io::Result<PathBuf> {
+pub(crate) fn reject_file(dir: &Path, seq: u64) -> io::Result<PathBuf> {
     let to = dir
         .join(REJECTED_DIR)
         .join(format!("{seq:020}-{}.{EXT}", unique_suffix()));
@@ -186,7 +186,7 @@ pub fn reject_file(dir: &Path, seq: u64) -> io::Result<PathBuf> {
 }
 
 /// Writes a refused batch that never was in the spool to `rejected/`, durably.
-pub fn write_rejected(dir: &Path, body: &[u8]) -> io::Result<PathBuf> {
+pub(crate) fn write_rejected(dir: &Path, body: &[u8]) -> io::Result<PathBuf> {
     let rejected = dir.join(REJECTED_DIR);
     let to = rejected.join(format!("direct-{}.{EXT}", unique_suffix()));
     let mut f = fs::File::create(&to)?;

@@ -19,18 +19,18 @@
 
 use ogm_store::{Bucket, bucket_interval_us, bucket_start};
 
-pub const SECOND_US: i64 = 1_000_000;
-pub const MINUTE_US: i64 = 60 * SECOND_US;
+pub(crate) const SECOND_US: i64 = 1_000_000;
+pub(crate) const MINUTE_US: i64 = 60 * SECOND_US;
 const MILLI_US: i64 = 1_000;
 
 /// Queries are clamped to ±2^60 µs (±36,000 years) so no arithmetic here can overflow.
-pub const TIME_LIMIT_US: i64 = 1 << 60;
+pub(crate) const TIME_LIMIT_US: i64 = 1 << 60;
 /// No interval is wider than this (four times the clamped range).
 const MAX_INTERVAL_US: i64 = 1 << 62;
 
 /// A kind of row source, finest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Tier {
+pub(crate) enum Tier {
     /// Raw rows: one per measurement or status message.
     Raw,
     /// Per-second rollups (measurements only).
@@ -41,7 +41,7 @@ pub enum Tier {
 
 impl Tier {
     /// The width of one row's cell; raw rows are points (1 µs).
-    pub fn width_us(self) -> i64 {
+    pub(crate) fn width_us(self) -> i64 {
         match self {
             Tier::Raw => 1,
             Tier::Second => SECOND_US,
@@ -52,7 +52,7 @@ impl Tier {
 
 /// A source a field can be read from, and from when on its rows are complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Source {
+pub(crate) struct Source {
     pub tier: Tier,
     /// Rows starting before this were (or may have been) pruned; `i64::MIN` when never pruned.
     pub kept_from: i64,
@@ -60,7 +60,7 @@ pub struct Source {
 
 /// One part of a range served by one tier: rows whose (cell) start lies in `[lo, hi)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Segment {
+pub(crate) struct Segment {
     pub tier: Tier,
     pub lo: i64,
     pub hi: i64,
@@ -76,7 +76,7 @@ fn ceil_to(t: i64, w: i64) -> i64 {
 }
 
 /// Clamps a query range into `±TIME_LIMIT_US`.
-pub fn clamp_range(start: i64, stop: i64) -> (i64, i64) {
+pub(crate) fn clamp_range(start: i64, stop: i64) -> (i64, i64) {
     (
         start.clamp(-TIME_LIMIT_US, TIME_LIMIT_US),
         stop.clamp(-TIME_LIMIT_US, TIME_LIMIT_US),
@@ -86,7 +86,7 @@ pub fn clamp_range(start: i64, stop: i64) -> (i64, i64) {
 /// Splits `[lo, hi)` into segments in time order. `sources` is finest first and non-empty;
 /// the last (coarsest) source serves the aligned middle. `lo` and `hi` must be within
 /// [`TIME_LIMIT_US`].
-pub fn plan(lo: i64, hi: i64, sources: &[Source]) -> Vec<Segment> {
+pub(crate) fn plan(lo: i64, hi: i64, sources: &[Source]) -> Vec<Segment> {
     let mut out = Vec::with_capacity(2 * sources.len() + 1);
     plan_into(lo, hi, sources, &mut out);
     out
@@ -135,7 +135,7 @@ fn plan_into(lo: i64, hi: i64, sources: &[Source], out: &mut Vec<Segment>) {
 
 /// The finest width whose source is complete from `start` on; the answer's interval must be a
 /// multiple of it. `sources` finest first; the coarsest is treated as always complete.
-pub fn finest_complete_width(start: i64, sources: &[Source]) -> i64 {
+pub(crate) fn finest_complete_width(start: i64, sources: &[Source]) -> i64 {
     sources
         .iter()
         .find(|s| start >= s.kept_from)
@@ -144,7 +144,7 @@ pub fn finest_complete_width(start: i64, sources: &[Source]) -> i64 {
 }
 
 /// How many epoch-aligned buckets of `interval` the range `[start, stop)` touches.
-pub fn bucket_count(start: i64, stop: i64, interval: i64) -> i64 {
+pub(crate) fn bucket_count(start: i64, stop: i64, interval: i64) -> i64 {
     if stop <= start || interval <= 0 {
         return 0;
     }
@@ -154,7 +154,7 @@ pub fn bucket_count(start: i64, stop: i64, interval: i64) -> i64 {
 /// The bucket interval for an answer: [`bucket_interval_us`], raised to a multiple of
 /// `finest_width` (when finer data has been pruned), and widened further if epoch alignment
 /// would still give more than `max_points` buckets (possible with very small `max_points`).
-pub fn choose_interval(
+pub(crate) fn choose_interval(
     start: i64,
     stop: i64,
     max_points: u32,
@@ -198,7 +198,7 @@ pub fn choose_interval(
 
 /// Folds rows (in time order) into buckets of `interval` (0: each row is its own point).
 #[derive(Debug)]
-pub struct Folder {
+pub(crate) struct Folder {
     interval: i64,
     current: Option<Acc>,
     out: Vec<Bucket>,
@@ -226,7 +226,7 @@ impl Acc {
 }
 
 impl Folder {
-    pub fn new(interval: i64) -> Self {
+    pub(crate) fn new(interval: i64) -> Self {
         Self {
             interval,
             current: None,
@@ -235,13 +235,13 @@ impl Folder {
     }
 
     /// Adds one raw value at `t`.
-    pub fn point(&mut self, t: i64, v: f64) {
+    pub(crate) fn point(&mut self, t: i64, v: f64) {
         self.cell(t, v, v, v, 1);
     }
 
     /// Adds a rollup cell starting at `t` (or a raw point with `count` 1). Rows with a count
     /// of 0 or non-finite values are ignored.
-    pub fn cell(&mut self, t: i64, min: f64, max: f64, sum: f64, count: u64) {
+    pub(crate) fn cell(&mut self, t: i64, min: f64, max: f64, sum: f64, count: u64) {
         if count == 0 || !(min.is_finite() && max.is_finite() && sum.is_finite()) {
             return;
         }
@@ -273,11 +273,11 @@ impl Folder {
     }
 
     /// Buckets so far plus the one being filled.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.out.len() + usize::from(self.current.is_some())
     }
 
-    pub fn finish(mut self) -> Vec<Bucket> {
+    pub(crate) fn finish(mut self) -> Vec<Bucket> {
         if let Some(done) = self.current.take() {
             self.out.push(done.bucket());
         }

@@ -50,7 +50,7 @@ fn start() -> Node {
 /// What InfluxDB's `POST /api/v2/query/ast` would answer, as JSON text: `Ok({"ast": ...})`,
 /// or `Err` with the parser's first error (InfluxDB: 400, "invalid AST: ..."). Text, so that a
 /// tree deeper than `serde_json` reads (128) still reaches the store, which must refuse it.
-pub fn parse_text(query: &str) -> Result<String, String> {
+pub(crate) fn parse_text(query: &str) -> Result<String, String> {
     let mut guard = PARSER.lock().unwrap_or_else(|e| e.into_inner());
     let node = guard.get_or_insert_with(start);
     let mut line = serde_json::to_string(query).unwrap();
@@ -68,6 +68,6 @@ pub fn parse_text(query: &str) -> Result<String, String> {
 }
 
 /// [`parse_text`], read as the store reads it.
-pub fn parse(query: &str) -> Result<serde_json::Value, String> {
+pub(crate) fn parse(query: &str) -> Result<serde_json::Value, String> {
     parse_text(query).map(|text| serde_json::from_str(&text).unwrap())
 }

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
-pub mod flux_parser;
+pub(crate) mod flux_parser;
 
 use std::net::SocketAddr;
 
@@ -11,7 +11,7 @@ use axum::Router;
 use axum::http::{HeaderMap, header};
 
 /// An app served on 127.0.0.1; dropping it stops serving.
-pub struct Served {
+pub(crate) struct Served {
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
 }
@@ -24,7 +24,7 @@ impl Drop for Served {
 
 impl Served {
     /// Serves `app` on `addr` (port 0: any free port).
-    pub async fn start(addr: SocketAddr, app: Router) -> Self {
+    pub(crate) async fn start(addr: SocketAddr, app: Router) -> Self {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
@@ -34,17 +34,17 @@ impl Served {
     }
 
     /// Serves `app` on any free loopback port.
-    pub async fn on_free_port(app: Router) -> Self {
+    pub(crate) async fn on_free_port(app: Router) -> Self {
         Self::start(SocketAddr::from(([127, 0, 0, 1], 0)), app).await
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 }
 
 /// A loopback address nothing listens on (free a moment ago).
-pub fn free_addr() -> SocketAddr {
+pub(crate) fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -52,7 +52,7 @@ pub fn free_addr() -> SocketAddr {
 }
 
 /// The request's `Authorization` header, if it is text.
-pub fn authorization(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn authorization(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
