@@ -57,9 +57,8 @@ pub const MAX_LOGS_ANSWER_BYTES: usize = 1 << 20;
 /// Longest range a request may name: 20 years, µs.
 pub const MAX_RANGE_US: i64 = 20 * 366 * 86_400_000_000;
 
-/// A field whose history can be asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// A field whose history can be asked for, spelled as [`Field::as_str`] says (in JSON too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Field {
     Frequency,
     Voltage,
@@ -140,6 +139,20 @@ impl Field {
             Field::Power => Some(m.power),
             Field::Rssi | Field::FreeHeap => None,
         }
+    }
+}
+
+// By hand rather than derived: one spelling (`as_str`, `parse`), and a smaller page.
+impl Serialize for Field {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <&str>::deserialize(d)?;
+        Field::parse(s).ok_or_else(|| serde::de::Error::custom("unknown field"))
     }
 }
 
@@ -440,6 +453,7 @@ mod tests {
         assert!(Field::MEASURED.iter().all(|f| f.is_measurement()));
         assert!(!Field::Rssi.is_measurement());
         assert_eq!(Field::parse("Frequency"), None);
+        assert!(serde_json::from_str::<Field>("\"Frequency\"").is_err());
     }
 
     #[test]

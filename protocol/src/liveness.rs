@@ -53,9 +53,8 @@ pub fn silence_limit_us(interval_us: i64) -> i64 {
         .max(MIN_SILENCE_US)
 }
 
-/// What a device is now. The API spells it `online`, `silent` or `offline`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// What a device is now. The API spells it `online`, `silent` or `offline` ([`Self::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeviceState {
     /// Sending as usual.
     Online,
@@ -85,6 +84,31 @@ impl DeviceState {
             DeviceState::Silent => "silent",
             DeviceState::Offline => "offline",
         }
+    }
+
+    /// The state [`Self::as_str`] spells `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            DeviceState::Online,
+            DeviceState::Silent,
+            DeviceState::Offline,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
+    }
+}
+
+// By hand rather than derived: one spelling (`as_str`, `parse`), and a smaller page.
+impl serde::Serialize for DeviceState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeviceState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <&str>::deserialize(d)?;
+        DeviceState::parse(s).ok_or_else(|| serde::de::Error::custom("unknown device state"))
     }
 }
 

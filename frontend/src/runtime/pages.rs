@@ -154,9 +154,10 @@ impl Pages {
             return;
         }
         self.events_shown = version;
+        let live = insight.events();
         let events = match &self.insight {
-            Some(page) => figures::merge_events(insight.events(), &page.history_events),
-            None => insight.events(),
+            Some(page) => figures::merge_events(live, &page.history_events),
+            None => live,
         };
         if ui.events.with_untracked(|e| *e != events) {
             ui.events.set(events);
