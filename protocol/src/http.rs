@@ -151,8 +151,9 @@ impl Serialize for Field {
 
 impl<'de> Deserialize<'de> for Field {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <&str>::deserialize(d)?;
-        Field::parse(s).ok_or_else(|| serde::de::Error::custom("unknown field"))
+        // Owned: a `serde_json::Value` cannot lend a `&str`.
+        let s = alloc::string::String::deserialize(d)?;
+        Field::parse(&s).ok_or_else(|| serde::de::Error::custom("unknown field"))
     }
 }
 

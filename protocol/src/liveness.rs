@@ -107,8 +107,9 @@ impl serde::Serialize for DeviceState {
 
 impl<'de> serde::Deserialize<'de> for DeviceState {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <&str>::deserialize(d)?;
-        DeviceState::parse(s).ok_or_else(|| serde::de::Error::custom("unknown device state"))
+        // Owned: a `serde_json::Value` cannot lend a `&str`.
+        let s = alloc::string::String::deserialize(d)?;
+        DeviceState::parse(&s).ok_or_else(|| serde::de::Error::custom("unknown device state"))
     }
 }
 
