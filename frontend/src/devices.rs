@@ -483,14 +483,7 @@ mod tests {
     }
 
     fn measurement(t: i64, f: f64) -> Vec<u8> {
-        Payload::Measurement(Measurement {
-            timestamp: t,
-            frequency: f,
-            voltage: 230.0,
-            current: 1.0,
-            power: 230.0,
-        })
-        .to_json()
+        Payload::Measurement(fixtures::measurement(t, f)).to_json()
     }
 
     #[test]

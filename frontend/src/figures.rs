@@ -112,7 +112,7 @@ mod tests {
     use super::*;
     use crate::devices::Limits;
     use ogm_protocol::topic::Topic;
-    use ogm_protocol::{Kind, Measurement, Payload, TOPIC_PREFIX};
+    use ogm_protocol::{Kind, Payload, TOPIC_PREFIX, fixtures};
 
     const NOW: i64 = 1_703_123_456_789_123;
 
@@ -124,14 +124,7 @@ mod tests {
         let mut s = DeviceStore::new(TOPIC_PREFIX, Limits::default());
         for (dev, f) in readings {
             let topic = Topic::new(id(dev), Kind::Measurement).to_topic(TOPIC_PREFIX);
-            let json = Payload::Measurement(Measurement {
-                timestamp: NOW,
-                frequency: *f,
-                voltage: 230.0,
-                current: 1.0,
-                power: 230.0,
-            })
-            .to_json();
+            let json = Payload::Measurement(fixtures::measurement(NOW, *f)).to_json();
             assert!(s.ingest(&topic, &json, NOW));
         }
         s

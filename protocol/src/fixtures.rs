@@ -50,3 +50,26 @@ pub const BAD: &[(Kind, &str, &[u8], &str)] = &[
     bad!(Logs, "logs_missing_message", "wrong_schema"),
     bad!(Measurement, "not_utf8", "malformed_json"),
 ];
+
+/// A plausible measurement stamped `t` (µs) reading `frequency_hz`, at 230 V, 1 A and 230 W.
+pub fn measurement(t: i64, frequency_hz: f64) -> crate::Measurement {
+    crate::Measurement {
+        timestamp: t,
+        frequency: frequency_hz,
+        voltage: 230.0,
+        current: 1.0,
+        power: 230.0,
+    }
+}
+
+/// A status stamped `t` (µs) saying `online` (`Some(false)`: a last will), at -50 dBm.
+pub fn status(t: i64, online: Option<bool>) -> crate::Status {
+    crate::Status {
+        timestamp: t,
+        rssi: -50,
+        free_heap: 1,
+        online,
+        battery: None,
+        dropped: None,
+    }
+}

@@ -142,20 +142,7 @@ impl Field {
     }
 }
 
-// By hand rather than derived: one spelling (`as_str`, `parse`), and a smaller page.
-impl Serialize for Field {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Field {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // Owned: a `serde_json::Value` cannot lend a `&str`.
-        let s = alloc::string::String::deserialize(d)?;
-        Field::parse(&s).ok_or_else(|| serde::de::Error::custom("unknown field"))
-    }
-}
+spelled_by_as_str!(Field, "unknown field");
 
 /// `GET /api/config`: what the dashboard needs to connect to the broker by itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

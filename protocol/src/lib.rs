@@ -21,6 +21,26 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+/// Serde for a fieldless enum through its one spelling, `as_str` and `parse`, rather than a
+/// derive: the API spells it as the code does, and the page carries less code. Read from an
+/// owned string: a `serde_json::Value` lends none.
+macro_rules! spelled_by_as_str {
+    ($ty:ty, $unknown:literal) => {
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <alloc::string::String as serde::Deserialize>::deserialize(d)?;
+                <$ty>::parse(&s).ok_or_else(|| serde::de::Error::custom($unknown))
+            }
+        }
+    };
+}
+
 pub mod device_id;
 pub mod fixtures;
 pub mod grid;

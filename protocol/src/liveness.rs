@@ -98,20 +98,7 @@ impl DeviceState {
     }
 }
 
-// By hand rather than derived: one spelling (`as_str`, `parse`), and a smaller page.
-impl serde::Serialize for DeviceState {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for DeviceState {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // Owned: a `serde_json::Value` cannot lend a `&str`.
-        let s = alloc::string::String::deserialize(d)?;
-        DeviceState::parse(&s).ok_or_else(|| serde::de::Error::custom("unknown device state"))
-    }
-}
+spelled_by_as_str!(DeviceState, "unknown device state");
 
 /// What the rule needs to know about one device, fed one message at a time in arrival order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

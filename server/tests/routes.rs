@@ -12,7 +12,7 @@ use ogm_protocol::http::{
     Bucket, ConfigAnswer, DeviceView, ExportParams, Field, HistoryAnswer, HistoryParams, LogParams,
     LogsAnswer, path,
 };
-use ogm_protocol::{DeviceId, LogEntry, LogLevel, Measurement, Payload};
+use ogm_protocol::{DeviceId, LogEntry, LogLevel, Payload};
 use ogm_server::{AppState, Config, http};
 use ogm_store::{Record, Store};
 use ogm_store_sqlite::{SqliteOptions, SqliteStore};
@@ -42,23 +42,37 @@ async fn get(app: &axum::Router, uri: &str) -> (StatusCode, String) {
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-#[tokio::test]
-async fn every_route_the_page_calls_answers_the_contract() {
+/// The router on a real embedded store, and the temp dirs that hold it and the dashboard.
+struct App {
+    router: axum::Router,
+    store: Arc<SqliteStore>,
+    _dirs: [tempfile::TempDir; 2],
+}
+
+fn app() -> App {
     let dist = tempfile::tempdir().unwrap();
     std::fs::write(dist.path().join("index.html"), "<html></html>").unwrap();
     let data = tempfile::tempdir().unwrap();
     let mut config = Config::defaults();
     config.dist_dir = dist.path().to_path_buf();
     let store = Arc::new(SqliteStore::open(data.path(), SqliteOptions::default()).unwrap());
+    App {
+        router: http::router(AppState::new(config, store.clone())),
+        store,
+        _dirs: [dist, data],
+    }
+}
+
+#[tokio::test]
+async fn every_route_the_page_calls_answers_the_contract() {
+    let App {
+        router: app,
+        store,
+        _dirs,
+    } = app();
     let device = DeviceId::new("dev-1").unwrap();
     let t = a_minute_ago();
-    let measurement = |t: i64| Measurement {
-        timestamp: t,
-        frequency: 50.01,
-        voltage: 230.0,
-        current: 1.0,
-        power: 230.0,
-    };
+    let measurement = |t: i64| ogm_protocol::fixtures::measurement(t, 50.01);
     let log = LogEntry {
         timestamp: t,
         level: LogLevel::Warn,
@@ -78,7 +92,6 @@ async fn every_route_the_page_calls_answers_the_contract() {
         ])
         .await
         .unwrap();
-    let app = http::router(AppState::new(config, store));
 
     let mut called = Vec::new();
     let mut check = |route: &'static str, url: String| {
@@ -138,13 +151,7 @@ async fn every_route_the_page_calls_answers_the_contract() {
 
 #[tokio::test]
 async fn a_route_the_router_lacks_is_not_found() {
-    let dist = tempfile::tempdir().unwrap();
-    std::fs::write(dist.path().join("index.html"), "<html></html>").unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let mut config = Config::defaults();
-    config.dist_dir = dist.path().to_path_buf();
-    let store = Arc::new(SqliteStore::open(data.path(), SqliteOptions::default()).unwrap());
-    let app = http::router(AppState::new(config, store));
-    let (status, body) = get(&app, &format!("{}/not-a-route", path::API)).await;
+    let app = app();
+    let (status, body) = get(&app.router, &format!("{}/not-a-route", path::API)).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 }

@@ -314,7 +314,7 @@ pub async fn flux(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ogm_protocol::{Measurement, Status};
+    use ogm_protocol::fixtures;
 
     const T: i64 = 1_703_123_456_000_000;
 
@@ -322,21 +322,8 @@ mod tests {
         DeviceSummary {
             device_id: DeviceId::new("d").unwrap(),
             last_seen: last_m.max(last_s.map(|s| s.0)).unwrap_or(T),
-            last_measurement: last_m.map(|t| Measurement {
-                timestamp: t,
-                frequency: 50.0,
-                voltage: 230.0,
-                current: 1.0,
-                power: 230.0,
-            }),
-            last_status: last_s.map(|(t, online)| Status {
-                timestamp: t,
-                rssi: -50,
-                free_heap: 1,
-                online,
-                battery: None,
-                dropped: None,
-            }),
+            last_measurement: last_m.map(|t| fixtures::measurement(t, 50.0)),
+            last_status: last_s.map(|(t, online)| fixtures::status(t, online)),
         }
     }
 

@@ -177,7 +177,7 @@ pub async fn seed_from_store(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ogm_protocol::{DeviceState, Measurement, Status};
+    use ogm_protocol::{DeviceState, fixtures};
     use ogm_store::{Bucket, History};
 
     const T: i64 = 1_703_123_456_000_000;
@@ -189,27 +189,14 @@ mod tests {
     fn m(dev: &str, t: i64) -> Record {
         Record {
             device_id: id(dev),
-            payload: Payload::Measurement(Measurement {
-                timestamp: t,
-                frequency: 50.0,
-                voltage: 230.0,
-                current: 1.0,
-                power: 230.0,
-            }),
+            payload: Payload::Measurement(fixtures::measurement(t, 50.0)),
         }
     }
 
     fn status(dev: &str, t: i64, online: Option<bool>) -> Record {
         Record {
             device_id: id(dev),
-            payload: Payload::Status(Status {
-                timestamp: t,
-                rssi: -50,
-                free_heap: 1,
-                online,
-                battery: None,
-                dropped: None,
-            }),
+            payload: Payload::Status(fixtures::status(t, online)),
         }
     }
 

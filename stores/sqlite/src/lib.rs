@@ -352,7 +352,7 @@ fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ogm_protocol::{DeviceId, Measurement, Payload};
+    use ogm_protocol::{DeviceId, Payload, fixtures};
     use ogm_store::Field;
 
     /// History reads must not wait for the writer: hold the writer's lock inside an open
@@ -363,13 +363,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
         let id = DeviceId::new("dev-1").unwrap();
-        let m = |ts| Measurement {
-            timestamp: ts,
-            frequency: 50.0,
-            voltage: 230.0,
-            current: 1.0,
-            power: 230.0,
-        };
+        let m = |ts| fixtures::measurement(ts, 50.0);
         let batch = (0..10)
             .map(|i| Record {
                 device_id: id.clone(),
