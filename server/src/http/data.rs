@@ -39,6 +39,19 @@ fn device_param(s: Option<&str>) -> Result<DeviceId, ApiError> {
     DeviceId::new(s).map_err(|e| ApiError::BadRequest(format!("device_id: {e}")))
 }
 
+/// A count parameter `name`: `default` when absent, else 1 to `max`.
+fn count_param(name: &str, s: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let Some(s) = s else {
+        return Ok(default);
+    };
+    match s.parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(ApiError::BadRequest(format!(
+            "{name} must be 1 to {max}, not {s:?}"
+        ))),
+    }
+}
+
 /// Parses `start`/`stop` (defaults: `-1h` and `now`) and checks the range.
 fn range(
     start: Option<&str>,
@@ -133,17 +146,12 @@ pub async fn history(
         ))
     })?;
     let (start, stop) = range(p.start.as_deref(), p.stop.as_deref(), "-1h")?;
-    let max_points = match p.max_points.as_deref() {
-        None => DEFAULT_MAX_POINTS,
-        Some(s) => match s.parse::<u32>() {
-            Ok(n) if (1..=MAX_POINTS).contains(&n) => n,
-            _ => {
-                return Err(ApiError::BadRequest(format!(
-                    "max_points must be 1 to {MAX_POINTS}, not {s:?}"
-                )));
-            }
-        },
-    };
+    let max_points = count_param(
+        "max_points",
+        p.max_points.as_deref(),
+        DEFAULT_MAX_POINTS,
+        MAX_POINTS,
+    )?;
     let query = HistoryQuery::new(device_id.clone(), field, start, stop, max_points)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     known_device(&state, &device_id).await?;
@@ -176,17 +184,12 @@ pub async fn logs(
         })?),
     };
     let (start, stop) = range(p.start.as_deref(), p.stop.as_deref(), "-7d")?;
-    let limit = match p.limit.as_deref() {
-        None => DEFAULT_LOG_LIMIT,
-        Some(s) => match s.parse::<u32>() {
-            Ok(n) if (1..=MAX_LOG_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(ApiError::BadRequest(format!(
-                    "limit must be 1 to {MAX_LOG_LIMIT}, not {s:?}"
-                )));
-            }
-        },
-    };
+    let limit = count_param(
+        "limit",
+        p.limit.as_deref(),
+        DEFAULT_LOG_LIMIT,
+        MAX_LOG_LIMIT,
+    )?;
     let entries = state
         .store
         .logs(LogQuery {

@@ -243,20 +243,25 @@ mod tests {
         assert_eq!(p.get(&id("b")).unwrap().interval_us(), 1_000_000);
     }
 
-    #[test]
-    fn the_interval_is_read_from_raw_points_or_buckets() {
-        let raw = History {
-            interval_us: 0,
-            points: (0..10)
+    /// `n` buckets `step_us` apart from `T`, of `count` readings each.
+    fn history(interval_us: i64, n: i64, step_us: i64, count: u64) -> History {
+        History {
+            interval_us,
+            points: (0..n)
                 .map(|i| Bucket {
-                    t: T + i * 2_000_000,
+                    t: T + i * step_us,
                     min: 50.0,
                     mean: 50.0,
                     max: 50.0,
-                    count: 1,
+                    count,
                 })
                 .collect(),
-        };
+        }
+    }
+
+    #[test]
+    fn the_interval_is_read_from_raw_points_or_buckets() {
+        let raw = history(0, 10, 2_000_000, 1);
         assert_eq!(interval_from_history(&raw, T + 18_000_000), Some(2_000_000));
         let one = History {
             interval_us: 0,
@@ -264,18 +269,7 @@ mod tests {
         };
         assert_eq!(interval_from_history(&one, T), None);
         // 10 Hz in 1 s buckets over 60 s.
-        let buckets = History {
-            interval_us: 1_000_000,
-            points: (0..60)
-                .map(|i| Bucket {
-                    t: T + i * 1_000_000,
-                    min: 50.0,
-                    mean: 50.0,
-                    max: 50.0,
-                    count: 10,
-                })
-                .collect(),
-        };
+        let buckets = history(1_000_000, 60, 1_000_000, 10);
         let i = interval_from_history(&buckets, T + 59_900_000).unwrap();
         assert!((i - 100_000).abs() < 1_000, "{i}");
     }
