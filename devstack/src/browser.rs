@@ -17,20 +17,23 @@ use crate::process::{ChildProcess, free_port, repo_root, wait_for_port};
 pub struct Browser {
     client: fantoccini::Client,
     _chromedriver: ChildProcess,
-    profile: tempfile::TempDir,
+    /// Removed when the session ends, after its browser.
+    _profile: tempfile::TempDir,
 }
 
 impl Drop for Browser {
     /// chromedriver, stopped, leaves its Chromium running: a test that panicked (and so never
     /// closed the session) would leave a browser busy with a live page behind it, slowing every
-    /// later test on the machine. The profile directory names this session's processes.
+    /// later test on the machine. So every process chromedriver started, and theirs, is killed
+    /// by its PID first (chromedriver itself then stops with its `ChildProcess`).
     fn drop(&mut self) {
-        let _ = Command::new("pkill")
-            .arg("-KILL")
-            .arg("-f")
-            .arg("--")
-            .arg(format!("--user-data-dir={}", self.profile.path().display()))
-            .status();
+        let pids = crate::process::descendants(self._chromedriver.pid());
+        if !pids.is_empty() {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .args(pids.iter().map(u32::to_string))
+                .status();
+        }
     }
 }
 
@@ -111,7 +114,7 @@ impl Browser {
         Ok(Self {
             client,
             _chromedriver: chromedriver,
-            profile,
+            _profile: profile,
         })
     }
 

@@ -20,6 +20,7 @@
 //! - [`probe`]: MQTT clients for tests that wait for every acknowledgement, over TCP or
 //!   WebSocket, with the client ids the broker's policy allows.
 //! - [`stack`]: Mosquitto + `ogm-server` + `ogm-sim` together.
+//! - [`wait`]: waiting for a condition with a deadline, the one polling loop.
 //! - [`ws_bridge`]: a local TCP port carried to the broker's WebSocket listener, for probes.
 //!
 //! Everything here is blocking `std` code: it is test and developer tooling, not the product.
@@ -36,6 +37,7 @@ pub mod page;
 pub mod probe;
 pub mod process;
 pub mod stack;
+pub mod wait;
 pub mod ws_bridge;
 
 pub use browser::Browser;

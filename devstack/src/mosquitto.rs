@@ -258,15 +258,15 @@ impl Mosquitto {
     /// different connections would not say in which order it handled them. Async, so that the
     /// test's own clients keep running meanwhile (a probe's connection closes on its task).
     pub async fn wait_for_log(&self, needle: &str, timeout: Duration) -> anyhow::Result<()> {
-        let deadline = std::time::Instant::now() + timeout;
-        while !self.log_text().contains(needle) {
-            if std::time::Instant::now() > deadline {
-                bail!(
-                    "the broker never logged {needle:?} within {timeout:?}. Its log:\n{}",
-                    self.log_text()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        let logged = crate::wait::until_async(timeout, || async {
+            self.log_text().contains(needle).then_some(())
+        })
+        .await;
+        if logged.is_none() {
+            bail!(
+                "the broker never logged {needle:?} within {timeout:?}. Its log:\n{}",
+                self.log_text()
+            );
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
@@ -27,16 +27,51 @@ pub fn free_port() -> u16 {
 
 /// Waits until something accepts TCP connections on `addr`, or fails after `timeout`.
 pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
+    crate::wait::until(timeout, || {
+        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+    })
+    .map(drop)
+    .ok_or_else(|| anyhow::anyhow!("nothing listens on {addr} after {timeout:?}"))
+}
+
+/// Every process below `pid` (its children, theirs, …), from `/proc`: to end what a child
+/// started by the PIDs, not by a name that other processes may share.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // `pid (comm) state ppid …`: the command may hold spaces and parentheses.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|s| s.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parents.push((p, ppid));
         }
-        if Instant::now() > deadline {
-            bail!("nothing listens on {addr} after {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
 }
 
 /// Where cargo put the running executable's siblings: `target/<profile>` (or
@@ -117,14 +152,7 @@ impl ChildProcess {
 
     /// Waits up to `timeout` for the process to exit; returns whether it did.
     pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if !self.is_running() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
+        crate::wait::until(timeout, || (!self.is_running()).then_some(())).is_some()
     }
 
     /// SIGTERM, up to 5 s for a clean exit, then SIGKILL.
@@ -157,5 +185,34 @@ impl ChildProcess {
 impl Drop for ChildProcess {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descendants_are_found_by_pid() {
+        // A shell that starts a sleeper and waits for it: the sleeper is its child.
+        let mut sh = Command::new("sh")
+            .args(["-c", "sleep 30 & wait"])
+            .spawn()
+            .unwrap();
+        let pid = sh.id();
+        let kids = crate::wait::until(Duration::from_secs(10), || {
+            Some(descendants(pid)).filter(|d| !d.is_empty())
+        })
+        .expect("the shell's sleeper");
+        assert!(!kids.contains(&pid));
+        let status = Command::new("kill")
+            .arg("-KILL")
+            .args(kids.iter().map(u32::to_string))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        // The shell's `wait` returns once its sleeper is dead.
+        assert!(crate::wait::until(Duration::from_secs(10), || sh.try_wait().unwrap()).is_some());
+        assert!(descendants(pid).is_empty());
     }
 }

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ogm_devstack::ingest_check::{DEVICE_PASSWORD, Stream, metric, wait_exactly_once};
 use ogm_devstack::page::{log, measurement, now_us, topic};
@@ -25,12 +25,8 @@ fn stack(devices: &[&str]) -> (tempfile::TempDir, Stack) {
 }
 
 /// Waits until `f` holds, or fails saying what did not happen.
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(Instant::now() < deadline, "{what} did not happen");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_for(what: &str, f: impl FnMut() -> bool) {
+    ogm_devstack::wait::expect(what, Duration::from_secs(60), f);
 }
 
 fn rejected_by_device(url: &str) -> serde_json::Value {

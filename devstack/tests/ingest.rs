@@ -5,10 +5,10 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ogm_devstack::ingest_check::STEP_US;
-use ogm_devstack::{MqttProbe, Stack, StackOptions, http_get};
+use ogm_devstack::{MqttProbe, Stack, StackOptions, http_get, wait};
 use ogm_protocol::{DeviceId, Kind, Measurement, TOPIC_PREFIX, Topic};
 
 const PW: &str = "device-pw";
@@ -43,14 +43,10 @@ fn stored_timestamps(stack: &Stack, device: &str) -> Vec<i64> {
 
 /// Waits until the export of `device` holds `n` rows, or fails with what it holds.
 fn wait_for_stored(stack: &Stack, device: &str, n: usize) -> Vec<i64> {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let ts = stored_timestamps(stack, device);
-        if ts.len() >= n || Instant::now() > deadline {
-            return ts;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait::until(Duration::from_secs(90), || {
+        Some(stored_timestamps(stack, device)).filter(|ts| ts.len() >= n)
+    })
+    .unwrap_or_else(|| stored_timestamps(stack, device))
 }
 
 fn metric(stack: &Stack, name: &str) -> f64 {
@@ -314,16 +310,13 @@ fn await_device(
     what: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> (serde_json::Value, i64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let seen = device_view(stack, device);
+    let mut seen = None;
+    let found = wait::until(Duration::from_secs(60), || {
+        seen = device_view(stack, device);
         let at = now_us();
-        if let Some(v) = seen.as_ref().filter(|v| done(v)) {
-            return (v.clone(), at);
-        }
-        assert!(Instant::now() < deadline, "{device} never {what}: {seen:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        seen.clone().filter(|v| done(v)).map(|v| (v, at))
+    });
+    found.unwrap_or_else(|| panic!("{device} never {what}: {seen:?}"))
 }
 
 /// `GET /api/devices` follows the dashboard's rule (`ogm_protocol::liveness`): a device

@@ -13,7 +13,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ogm_devstack::deployment::{Deployment, device_password, ogm_server};
 use ogm_devstack::{
@@ -237,11 +237,12 @@ async fn device_add_gives_a_new_device_its_own_topics_on_a_running_broker() {
     )
     .unwrap();
     assert!(out.status.success());
-    let deadline = Instant::now() + T;
-    while MqttProbe::connect(port, "dev-new", &password).await.is_ok() {
-        assert!(Instant::now() < deadline, "still accepted after removal");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    ogm_devstack::wait::expect_async("refused after removal", T, || async {
+        MqttProbe::connect(port, "dev-new", &password)
+            .await
+            .is_err()
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ogm_devstack::{BrokerPorts, Credentials, Mosquitto, MqttProbe, SERVER_USER};
+use ogm_devstack::{BrokerPorts, Credentials, Mosquitto, MqttProbe, SERVER_USER, wait};
 use ogm_protocol::{DeviceId, Kind, Measurement, TOPIC_PREFIX, Topic};
 use ogm_server::ingest::budget::BudgetLimits;
 use ogm_server::ingest::session::BrokerUrl;
@@ -96,11 +96,10 @@ async fn a_failing_store_holds_back_acks_and_loses_nothing() {
             stop_rx,
         ),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !metrics.mqtt_subscribed.load(Ordering::Relaxed) {
-        assert!(Instant::now() < deadline, "never subscribed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait::expect_async("subscribed", Duration::from_secs(20), || async {
+        metrics.mqtt_subscribed.load(Ordering::Relaxed)
+    })
+    .await;
     let mut dev = MqttProbe::connect(broker.ports.mqtt, "dev-x", "pw")
         .await
         .unwrap();
@@ -118,15 +117,10 @@ async fn a_failing_store_holds_back_acks_and_loses_nothing() {
         };
         dev.publish(&topic, m.to_json(), false).await.unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while metrics.stored.load(Ordering::Relaxed) < 500 {
-        assert!(
-            Instant::now() < deadline,
-            "stored {} of 500",
-            metrics.stored.load(Ordering::Relaxed)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait::expect_async("all 500 stored", Duration::from_secs(60), || async {
+        metrics.stored.load(Ordering::Relaxed) >= 500
+    })
+    .await;
     assert_eq!(
         store.failed.load(Ordering::SeqCst),
         5,

@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use ogm_devstack::wait;
 
 #[test]
 fn a_bad_broker_url_stops_the_server_at_once() {
@@ -19,16 +21,7 @@ fn a_bad_broker_url_stops_the_server_at_once() {
             .spawn()
             .unwrap();
         // A server that took the setting would run until stopped: give it ten seconds.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = wait::until(Duration::from_secs(10), || child.try_wait().unwrap());
         let Some(status) = status else {
             child.kill().unwrap();
             child.wait().unwrap();
