@@ -20,6 +20,7 @@
 //! - [`probe`]: MQTT clients for tests that wait for every acknowledgement, over TCP or
 //!   WebSocket, with the client ids the broker's policy allows.
 //! - [`stack`]: Mosquitto + `ogm-server` + `ogm-sim` together.
+//! - [`fixtures`]: topics, payloads and the clock that tests publish with.
 //! - [`wait`]: waiting for a condition with a deadline, the one polling loop.
 //! - [`ws_bridge`]: a local TCP port carried to the broker's WebSocket listener, for probes.
 //!
@@ -29,6 +30,7 @@ pub mod browser;
 pub mod credentials;
 pub mod deployment;
 pub mod disk;
+pub mod fixtures;
 pub mod http;
 pub mod influxd;
 pub mod ingest_check;

@@ -5,24 +5,14 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use ogm_devstack::fixtures::{now_us, topic};
 use ogm_devstack::ingest_check::STEP_US;
-use ogm_devstack::{MqttProbe, Stack, StackOptions, http_get, wait};
-use ogm_protocol::{DeviceId, Kind, Measurement, TOPIC_PREFIX, Topic};
+use ogm_devstack::{MqttProbe, Stack, StackOptions, fixtures, http_get, wait};
+use ogm_protocol::{Kind, TOPIC_PREFIX};
 
 const PW: &str = "device-pw";
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64
-}
-
-fn topic(id: &str, kind: Kind) -> String {
-    Topic::new(DeviceId::new(id).unwrap(), kind).to_topic(TOPIC_PREFIX)
-}
 
 fn stack(devices: &[&str]) -> (tempfile::TempDir, Stack) {
     let dir = tempfile::tempdir().unwrap();
@@ -50,23 +40,12 @@ fn wait_for_stored(stack: &Stack, device: &str, n: usize) -> Vec<i64> {
 }
 
 fn metric(stack: &Stack, name: &str) -> f64 {
-    let body = http_get(&format!("{}/metrics", stack.http_url()))
-        .unwrap()
-        .body;
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name} in\n{body}"))
+    ogm_devstack::ingest_check::metric(&stack.http_url(), name)
+        .unwrap_or_else(|| panic!("no metric {name}"))
 }
 
 fn measurement(t: i64, i: usize) -> Vec<u8> {
-    Measurement {
-        timestamp: t,
-        frequency: 50.0 + (i % 100) as f64 * 0.001,
-        voltage: 230.0,
-        current: 1.0,
-        power: 230.0,
-    }
-    .to_json()
+    fixtures::measurement(t, 50.0 + (i % 100) as f64 * 0.001)
 }
 
 /// Publishes `count` measurements per device at QoS 1 (each acknowledged by the broker), calling

@@ -16,12 +16,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ogm_devstack::ingest_check::STEP_US;
+use ogm_devstack::fixtures;
+use ogm_devstack::ingest_check::{self, STEP_US};
 use ogm_devstack::{
     BrokerPorts, ChildProcess, Credentials, DASHBOARD_USER, Mosquitto, MqttProbe, SERVER_USER,
-    cargo_bin, free_port, http_get, wait_for_port,
+    cargo_bin, free_port, wait_for_port,
 };
-use ogm_protocol::{DeviceId, Kind, Measurement, TOPIC_PREFIX, Topic};
+use ogm_protocol::Kind;
 
 const GROUP: &str = "ogm-ingest";
 const DEVICES: [&str; 2] = ["scale-a", "scale-b"];
@@ -61,42 +62,20 @@ fn start_replica(n: usize, dir: &Path, broker: &Mosquitto, creds: &Credentials) 
 }
 
 fn metric(r: &Replica, name: &str) -> u64 {
-    let body = http_get(&format!("{}/metrics", r.url)).unwrap().body;
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name} in\n{body}"))
+    ingest_check::metric(&r.url, name).unwrap_or_else(|| panic!("no metric {name}")) as u64
 }
 
 /// The measurement timestamps `r` stored for `device` (none if it never saw the device).
 fn stored(r: &Replica, device: &str) -> Vec<i64> {
-    let res = http_get(&format!(
-        "{}/api/export.csv?device_id={device}&start=-1d&stop=now",
-        r.url
-    ))
-    .unwrap();
-    if res.status != 200 {
-        return Vec::new();
-    }
-    res.body
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split(',').next()?.parse().ok())
-        .collect()
+    ingest_check::stored_timestamps(&r.url, device)
 }
 
 fn measurement(t: i64) -> Vec<u8> {
-    Measurement {
-        timestamp: t,
-        frequency: 50.01,
-        voltage: 230.0,
-        current: 1.0,
-        power: 230.0,
-    }
-    .to_json()
+    fixtures::measurement(t, 50.01)
 }
 
 fn topic(id: &str) -> String {
-    Topic::new(DeviceId::new(id).unwrap(), Kind::Measurement).to_topic(TOPIC_PREFIX)
+    fixtures::topic(id, Kind::Measurement)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -332,12 +332,7 @@ async fn metrics_and_rejected_are_served() {
     );
 }
 
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64
-}
+use ogm_devstack::fixtures::now_us;
 
 fn measurements(dev: &str, stamps: impl IntoIterator<Item = i64>) -> Vec<Record> {
     stamps

@@ -9,9 +9,10 @@
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clap::Parser;
+use ogm_devstack::fixtures::now_us;
 use ogm_devstack::{ChildProcess, Stack, StackOptions, http_get};
 use ogm_protocol::{DeviceId, Kind, Measurement, TOPIC_PREFIX, Topic};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -26,22 +27,8 @@ struct Args {
     devices: u64,
 }
 
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
 fn metric(url: &str, name: &str) -> u64 {
-    http_get(&format!("{url}/metrics"))
-        .ok()
-        .and_then(|r| {
-            r.body
-                .lines()
-                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-        })
-        .unwrap_or(0.0) as u64
+    ogm_devstack::ingest_check::metric(url, name).unwrap_or(0.0) as u64
 }
 
 fn rss_kib(pid: u32) -> u64 {
