@@ -118,6 +118,15 @@ impl Stream {
         }
     }
 
+    /// [`Self::publish`] of measurements `0..count` in a task of its own.
+    pub fn publish_in_background(
+        &self,
+        count: usize,
+    ) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+        let s = self.clone();
+        tokio::spawn(async move { s.publish(0, count).await })
+    }
+
     /// Publishes measurements `from..to` of every device, round robin, each acknowledged by
     /// the broker before the next (a paused broker pauses the stream; a restarted one is
     /// reconnected to and the unacknowledged message sent again).

@@ -56,6 +56,17 @@ impl StackOptions {
         }
     }
 
+    /// [`Self::for_test`] with no simulated devices and broker users for outside `devices`, each
+    /// with `password`.
+    pub fn with_devices(dir: PathBuf, devices: &[&str], password: &str) -> Self {
+        let mut options = Self::for_test(dir, 0);
+        options.extra_devices = devices
+            .iter()
+            .map(|d| ((*d).to_owned(), password.to_owned()))
+            .collect();
+        options
+    }
+
     /// The simulated device ids.
     pub fn sim_device_ids(&self) -> Vec<String> {
         (1..=self.devices).map(|i| format!("sim-{i:02}")).collect()

@@ -157,6 +157,16 @@ impl Broker {
 /// A 64-character device id, the longest there can be: the longest topics.
 const LONGEST_ID: &str = "d123456789012345678901234567890123456789012345678901234567890123";
 
+/// `dev` publishes a marker on dev-a's status topic and `to` receives it next: both are still
+/// connected (`ctx` says why that matters).
+async fn delivered(dev: &mut MqttProbe, to: &mut MqttProbe, ctx: &str) {
+    dev.publish("open_grid_monitor/dev-a/status", "marker", false)
+        .await
+        .unwrap();
+    let got = to.next_message(T).await.unwrap();
+    assert_eq!(got.payload, b"marker", "{ctx}");
+}
+
 fn refused<T>(verdict: Result<T, ConnectReturnCode>) -> Option<ConnectReturnCode> {
     verdict.err()
 }
@@ -362,14 +372,12 @@ async fn the_public_credential_cannot_take_over_the_servers_connection() {
             }
         }
         let mut dev = b.device("dev-a").await;
-        dev.publish("open_grid_monitor/dev-a/status", "marker", false)
-            .await
-            .unwrap();
-        let got = server.next_message(T).await.unwrap();
-        assert_eq!(
-            got.payload, b"marker",
-            "{ctx}: the server is still connected"
-        );
+        delivered(
+            &mut dev,
+            &mut server,
+            &format!("{ctx}: the server is still connected"),
+        )
+        .await;
     })
     .await;
 }
@@ -423,14 +431,12 @@ async fn the_public_credential_cannot_take_over_a_devices_connection() {
                 "{ctx}: {id}"
             );
         }
-        dev.publish("open_grid_monitor/dev-a/status", "marker", false)
-            .await
-            .unwrap();
-        let got = server.next_message(T).await.unwrap();
-        assert_eq!(
-            got.payload, b"marker",
-            "{ctx}: the device is still connected"
-        );
+        delivered(
+            &mut dev,
+            &mut server,
+            &format!("{ctx}: the device is still connected"),
+        )
+        .await;
     })
     .await;
 }
@@ -671,15 +677,12 @@ async fn payloads_up_to_16_kib_pass_and_larger_packets_are_refused() {
             .unwrap_err();
         assert!(err.to_string().contains("closed"), "{main:?}: {err}");
         let mut other = b.device("dev-a").await;
-        other
-            .publish("open_grid_monitor/dev-a/status", "marker", false)
-            .await
-            .unwrap();
-        let got = server.next_message(T).await.unwrap();
-        assert_eq!(
-            got.payload, b"marker",
-            "{main:?}: the large packet was dropped"
-        );
+        delivered(
+            &mut other,
+            &mut server,
+            &format!("{main:?}: the large packet was dropped"),
+        )
+        .await;
     }
 }
 

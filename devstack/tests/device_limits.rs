@@ -15,11 +15,7 @@ use ogm_protocol::{Kind, LogLevel};
 
 fn stack(devices: &[&str]) -> (tempfile::TempDir, Stack) {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = StackOptions::for_test(dir.path().to_path_buf(), 0);
-    options.extra_devices = devices
-        .iter()
-        .map(|d| ((*d).to_owned(), DEVICE_PASSWORD.to_owned()))
-        .collect();
+    let options = StackOptions::with_devices(dir.path().to_path_buf(), devices, DEVICE_PASSWORD);
     let stack = Stack::up(options).unwrap();
     (dir, stack)
 }

@@ -78,6 +78,27 @@ fn scenario(
 }
 
 impl Scenario {
+    /// `count` measurements per device, an hour old, to publish at QoS 1.
+    fn stream(&self, count: usize) -> Stream {
+        Stream::new(
+            self.stack.broker.ports.mqtt,
+            &self.devices,
+            count,
+            now_us() - 3_600_000_000,
+        )
+    }
+
+    /// Starts the server again and reports, under `name`, how the stream came through: the
+    /// next run gets from the broker what the last one never acknowledged.
+    fn restart_and_report(&mut self, name: &str, stream: &Stream, count: usize) {
+        let started = Instant::now();
+        self.stack.server = Stack::start_server(&self.stack.options, &self.stack.broker).unwrap();
+        let stored = tokio::task::block_in_place(|| {
+            wait_exactly_once(&self.url(), &self.devices, count, stream.base, RECOVERY)
+        });
+        report(name, stored, started.elapsed(), (0, 1));
+    }
+
     fn url(&self) -> String {
         self.stack.http_url()
     }
@@ -165,16 +186,8 @@ async fn disk_full_then_grown(window: u32) {
     );
     let pid = sc.stack.server.pid();
     let count = 2500;
-    let stream = Stream::new(
-        sc.stack.broker.ports.mqtt,
-        &sc.devices,
-        count,
-        now_us() - 3_600_000_000,
-    );
-    let publisher = {
-        let s = stream.clone();
-        tokio::spawn(async move { s.publish(0, count).await })
-    };
+    let stream = sc.stream(count);
+    let publisher = stream.publish_in_background(count);
     sc.wait("the disk filling", Duration::from_secs(120), |sc| {
         sc.metric("ogm_store_errors_total") > 0.0
     });
@@ -238,12 +251,7 @@ async fn frozen_with_backlog(
         Disk::Freezable(64),
         &[("OGM_MIN_FREE_MB", "1")],
     );
-    let stream = Stream::new(
-        sc.stack.broker.ports.mqtt,
-        &sc.devices,
-        count,
-        now_us() - 3_600_000_000,
-    );
+    let stream = sc.stream(count);
     stream.publish(0, before).await.unwrap();
     let stored = (before * sc.devices.len()) as f64;
     sc.wait("the first messages stored", Duration::from_secs(30), |sc| {
@@ -300,12 +308,7 @@ async fn broker_outage(
     let mut sc = scenario(name, 2, None, Disk::Plain, env);
     let pid = sc.stack.server.pid();
     let count = 1000;
-    let stream = Stream::new(
-        sc.stack.broker.ports.mqtt,
-        &sc.devices,
-        count,
-        now_us() - 3_600_000_000,
-    );
+    let stream = sc.stream(count);
     stream.publish(0, 500).await.unwrap();
     sc.wait("the first half stored", Duration::from_secs(30), |sc| {
         sc.metric("ogm_messages_stored_total") >= 1000.0
@@ -367,16 +370,8 @@ async fn server_paused_under_load() {
     );
     let pid = sc.stack.server.pid();
     let count = 3000;
-    let stream = Stream::new(
-        sc.stack.broker.ports.mqtt,
-        &sc.devices,
-        count,
-        now_us() - 3_600_000_000,
-    );
-    let publisher = {
-        let s = stream.clone();
-        tokio::spawn(async move { s.publish(0, count).await })
-    };
+    let stream = sc.stream(count);
+    let publisher = stream.publish_in_background(count);
     sc.wait("some stored", Duration::from_secs(30), |sc| {
         sc.metric("ogm_messages_stored_total") >= 500.0
     });
@@ -434,12 +429,7 @@ async fn sigterm_ends_the_server_while_the_store_fails_and_nothing_uncommitted_i
         &[("OGM_MIN_FREE_MB", "1")],
     );
     let count = 3000;
-    let stream = Stream::new(
-        sc.stack.broker.ports.mqtt,
-        &sc.devices,
-        count,
-        now_us() - 3_600_000_000,
-    );
+    let stream = sc.stream(count);
     stream.publish(0, count).await.unwrap();
     sc.wait("the disk filling", Duration::from_secs(120), |sc| {
         sc.metric("ogm_store_errors_total") > 0.0
@@ -447,16 +437,10 @@ async fn sigterm_ends_the_server_while_the_store_fails_and_nothing_uncommitted_i
     sigterm(&mut sc, "the store fails (writer retrying)");
     // What was not committed was not acknowledged: the next run gets it from the broker.
     sc.tmpfs.as_ref().unwrap().resize(128 * 1024).unwrap();
-    let started = Instant::now();
-    sc.stack.server = Stack::start_server(&sc.stack.options, &sc.stack.broker).unwrap();
-    let stored = tokio::task::block_in_place(|| {
-        wait_exactly_once(&sc.url(), &sc.devices, count, stream.base, RECOVERY)
-    });
-    report(
+    sc.restart_and_report(
         "SIGTERM while the disk is full, restarted on a grown disk",
-        stored,
-        started.elapsed(),
-        (0, 1),
+        &stream,
+        count,
     );
 }
 
@@ -528,15 +512,9 @@ async fn sigterm_ends_the_server_while_a_store_write_hangs_and_the_handoff_is_fu
         deadline.as_secs_f64(),
         thawed.elapsed().as_secs_f64()
     ));
-    let started = Instant::now();
-    sc.stack.server = Stack::start_server(&sc.stack.options, &sc.stack.broker).unwrap();
-    let stored = tokio::task::block_in_place(|| {
-        wait_exactly_once(&sc.url(), &sc.devices, count, stream.base, RECOVERY)
-    });
-    report(
+    sc.restart_and_report(
         "SIGTERM while a write hangs, restarted on the thawed disk",
-        stored,
-        started.elapsed(),
-        (0, 1),
+        &stream,
+        count,
     );
 }

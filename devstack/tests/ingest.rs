@@ -16,11 +16,7 @@ const PW: &str = "device-pw";
 
 fn stack(devices: &[&str]) -> (tempfile::TempDir, Stack) {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = StackOptions::for_test(dir.path().to_path_buf(), 0);
-    options.extra_devices = devices
-        .iter()
-        .map(|d| ((*d).to_owned(), PW.to_owned()))
-        .collect();
+    let mut options = StackOptions::with_devices(dir.path().to_path_buf(), devices, PW);
     options.extra_devices.push(("bad.id".into(), PW.into()));
     let stack = Stack::up(options).unwrap();
     (dir, stack)

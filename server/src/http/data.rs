@@ -39,16 +39,37 @@ fn device_param(s: Option<&str>) -> Result<DeviceId, ApiError> {
     DeviceId::new(s).map_err(|e| ApiError::BadRequest(format!("device_id: {e}")))
 }
 
-/// A count parameter `name`: `default` when absent, else 1 to `max`.
-fn count_param(name: &str, s: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
-    let Some(s) = s else {
-        return Ok(default);
-    };
-    match s.parse::<u32>() {
-        Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(ApiError::BadRequest(format!(
-            "{name} must be 1 to {max}, not {s:?}"
-        ))),
+/// A count parameter of a query: its default when absent, else 1 to its most.
+struct CountParam {
+    name: &'static str,
+    default: u32,
+    max: u32,
+}
+
+const MAX_POINTS_PARAM: CountParam = CountParam {
+    name: "max_points",
+    default: DEFAULT_MAX_POINTS,
+    max: MAX_POINTS,
+};
+
+const LIMIT_PARAM: CountParam = CountParam {
+    name: "limit",
+    default: DEFAULT_LOG_LIMIT,
+    max: MAX_LOG_LIMIT,
+};
+
+impl CountParam {
+    fn parse(&self, s: Option<&str>) -> Result<u32, ApiError> {
+        let Some(s) = s else {
+            return Ok(self.default);
+        };
+        match s.parse::<u32>() {
+            Ok(n) if (1..=self.max).contains(&n) => Ok(n),
+            _ => Err(ApiError::BadRequest(format!(
+                "{} must be 1 to {}, not {s:?}",
+                self.name, self.max
+            ))),
+        }
     }
 }
 
@@ -146,12 +167,7 @@ pub async fn history(
         ))
     })?;
     let (start, stop) = range(p.start.as_deref(), p.stop.as_deref(), "-1h")?;
-    let max_points = count_param(
-        "max_points",
-        p.max_points.as_deref(),
-        DEFAULT_MAX_POINTS,
-        MAX_POINTS,
-    )?;
+    let max_points = MAX_POINTS_PARAM.parse(p.max_points.as_deref())?;
     let query = HistoryQuery::new(device_id.clone(), field, start, stop, max_points)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     known_device(&state, &device_id).await?;
@@ -184,12 +200,7 @@ pub async fn logs(
         })?),
     };
     let (start, stop) = range(p.start.as_deref(), p.stop.as_deref(), "-7d")?;
-    let limit = count_param(
-        "limit",
-        p.limit.as_deref(),
-        DEFAULT_LOG_LIMIT,
-        MAX_LOG_LIMIT,
-    )?;
+    let limit = LIMIT_PARAM.parse(p.limit.as_deref())?;
     let entries = state
         .store
         .logs(LogQuery {

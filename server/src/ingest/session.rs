@@ -187,6 +187,15 @@ mod tests {
         Session::new(vec!["a/+/m".into(), "a/+/s".into(), "a/+/l".into()])
     }
 
+    const BAD_URLS: [&str; 6] = [
+        "http://x",
+        "not a url",
+        "mqtt://",
+        "mqtt://:1883",
+        "mqtt://h:99999",
+        "mqtt://h:x",
+    ];
+
     #[test]
     fn broker_urls_are_parsed_at_start() {
         let ok = |s: &str| BrokerUrl::parse(s).unwrap();
@@ -214,14 +223,7 @@ mod tests {
             }
         );
         assert_eq!(ok("tcp://[::1]:1884").to_string(), "mqtt://[::1]:1884");
-        for bad in [
-            "http://x",
-            "not a url",
-            "mqtt://",
-            "mqtt://:1883",
-            "mqtt://h:99999",
-            "mqtt://h:x",
-        ] {
+        for bad in BAD_URLS {
             assert!(BrokerUrl::parse(bad).is_err(), "{bad}");
         }
     }

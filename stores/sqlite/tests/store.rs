@@ -8,7 +8,7 @@ use ogm_store::{
     Bucket, ExportQuery, Field, History, HistoryQuery, LogQuery, Record, Store, WriteOutcome,
     bucket_interval_us,
 };
-use ogm_store_sqlite::{SqliteOptions, SqliteStore};
+use ogm_store_sqlite::{RowsRead, SqliteOptions, SqliteStore};
 
 const S: i64 = 1_000_000;
 const MIN: i64 = 60 * S;
@@ -78,6 +78,31 @@ async fn write_all(store: &SqliteStore, records: Vec<Record>) -> WriteOutcome {
         total.duplicates += o.duplicates;
     }
     total
+}
+
+/// A history answer, and the rows the query visited in each tier.
+async fn counted(store: &SqliteStore, q: HistoryQuery) -> (History, RowsRead) {
+    let before = store.rows_read();
+    let h = store.history(q).await.unwrap();
+    let after = store.rows_read();
+    let read = RowsRead {
+        raw: after.raw - before.raw,
+        second: after.second - before.second,
+        minute: after.minute - before.minute,
+    };
+    (h, read)
+}
+
+/// The newest `limit` log entries of `device_id` (None: every device), of any level and time.
+fn all_logs(device_id: Option<DeviceId>, limit: u32) -> LogQuery {
+    LogQuery {
+        device_id,
+        min_level: None,
+        start_us: 0,
+        stop_us: i64::MAX,
+        limit,
+        max_bytes: usize::MAX,
+    }
 }
 
 fn hq(id: &DeviceId, field: Field, start_us: i64, stop_us: i64, max_points: u32) -> HistoryQuery {
@@ -220,17 +245,7 @@ async fn the_same_batch_twice_is_stored_once_and_rollups_do_not_change() {
             duplicates: 1
         }
     );
-    let logs = store
-        .logs(LogQuery {
-            device_id: Some(id.clone()),
-            min_level: None,
-            start_us: 0,
-            stop_us: i64::MAX,
-            limit: 10,
-            max_bytes: usize::MAX,
-        })
-        .await
-        .unwrap();
+    let logs = store.logs(all_logs(Some(id.clone()), 10)).await.unwrap();
     assert_eq!(logs.len(), 1, "the seed's log entry, once");
     assert_eq!(logs[0].message, "Grid frequency measurement completed");
 }
@@ -282,12 +297,7 @@ async fn a_ramp_buckets_exactly_from_each_tier() {
     write_all(&store, ramp(&id, T0, 72_000, 100_000)).await;
 
     // One hour at 1000 points: 4 s buckets from per-second cells, 40 points each.
-    let before = store.rows_read();
-    let h = store
-        .history(hq(&id, Field::Power, T0, T0 + H, 1000))
-        .await
-        .unwrap();
-    let read = store.rows_read();
+    let (h, read) = counted(&store, hq(&id, Field::Power, T0, T0 + H, 1000)).await;
     assert_eq!(h.interval_us, 4 * S);
     assert_eq!(h.points.len(), 900);
     for (j, b) in h.points.iter().enumerate() {
@@ -301,16 +311,11 @@ async fn a_ramp_buckets_exactly_from_each_tier() {
         };
         assert_eq!(*b, want);
     }
-    assert_eq!(read.raw - before.raw, 0, "aligned range: no raw rows");
-    assert_eq!(read.second - before.second, 3600);
+    assert_eq!(read.raw, 0, "aligned range: no raw rows");
+    assert_eq!(read.second, 3600);
 
     // Two hours at 100 points: 120 s buckets from per-minute cells.
-    let before = store.rows_read();
-    let h = store
-        .history(hq(&id, Field::Power, T0, T0 + 2 * H, 100))
-        .await
-        .unwrap();
-    let read = store.rows_read();
+    let (h, read) = counted(&store, hq(&id, Field::Power, T0, T0 + 2 * H, 100)).await;
     assert_eq!(h.interval_us, 2 * MIN);
     assert_eq!(h.points.len(), 60);
     for (j, b) in h.points.iter().enumerate() {
@@ -318,8 +323,8 @@ async fn a_ramp_buckets_exactly_from_each_tier() {
         assert_eq!((b.min, b.max, b.count), (a as f64, (a + 1199) as f64, 1200));
         assert_eq!(b.mean, a as f64 + 599.5);
     }
-    assert_eq!((read.raw - before.raw, read.second - before.second), (0, 0));
-    assert!(read.minute - before.minute <= 120 + 2);
+    assert_eq!((read.raw, read.second), (0, 0));
+    assert!(read.minute <= 120 + 2);
 
     // One minute at 100 points: 607 ms buckets from raw rows.
     let h = store
@@ -443,54 +448,43 @@ async fn seven_days_at_1000_points_read_only_per_minute_rollups() {
     );
     write_all(&store, r).await;
 
-    let before = store.rows_read();
-    let h = store
-        .history(hq(&id, Field::Frequency, T0, T0 + 7 * DAY, 1000))
-        .await
-        .unwrap();
-    let read = store.rows_read();
+    let (h, read) = counted(&store, hq(&id, Field::Frequency, T0, T0 + 7 * DAY, 1000)).await;
     assert_eq!(h.interval_us, 11 * MIN);
     assert!(h.points.len() <= 1000);
     assert_eq!(h.points.iter().map(|b| b.count).sum::<u64>(), 7 * 8640);
-    assert_eq!(read.raw - before.raw, 0, "no raw rows");
-    assert_eq!(read.second - before.second, 0, "no per-second rows");
+    assert_eq!(read.raw, 0, "no raw rows");
+    assert_eq!(read.second, 0, "no per-second rows");
     assert!(
-        read.minute - before.minute <= 7 * 1440 + 1001,
+        read.minute <= 7 * 1440 + 1001,
         "{} minute rows",
-        read.minute - before.minute
+        read.minute
     );
 
     // Unaligned edges add at most a second of raw rows and 59 per-second rows at each end.
-    let before = store.rows_read();
-    let h = store
-        .history(hq(
+    let (h, read) = counted(
+        &store,
+        hq(
             &id,
             Field::Power,
             T0 + 17 * S + 3,
             T0 + 7 * DAY - 29 * S - 5,
             1000,
-        ))
-        .await
-        .unwrap();
-    let read = store.rows_read();
+        ),
+    )
+    .await;
     assert!(h.points.len() <= 1000);
-    assert!(read.raw - before.raw <= 4, "{:?}", read);
-    assert!(read.second - before.second <= 2 * 2 * 59, "{:?}", read);
+    assert!(read.raw <= 4, "{:?}", read);
+    assert!(read.second <= 2 * 2 * 59, "{:?}", read);
 
     // Status fields: per-minute status rollups.
-    let before = store.rows_read();
-    let h = store
-        .history(hq(&id, Field::Rssi, T0, T0 + 7 * DAY, 1000))
-        .await
-        .unwrap();
-    let read = store.rows_read();
+    let (h, read) = counted(&store, hq(&id, Field::Rssi, T0, T0 + 7 * DAY, 1000)).await;
     assert_eq!(h.interval_us, 11 * MIN);
     assert_same(
         &h.points,
         &reference(&rssi, T0, T0 + 7 * DAY, 11 * MIN),
         "rssi",
     );
-    assert_eq!((read.raw - before.raw, read.second - before.second), (0, 0));
+    assert_eq!((read.raw, read.second), (0, 0));
 }
 
 #[tokio::test]
@@ -800,17 +794,7 @@ async fn pruning_drops_old_rows_but_keeps_rollups() {
             .await
             .unwrap();
         assert_eq!((recent.interval_us, recent.points.len()), (0, 60));
-        let logs = store
-            .logs(LogQuery {
-                device_id: None,
-                min_level: None,
-                start_us: 0,
-                stop_us: i64::MAX,
-                limit: 10,
-                max_bytes: usize::MAX,
-            })
-            .await
-            .unwrap();
+        let logs = store.logs(all_logs(None, 10)).await.unwrap();
         assert_eq!(logs.len(), 1);
         assert_eq!(logs[0].message, "fresh");
     }
