@@ -8,7 +8,7 @@ use web_sys::{AbortController, RequestInit, Response};
 
 use crate::backoff::Backoff;
 use crate::mqtt_ws::js_text;
-use crate::wire::{self, ConfigAnswer, path};
+use crate::wire::{self, ConfigAnswer, ErrorAnswer, path};
 
 /// A request that takes longer than this is abandoned, ms.
 pub(crate) const TIMEOUT_MS: u64 = 15_000;
@@ -65,9 +65,8 @@ pub(crate) async fn get_text(url: &str) -> Result<String, FetchError> {
         .as_string()
         .ok_or_else(|| format!("GET {url}: body is not text"))?;
     if !response.ok() {
-        let detail = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        let detail = serde_json::from_str::<ErrorAnswer>(&text)
+            .map(|e| e.error)
             .unwrap_or_default();
         return Err(FetchError {
             message: format!("GET {url}: HTTP {} {detail}", response.status()),

@@ -6,8 +6,8 @@
 //! page, never a panic.
 
 pub use ogm_protocol::http::{
-    ConfigAnswer, DeviceView, ExportParams, Field, HistoryParams, LogParams, LogRow, LogsAnswer,
-    path,
+    ConfigAnswer, DeviceView, ErrorAnswer, ExportParams, Field, HistoryParams, LogParams, LogRow,
+    LogsAnswer, path,
 };
 
 use crate::series::Sample;

@@ -242,13 +242,19 @@ pub struct DeviceView {
 impl DeviceView {
     /// `GET /api/devices`' answer. Entries that do not parse are skipped.
     pub fn list_from_json(body: &str) -> Result<Vec<DeviceView>, String> {
-        let raw: Vec<serde_json::Value> =
+        let raw: Vec<&serde_json::value::RawValue> =
             serde_json::from_str(body).map_err(|e| format!("bad /api/devices answer: {e}"))?;
         Ok(raw
             .into_iter()
-            .filter_map(|v| serde_json::from_value(v).ok())
+            .filter_map(|v| serde_json::from_str(v.get()).ok())
             .collect())
     }
+}
+
+/// Every refusal: `{"error": "..."}`, a sentence for a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorAnswer {
+    pub error: String,
 }
 
 /// The query of `GET /api/history`, as sent (the server checks each parameter and says which

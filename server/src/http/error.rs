@@ -12,6 +12,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use ogm_protocol::http::ErrorAnswer;
 use serde::de::DeserializeOwned;
 
 /// An API failure.
@@ -66,7 +67,9 @@ impl IntoResponse for ApiError {
                 return (
                     status,
                     [(header::RETRY_AFTER, secs.to_string())],
-                    Json(serde_json::json!({ "error": self.to_string() })),
+                    Json(ErrorAnswer {
+                        error: self.to_string(),
+                    }),
                 )
                     .into_response();
             }
@@ -78,7 +81,7 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        (status, Json(serde_json::json!({ "error": message }))).into_response()
+        (status, Json(ErrorAnswer { error: message })).into_response()
     }
 }
 
@@ -149,6 +152,6 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let body = serde_json::json!({ "error": message }).to_string();
+    let body = serde_json::to_string(&ErrorAnswer { error: message }).unwrap_or_default();
     Response::from_parts(parts, Body::from(body))
 }
