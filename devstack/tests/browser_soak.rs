@@ -3,8 +3,9 @@
 //! flat. Ignored by default (it takes minutes and a whole machine):
 //!
 //! ```sh
-//! # a shortened soak (3 minutes, a 1-minute live window; the heaps at the end within 10 % of
-//! # the heaps once the window is full, from 90 s; each end the median of three readings):
+//! # a shortened soak (3 minutes, a 1-minute live window; the JS heap at the end within 10 % of
+//! # the heap once the window is full, from 90 s; the WebAssembly memory not growing in both
+//! # halves of that span; each reading the median of three):
 //! cargo test -p ogm-devstack --test browser_soak -- --ignored --nocapture
 //! # the full hour (baseline after 5 minutes):
 //! OGM_SOAK_SECS=3600 cargo test -p ogm-devstack --test browser_soak -- --ignored --nocapture
@@ -239,9 +240,25 @@ async fn soak_100_devices_at_10_hz() {
         shot(&browser, "soak-insight-events").await;
     }
     assert!(js <= js0 * 1.10, "the JS heap grew more than 10 %");
+    // WebAssembly memory never shrinks and grows in steps: one vector doubling its capacity
+    // after the baseline is one step, not a leak (it made 1 run in 5 fail with a 10 % bound). A
+    // leak grows in both halves of the span; any growth stays under half again.
+    let mid = heaps.len() / 2;
+    let (_, wasm_mid) = median3(&heaps[mid - 1..mid + 2]);
+    let grew = |from: f64, to: f64| to > from * 1.02;
+    println!(
+        "FIGURE wasm memory {:.2} → {:.2} → {:.2} MB (baseline, middle, end)",
+        wasm0 / 1e6,
+        wasm_mid / 1e6,
+        wasm / 1e6
+    );
     assert!(
-        wasm <= wasm0 * 1.10,
-        "the WebAssembly memory grew more than 10 %"
+        !(grew(wasm0, wasm_mid) && grew(wasm_mid, wasm)),
+        "the WebAssembly memory grew in both halves of the soak"
+    );
+    assert!(
+        wasm <= wasm0 * 1.5,
+        "the WebAssembly memory grew by more than half"
     );
     if std::env::var("OGM_SOAK_ASSERT_FRAMES").is_ok() {
         assert!(median_p95 <= 8.0, "frame time p95 {median_p95:.1} ms");

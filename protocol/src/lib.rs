@@ -5,6 +5,7 @@
 //! for the host, for `wasm32-unknown-unknown` and without `std` (alloc only) for the firmware.
 //!
 //! Layout:
+//! - [`broker`]: [`BrokerAddr`], where a broker listens, as the server and the simulator are told.
 //! - [`device_id`]: the [`DeviceId`] newtype (1 to 64 of `A-Z a-z 0-9 _ -`).
 //! - [`topic`]: building and parsing `open_grid_monitor/{device_id}/{kind}` and subscription filters.
 //! - [`payload`]: [`Measurement`], [`Status`], [`LogEntry`], decoding with typed errors and
@@ -41,6 +42,7 @@ macro_rules! spelled_by_as_str {
     };
 }
 
+pub mod broker;
 pub mod device_id;
 pub mod fixtures;
 pub mod grid;
@@ -49,6 +51,7 @@ pub mod liveness;
 pub mod payload;
 pub mod topic;
 
+pub use broker::{BrokerAddr, BrokerAddrError};
 pub use device_id::{DeviceId, DeviceIdError};
 pub use grid::GridArea;
 pub use liveness::{DeviceState, Presence};

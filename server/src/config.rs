@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::ingest::session::BrokerUrl;
+use ogm_protocol::BrokerAddr;
 
 /// The command line: the server's [`Config`], and optionally a deployment subcommand.
 #[derive(Debug, Clone, clap::Parser)]
@@ -128,8 +128,8 @@ pub struct Config {
     pub http_addr: SocketAddr,
 
     /// The broker the server itself connects to (mqtt://host:port), checked at start.
-    #[arg(long, env = "OGM_MQTT_URL", default_value = "mqtt://127.0.0.1:1883", value_parser = BrokerUrl::parse)]
-    pub mqtt_url: BrokerUrl,
+    #[arg(long, env = "OGM_MQTT_URL", default_value = "mqtt://127.0.0.1:1883", value_parser = parse_broker)]
+    pub mqtt_url: BrokerAddr,
 
     /// The server's broker user (reads every device topic).
     #[arg(long, env = "OGM_MQTT_USERNAME", default_value = "ogm.server")]
@@ -446,6 +446,11 @@ impl Config {
     pub fn defaults() -> Self {
         <Self as clap::Parser>::parse_from(["ogm-server"])
     }
+}
+
+/// `OGM_MQTT_URL` as clap reports it: the value, quoted, and why it is refused.
+fn parse_broker(s: &str) -> Result<BrokerAddr, String> {
+    s.parse().map_err(|e| format!("{s:?}: {e}"))
 }
 
 #[cfg(test)]

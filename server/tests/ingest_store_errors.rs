@@ -10,7 +10,6 @@ use std::time::Duration;
 use ogm_devstack::{BrokerPorts, Credentials, Mosquitto, MqttProbe, SERVER_USER, wait};
 use ogm_protocol::{DeviceId, Kind, Measurement, TOPIC_PREFIX, Topic};
 use ogm_server::ingest::budget::BudgetLimits;
-use ogm_server::ingest::session::BrokerUrl;
 use ogm_server::ingest::{IngestConfig, MqttIngest, RejectedRing};
 use ogm_server::metrics::Metrics;
 use ogm_store::{
@@ -76,7 +75,7 @@ async fn a_failing_store_holds_back_acks_and_loses_nothing() {
     let (stop_tx, stop_rx) = watch::channel(false);
     let ingest = tokio::spawn(
         MqttIngest::new(IngestConfig {
-            url: BrokerUrl::parse(&broker.mqtt_url()).unwrap(),
+            url: broker.mqtt_url().parse().unwrap(),
             username: SERVER_USER.into(),
             password: creds.server.clone(),
             client_id: format!("{SERVER_USER}-test"),

@@ -5,7 +5,7 @@ use core::fmt;
 use core::str::FromStr;
 use std::time::Duration;
 
-use ogm_protocol::DeviceId;
+use ogm_protocol::{BrokerAddr, DeviceId};
 
 use crate::grid::Nominal;
 
@@ -94,73 +94,6 @@ impl Config {
     /// Mean time between random trips in seconds, `None` when they are off.
     pub fn step_every_s(&self) -> Option<f64> {
         Some(self.step_every.as_secs_f64()).filter(|s| *s > 0.0)
-    }
-}
-
-/// Where the broker listens (plain TCP).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerAddr {
-    pub host: String,
-    pub port: u16,
-}
-
-/// Why a string is not a broker address.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BrokerAddrError {
-    #[error("unsupported scheme {0:?}: only mqtt:// and tcp:// (plain TCP) are supported")]
-    Scheme(String),
-    #[error("broker address has no host")]
-    NoHost,
-    #[error("bad port {0:?}")]
-    Port(String),
-}
-
-impl FromStr for BrokerAddr {
-    type Err = BrokerAddrError;
-
-    /// Accepts `mqtt://host:port`, `tcp://host:port`, `host:port`, `host`, `[::1]:1883`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        let rest = match s.split_once("://") {
-            Some(("mqtt" | "tcp", rest)) => rest,
-            Some((scheme, _)) => return Err(BrokerAddrError::Scheme(scheme.to_owned())),
-            None => s,
-        };
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or(BrokerAddrError::NoHost)?;
-            (host, after.strip_prefix(':'))
-        } else {
-            match rest.rsplit_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (rest, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(BrokerAddrError::NoHost);
-        }
-        let port = match port {
-            None => 1883,
-            Some(p) => p
-                .parse()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| BrokerAddrError::Port(p.to_owned()))?,
-        };
-        Ok(Self {
-            host: host.to_owned(),
-            port,
-        })
-    }
-}
-
-impl fmt::Display for BrokerAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "mqtt://[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "mqtt://{}:{}", self.host, self.port)
-        }
     }
 }
 
@@ -331,32 +264,6 @@ mod tests {
         ] {
             assert!(parse(args).is_err(), "{args:?}");
         }
-    }
-
-    #[test]
-    fn broker_addresses() {
-        let cases = [
-            ("mqtt://127.0.0.1:1883", "127.0.0.1", 1883),
-            ("tcp://mosquitto:1884/", "mosquitto", 1884),
-            ("localhost", "localhost", 1883),
-            ("10.0.0.2:1999", "10.0.0.2", 1999),
-            ("mqtt://[::1]:18999", "::1", 18999),
-            ("[::1]", "::1", 1883),
-        ];
-        for (s, host, port) in cases {
-            let b: BrokerAddr = s.parse().unwrap();
-            assert_eq!((b.host.as_str(), b.port), (host, port), "{s}");
-        }
-        assert_eq!(
-            "ws://x:9001".parse::<BrokerAddr>(),
-            Err(BrokerAddrError::Scheme("ws".into()))
-        );
-        assert_eq!(
-            "mqtt://:1883".parse::<BrokerAddr>(),
-            Err(BrokerAddrError::NoHost)
-        );
-        assert!("x:0".parse::<BrokerAddr>().is_err());
-        assert!("x:70000".parse::<BrokerAddr>().is_err());
     }
 
     #[test]

@@ -14,14 +14,14 @@
 use std::time::Duration;
 
 use ogm_firmware_core::{Message, Topics};
-use ogm_protocol::{DeviceId, Status};
+use ogm_protocol::{BrokerAddr, DeviceId, Status};
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing};
 use rumqttc::{Packet, QoS};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::config::{BrokerAddr, Password};
+use crate::config::Password;
 
 /// The keep-alive the brief and the firmware use.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(30);

@@ -7,7 +7,7 @@
 //! - [`presence`]: each device's learnt interval and last word (its last will), in memory, for
 //!   the online/silent/offline state of `GET /api/devices`.
 //! - [`session`]: pure: the broker session as a state machine (CONNACK, SUBACK, failures →
-//!   subscriptions, health and backoff) and the [`session::BrokerUrl`].
+//!   subscriptions, health and backoff).
 //! - [`mqtt`]: the only code that talks to the broker (rumqttc, QoS 1, persistent session,
 //!   manual acknowledgements), carrying out the session's actions, and the batch writer.
 //!

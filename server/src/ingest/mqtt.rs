@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use ogm_protocol::{Kind, TOPIC_PREFIX, TimestampFix, topic};
+use ogm_protocol::{BrokerAddr, Kind, TOPIC_PREFIX, TimestampFix, topic};
 use ogm_store::Store;
 use rumqttc::{
     AsyncClient, Event, MqttOptions, Outgoing, Packet, Publish, QoS, SubscribeReasonCode,
@@ -23,7 +23,7 @@ use rumqttc::{
 use tokio::sync::{mpsc, watch};
 
 use super::budget::{BudgetLimits, Budgets};
-use super::session::{Action, BrokerUrl, Session};
+use super::session::{Action, Session};
 use super::{Presences, RejectedRing, classify};
 use crate::metrics::Metrics;
 use crate::time::now_us;
@@ -52,7 +52,7 @@ pub const BROKER_PUBLISHES: &str = "$SYS/broker/publish/messages/received";
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
     /// Where the broker is.
-    pub url: BrokerUrl,
+    pub url: BrokerAddr,
     pub username: String,
     pub password: String,
     /// Stable: the broker keeps the persistent session under it.

@@ -8,68 +8,12 @@
 //! ACL may refuse it); a failed connection waits 250 ms, doubling to 10 s, and is logged at the
 //! 1st, 2nd, 4th, 8th … failure in a row.
 
-use std::fmt;
 use std::time::Duration;
 
 /// The first wait after a failed connection.
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// The longest wait between two connection attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
-
-/// Where the broker is: `mqtt://host[:port]` (or `tcp://`), 1883 by default. Parsed when the
-/// server starts, so a bad `OGM_MQTT_URL` stops it at once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerUrl {
-    pub host: String,
-    pub port: u16,
-}
-
-impl BrokerUrl {
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url
-            .strip_prefix("mqtt://")
-            .or_else(|| url.strip_prefix("tcp://"))
-            .ok_or_else(|| format!("{url:?} does not start with mqtt:// (or tcp://)"))?;
-        let rest = rest.trim_end_matches('/');
-        let bad_port = |p: &str| format!("bad port {p:?} in {url:?}");
-        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-            // `[::1]` or `[::1]:1884`: the colons inside the brackets are the address's.
-            let (host, after) = v6
-                .split_once(']')
-                .ok_or_else(|| format!("no closing ] in {url:?}"))?;
-            let port = match after {
-                "" => 1883,
-                p => p
-                    .strip_prefix(':')
-                    .and_then(|p| p.parse().ok())
-                    .ok_or_else(|| bad_port(p))?,
-            };
-            (host, port)
-        } else {
-            match rest.split_once(':') {
-                Some((host, p)) => (host, p.parse().map_err(|_| bad_port(p))?),
-                None => (rest, 1883),
-            }
-        };
-        if host.is_empty() || host.contains(['/', ' ', '@', '[', ']']) {
-            return Err(format!("no usable host in {url:?}"));
-        }
-        Ok(Self {
-            host: host.to_owned(),
-            port,
-        })
-    }
-}
-
-impl fmt::Display for BrokerUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "mqtt://[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "mqtt://{}:{}", self.host, self.port)
-        }
-    }
-}
 
 /// What the connection task must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,47 +129,6 @@ mod tests {
 
     fn session() -> Session {
         Session::new(vec!["a/+/m".into(), "a/+/s".into(), "a/+/l".into()])
-    }
-
-    const BAD_URLS: [&str; 6] = [
-        "http://x",
-        "not a url",
-        "mqtt://",
-        "mqtt://:1883",
-        "mqtt://h:99999",
-        "mqtt://h:x",
-    ];
-
-    #[test]
-    fn broker_urls_are_parsed_at_start() {
-        let ok = |s: &str| BrokerUrl::parse(s).unwrap();
-        assert_eq!(
-            ok("mqtt://127.0.0.1:1883"),
-            BrokerUrl {
-                host: "127.0.0.1".into(),
-                port: 1883
-            }
-        );
-        assert_eq!(ok("mqtt://broker").port, 1883);
-        assert_eq!(ok("mqtt://broker/").host, "broker");
-        assert_eq!(
-            ok("tcp://[::1]:1884"),
-            BrokerUrl {
-                host: "::1".into(),
-                port: 1884
-            }
-        );
-        assert_eq!(
-            ok("mqtt://[::1]"),
-            BrokerUrl {
-                host: "::1".into(),
-                port: 1883
-            }
-        );
-        assert_eq!(ok("tcp://[::1]:1884").to_string(), "mqtt://[::1]:1884");
-        for bad in BAD_URLS {
-            assert!(BrokerUrl::parse(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]
