@@ -153,6 +153,25 @@ pub struct EventRules {
     pub max_gap_us: i64,
 }
 
+/// |RoCoF| beyond this is an event unless told otherwise, Hz/s.
+pub const DEFAULT_ROCOF_LIMIT: f64 = 0.5;
+/// The RoCoF window unless told otherwise, µs.
+pub const DEFAULT_ROCOF_WINDOW_US: i64 = 500_000;
+/// Silence that ends an event unless told otherwise, µs.
+pub const DEFAULT_MAX_GAP_US: i64 = 5_000_000;
+
+impl EventRules {
+    /// The area's event band around `nominal_hz`, the default RoCoF limit and gap.
+    pub fn of(area: ogm_protocol::GridArea, nominal_hz: f64) -> Self {
+        Self {
+            nominal_hz,
+            threshold_mhz: crate::Bands::of(area, nominal_hz).event_mhz,
+            rocof_limit: DEFAULT_ROCOF_LIMIT,
+            max_gap_us: DEFAULT_MAX_GAP_US,
+        }
+    }
+}
+
 /// Finds events in one device's readings. An event lasts from the first abnormal reading
 /// (|Δf| beyond the threshold or |RoCoF| beyond the limit) to the first reading at which both
 /// are normal again; since RoCoF looks back over its window, the end can lag a step back to
@@ -376,6 +395,20 @@ impl Insight {
         }
         all.into_iter().rev().collect()
     }
+}
+
+/// Device events (any order, any devices) joined into grid events, oldest first: those that
+/// start within [`JOIN_US`] of each other are one. The server joins its stored device events
+/// with this, so the join never depends on the order in which they were found.
+pub fn join_events(
+    events: impl IntoIterator<Item = DeviceEvent>,
+    nominal_hz: f64,
+) -> Vec<GridEvent> {
+    let mut out: VecDeque<GridEvent> = VecDeque::new();
+    for e in events {
+        gather(&mut out, e.into(), nominal_hz);
+    }
+    out.into()
 }
 
 /// Events in history buckets of one device before `until_us` (frequency excursions only: a

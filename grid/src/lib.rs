@@ -17,7 +17,9 @@
 //!   ([`EventRules`]), with start, extreme and duration ([`DeviceEvent`]); [`Insight`] runs one
 //!   per device over the live stream and keeps a bounded list of [`GridEvent`]s: the events of
 //!   all devices that start within [`JOIN_US`] of each other, joined; [`history_events`] does
-//!   the same over history buckets.
+//!   the same over history buckets; [`join_events`] joins device events found in any order.
+//! - [`watch`]: [`Watch`], the server's events: each device's readings analysed in its own time
+//!   order whatever order they arrive in; late ones ask for a [`Task::Rewind`] from the store.
 #![no_std]
 
 extern crate alloc;
@@ -29,13 +31,16 @@ pub mod events;
 pub mod rocof;
 pub mod sample;
 pub mod stats;
+pub mod watch;
 
 pub use bands::Bands;
 pub use events::{
-    DeviceEvent, EventDetector, EventRules, GridEvent, Insight, JOIN_US, MAX_DEVICES, MAX_EVENTS,
-    Source, history_events,
+    DEFAULT_MAX_GAP_US, DEFAULT_ROCOF_LIMIT, DEFAULT_ROCOF_WINDOW_US, DeviceEvent, EventDetector,
+    EventRules, GridEvent, Insight, JOIN_US, MAX_DEVICES, MAX_EVENTS, Source, history_events,
+    join_events,
 };
 pub use ogm_protocol::GridArea;
 pub use rocof::{RocofEstimator, slope_hz_per_s};
 pub use sample::Sample;
 pub use stats::{Histogram, Quality, grid_time_s, spread_mhz};
+pub use watch::{HOLD_US, Task, Watch, rewind_start};

@@ -1,6 +1,6 @@
 //! The HTTP API's contract, written once: the server answers with these types and the dashboard
 //! reads them. Route paths ([`path`]), the limits a request must keep ([`MAX_POINTS`] …), the
-//! query parameters ([`HistoryParams`], [`LogParams`], [`ExportParams`]) and the URLs that carry
+//! query parameters ([`HistoryParams`], [`LogParams`], [`ExportParams`], [`EventParams`]) and the URLs that carry
 //! them, and the answers ([`ConfigAnswer`], [`DeviceView`], [`HistoryAnswer`], [`LogsAnswer`]).
 //!
 //! Answers are read leniently (unknown fields are ignored, fields an older server did not send
@@ -30,6 +30,8 @@ pub mod path {
     pub const LOGS: &str = "/logs";
     /// `GET`: raw measurements as CSV.
     pub const EXPORT_CSV: &str = "/export.csv";
+    /// `GET`: the grid events the server found, newest first ([`super::EventsAnswer`]).
+    pub const EVENTS: &str = "/events";
     /// `POST`: a Flux query, proxied to InfluxDB.
     pub const FLUX: &str = "/flux";
     /// `GET`: the last rejected messages.
@@ -39,7 +41,7 @@ pub mod path {
     /// `GET`: Prometheus metrics (outside `/api`).
     pub const METRICS: &str = "/metrics";
     /// The API routes the dashboard calls, under [`API`].
-    pub const PAGE_ROUTES: [&str; 5] = [CONFIG, DEVICES, HISTORY, LOGS, EXPORT_CSV];
+    pub const PAGE_ROUTES: [&str; 6] = [CONFIG, DEVICES, HISTORY, LOGS, EXPORT_CSV, EVENTS];
 }
 
 /// Largest `max_points` of a history request.
@@ -410,6 +412,82 @@ pub struct LogsAnswer {
 impl LogsAnswer {
     pub fn from_json(body: &str) -> Result<Self, String> {
         serde_json::from_str(body).map_err(|e| format!("bad /api/logs answer: {e}"))
+    }
+}
+
+/// Most grid events in one `/api/events` answer.
+pub const MAX_EVENT_LIMIT: u32 = 1_000;
+/// `limit` of `/api/events` when not given.
+pub const DEFAULT_EVENT_LIMIT: u32 = 100;
+
+/// The query of `GET /api/events`, as sent (absent: every device, the last 30 days,
+/// [`DEFAULT_EVENT_LIMIT`] events). `device_id` keeps the grid events that device saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct EventParams {
+    pub device_id: Option<String>,
+    pub start: Option<String>,
+    pub stop: Option<String>,
+    pub limit: Option<String>,
+}
+
+impl EventParams {
+    /// `/api/events?…` from `start_us` to `stop_us` (µs), newest first.
+    pub fn url(device: Option<&DeviceId>, start_us: i64, stop_us: i64, limit: u32) -> String {
+        let mut url = format!(
+            "{}{}?start={start_us}&stop={stop_us}&limit={limit}",
+            path::API,
+            path::EVENTS
+        );
+        if let Some(d) = device {
+            url.push_str(&format!("&device_id={d}"));
+        }
+        url
+    }
+}
+
+/// One device's part in a grid event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventDevice {
+    pub device_id: DeviceId,
+    /// The reading farthest from nominal it saw, Hz.
+    pub extreme_hz: f64,
+}
+
+/// One disturbance as the server saw it: the events of every device that start within 10 s of
+/// each other, joined.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GridEventView {
+    /// The earliest start, µs.
+    pub start_us: i64,
+    /// The latest end, µs; None while it lasts.
+    pub end_us: Option<i64>,
+    /// The latest reading inside it, µs.
+    pub last_us: i64,
+    /// The reading farthest from nominal, Hz, and the device that read it.
+    pub extreme_hz: f64,
+    pub extreme_mhz: f64,
+    pub device_id: DeviceId,
+    /// Largest |RoCoF|, Hz/s (signed).
+    pub rocof: Option<f64>,
+    /// Whether the frequency left the event band (else only RoCoF did).
+    pub frequency: bool,
+    /// Every device that saw it.
+    pub devices: Vec<EventDevice>,
+}
+
+/// `GET /api/events`' answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventsAnswer {
+    /// Newest first.
+    pub events: Vec<GridEventView>,
+    /// Older events may follow: ask again with `stop` at the oldest event's `start_us`.
+    #[serde(default)]
+    pub more: bool,
+}
+
+impl EventsAnswer {
+    pub fn from_json(body: &str) -> Result<Self, String> {
+        serde_json::from_str(body).map_err(|e| format!("bad /api/events answer: {e}"))
     }
 }
 

@@ -4,6 +4,7 @@
 //! Layout:
 //! - [`config`]: typed configuration from flags and `OGM_*` environment variables.
 //! - [`ingest`]: the MQTT ingest task (QoS 1, persistent session, ack after commit).
+//! - [`grid_watch`]: the grid's events, found from every committed measurement and stored.
 //! - [`http`]: the axum router: `/api/*` routes, JSON errors, and the dashboard with SPA fallback.
 //! - [`metrics`]: counters behind `GET /metrics`.
 //! - [`time`]: the API's time parameters.
@@ -15,6 +16,7 @@
 //! parses and calls it.
 
 pub mod config;
+pub mod grid_watch;
 pub mod health;
 pub mod http;
 pub mod ingest;
@@ -31,8 +33,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use config::{Cli, Command, Config, StoreChoice};
-use ingest::{IngestConfig, MqttIngest, Presences, RejectedRing};
+use grid_watch::GridWatch;
+use ingest::{IngestConfig, MqttIngest, Observers, Presences, RejectedRing};
 use metrics::Metrics;
+use ogm_grid::EventRules;
 
 /// State shared by every request handler.
 #[derive(Clone)]
@@ -43,6 +47,8 @@ pub struct AppState {
     pub rejected: Arc<RejectedRing>,
     /// What the ingest learnt about each device, for `GET /api/devices`.
     pub presences: Arc<Presences>,
+    /// The grid watch the ingest feeds; its events are in the store.
+    pub grid: Arc<GridWatch>,
     /// The per-client limit on `/api/*`; `None` when turned off.
     pub limiter: Option<Arc<http::limits::RateLimiter>>,
 }
@@ -60,6 +66,7 @@ impl AppState {
         let limiter =
             http::limits::RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst)
                 .map(Arc::new);
+        let (config_area, config_nominal) = (config.grid_area, config.nominal_hz);
         Self {
             limiter,
             config: Arc::new(config),
@@ -67,6 +74,10 @@ impl AppState {
             metrics: Arc::default(),
             rejected: Arc::default(),
             presences: Arc::default(),
+            grid: Arc::new(GridWatch::new(
+                EventRules::of(config_area, f64::from(config_nominal)),
+                ogm_grid::DEFAULT_ROCOF_WINDOW_US,
+            )),
         }
     }
 }
@@ -193,8 +204,16 @@ pub async fn run(
     let ingest = tokio::spawn(MqttIngest::new(ingest_config).run(
         state.store.clone(),
         state.metrics.clone(),
-        state.rejected.clone(),
-        state.presences.clone(),
+        Observers {
+            rejected: state.rejected.clone(),
+            presences: state.presences.clone(),
+            grid: state.grid.clone(),
+        },
+        stop_rx.clone(),
+    ));
+    let grid = tokio::spawn(state.grid.clone().run(
+        state.store.clone(),
+        state.metrics.clone(),
         stop_rx,
     ));
     // After a restart: the intervals of recently active devices, from what the store holds.
@@ -214,6 +233,9 @@ pub async fn run(
     match ingest.await {
         Ok(res) => res?,
         Err(e) => tracing::error!(error = %e, "ingest task failed"),
+    }
+    if let Err(e) = grid.await {
+        tracing::error!(error = %e, "grid watch task failed");
     }
     drop(deadline);
     Ok(())

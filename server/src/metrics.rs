@@ -104,6 +104,18 @@ pub struct Metrics {
     pub http_overloaded: AtomicU64,
     /// Requests whose answer did not start within the request timeout.
     pub http_timed_out: AtomicU64,
+    /// Device events the grid watch saved (each save of an open or closed event).
+    pub events_saved: AtomicU64,
+    /// Rewinds: a device's events analysed again from the store after late readings.
+    pub event_rewinds: AtomicU64,
+    /// Failed saves or rewinds of the grid watch (each is retried).
+    pub event_errors: AtomicU64,
+    /// Events not saved yet (waiting for the store).
+    pub events_unsaved: AtomicU64,
+    /// Events dropped because too many waited for a failing store.
+    pub events_dropped: AtomicU64,
+    /// Readings waiting for the grid watch's analysis (held for stragglers).
+    pub event_readings_pending: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -128,6 +140,12 @@ impl Default for Metrics {
             broker_published_us: AtomicI64::new(0),
             http_overloaded: AtomicU64::new(0),
             http_timed_out: AtomicU64::new(0),
+            events_saved: AtomicU64::new(0),
+            event_rewinds: AtomicU64::new(0),
+            event_errors: AtomicU64::new(0),
+            events_unsaved: AtomicU64::new(0),
+            events_dropped: AtomicU64::new(0),
+            event_readings_pending: AtomicU64::new(0),
         }
     }
 }
@@ -241,6 +259,50 @@ impl Metrics {
             "# HELP ogm_http_timed_out_total Requests answered 503 because their answer did not start within the request timeout.\n# TYPE ogm_http_timed_out_total counter\nogm_http_timed_out_total {}",
             self.http_timed_out.load(Relaxed)
         );
+        for (name, kind, help, v) in [
+            (
+                "ogm_events_saved_total",
+                "counter",
+                "Device events the grid watch saved (opened, grown or closed).",
+                &self.events_saved,
+            ),
+            (
+                "ogm_event_rewinds_total",
+                "counter",
+                "Devices whose events were analysed again from the store after late readings.",
+                &self.event_rewinds,
+            ),
+            (
+                "ogm_event_errors_total",
+                "counter",
+                "Failed saves or rewinds of the grid watch (each is retried).",
+                &self.event_errors,
+            ),
+            (
+                "ogm_events_unsaved",
+                "gauge",
+                "Device events waiting for the store.",
+                &self.events_unsaved,
+            ),
+            (
+                "ogm_events_dropped_total",
+                "counter",
+                "Device events dropped because too many waited for a failing store.",
+                &self.events_dropped,
+            ),
+            (
+                "ogm_event_readings_pending",
+                "gauge",
+                "Readings waiting for the grid watch's analysis (held for stragglers, or during a rewind).",
+                &self.event_readings_pending,
+            ),
+        ] {
+            let _ = writeln!(
+                o,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                v.load(Relaxed)
+            );
+        }
         self.batch_size.render(
             &mut o,
             "ogm_ingest_batch_size",

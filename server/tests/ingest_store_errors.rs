@@ -8,9 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ogm_devstack::{BrokerPorts, Credentials, Mosquitto, MqttProbe, SERVER_USER, wait};
-use ogm_protocol::{DeviceId, Kind, Measurement, TOPIC_PREFIX, Topic};
+use ogm_grid::EventRules;
+use ogm_protocol::{DeviceId, GridArea, Kind, Measurement, TOPIC_PREFIX, Topic};
+use ogm_server::grid_watch::GridWatch;
 use ogm_server::ingest::budget::BudgetLimits;
-use ogm_server::ingest::{IngestConfig, MqttIngest, RejectedRing};
+use ogm_server::ingest::{IngestConfig, MqttIngest, Observers, RejectedRing};
 use ogm_server::metrics::Metrics;
 use ogm_store::{
     DeviceSummary, ExportQuery, ExportStream, History, HistoryQuery, LogQuery, LogRow, Record,
@@ -90,8 +92,14 @@ async fn a_failing_store_holds_back_acks_and_loses_nothing() {
         .run(
             store.clone(),
             metrics.clone(),
-            Arc::new(RejectedRing::default()),
-            Arc::default(),
+            Observers {
+                rejected: Arc::new(RejectedRing::default()),
+                presences: Arc::default(),
+                grid: Arc::new(GridWatch::new(
+                    EventRules::of(GridArea::default(), 50.0),
+                    ogm_grid::DEFAULT_ROCOF_WINDOW_US,
+                )),
+            },
             stop_rx,
         ),
     );

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use ogm_protocol::http::{
-    Bucket, ConfigAnswer, DeviceView, ExportParams, Field, HistoryAnswer, HistoryParams, LogParams,
-    LogsAnswer, path,
+    Bucket, ConfigAnswer, DeviceView, EventParams, EventsAnswer, ExportParams, Field,
+    HistoryAnswer, HistoryParams, LogParams, LogsAnswer, path,
 };
 use ogm_protocol::{DeviceId, LogEntry, LogLevel, Payload};
 use ogm_server::{AppState, Config, http};
-use ogm_store::{Record, Store};
+use ogm_store::{Record, Store, StoredEvent};
 use ogm_store_sqlite::{SqliteOptions, SqliteStore};
 use tower::ServiceExt as _;
 
@@ -140,6 +140,60 @@ async fn every_route_the_page_calls_answers_the_contract() {
     let (status, body) = get(&app, &check(path::EXPORT_CSV, url)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.starts_with("timestamp,frequency"), "{body}");
+
+    let other = DeviceId::new("dev-2").unwrap();
+    let event = |device_id: &DeviceId, start_us: i64, extreme_hz: f64| StoredEvent {
+        device_id: device_id.clone(),
+        start_us,
+        end_us: Some(start_us + 3_000_000),
+        last_us: start_us + 2_900_000,
+        extreme_hz,
+        rocof: Some(-0.3),
+        frequency: true,
+    };
+    store
+        .save_events(
+            None,
+            vec![
+                event(&device, t - 5_000_000, 49.8),
+                event(&other, t - 4_000_000, 49.7),
+                event(&other, t - 40_000_000, 50.2),
+            ],
+        )
+        .await
+        .unwrap();
+    let url = EventParams::url(Some(&device), t - 60_000_000, t + 1_000_000, 10);
+    let (status, body) = get(&app, &check(path::EVENTS, url)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let a = EventsAnswer::from_json(&body).unwrap();
+    assert_eq!(a.events.len(), 1, "{body}");
+    let e = &a.events[0];
+    assert_eq!(
+        (e.start_us, e.device_id.as_str()),
+        (t - 5_000_000, "dev-2"),
+        "{body}"
+    );
+    assert!((e.extreme_mhz + 300.0).abs() < 1e-6, "{body}");
+    assert_eq!(e.devices.len(), 2, "{body}");
+    // Every device, newest first, one per page.
+    let url = EventParams::url(None, t - 60_000_000, t + 1_000_000, 1);
+    let a = EventsAnswer::from_json(&get(&app, &url).await.1).unwrap();
+    assert_eq!((a.events.len(), a.more), (1, true));
+    let url = EventParams::url(None, t - 60_000_000, a.events[0].start_us, 1);
+    let a = EventsAnswer::from_json(&get(&app, &url).await.1).unwrap();
+    assert_eq!((a.events.len(), a.more), (1, false));
+    assert_eq!(a.events[0].start_us, t - 40_000_000);
+    for bad in [
+        "limit=0",
+        "limit=1001",
+        "limit=x",
+        "device_id=no%20such",
+        "start=x",
+    ] {
+        let (status, body) = get(&app, &format!("{}{}?{bad}", path::API, path::EVENTS)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body.contains("\"error\""), "{bad}: {body}");
+    }
 
     for route in path::PAGE_ROUTES {
         assert!(

@@ -8,15 +8,20 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use ogm_protocol::http::{
-    DEFAULT_LOG_LIMIT, DEFAULT_MAX_POINTS, DeviceView, ExportParams, HistoryAnswer, HistoryParams,
-    LogParams, LogsAnswer, MAX_LOG_LIMIT, MAX_LOGS_ANSWER_BYTES, MAX_POINTS, MAX_RANGE_US,
+    DEFAULT_EVENT_LIMIT, DEFAULT_LOG_LIMIT, DEFAULT_MAX_POINTS, DeviceView, EventDevice,
+    EventParams, EventsAnswer, ExportParams, GridEventView, HistoryAnswer, HistoryParams,
+    LogParams, LogsAnswer, MAX_EVENT_LIMIT, MAX_LOG_LIMIT, MAX_LOGS_ANSWER_BYTES, MAX_POINTS,
+    MAX_RANGE_US,
 };
 use ogm_protocol::{DeviceId, DeviceState, LogLevel, Presence};
-use ogm_store::{DeviceSummary, ExportQuery, Field, HistoryQuery, LogQuery, LogRow, StoreError};
+use ogm_store::{
+    DeviceSummary, EventQuery, ExportQuery, Field, HistoryQuery, LogQuery, LogRow, StoreError,
+};
 
 use super::ApiError;
 use super::error::ApiQuery;
 use crate::AppState;
+use crate::grid_watch::device_event;
 use crate::time::{now_us, parse_time_us};
 
 impl From<StoreError> for ApiError {
@@ -57,6 +62,15 @@ const LIMIT_PARAM: CountParam = CountParam {
     default: DEFAULT_LOG_LIMIT,
     max: MAX_LOG_LIMIT,
 };
+
+const EVENT_LIMIT_PARAM: CountParam = CountParam {
+    name: "limit",
+    default: DEFAULT_EVENT_LIMIT,
+    max: MAX_EVENT_LIMIT,
+};
+
+/// Most device events read for one `/api/events` answer; past it, `more` says so.
+const MAX_DEVICE_EVENTS_READ: u32 = 20_000;
 
 impl CountParam {
     fn parse(&self, s: Option<&str>) -> Result<u32, ApiError> {
@@ -215,6 +229,63 @@ pub async fn logs(
     let truncated = entries.len() < limit as usize
         && entries.iter().map(LogRow::weight).sum::<usize>() > MAX_LOGS_ANSWER_BYTES;
     Ok(Json(LogsAnswer { entries, truncated }))
+}
+
+/// `GET /api/events`: the grid events the server found, newest first. Device events are read
+/// for every device and joined ([`ogm_grid::join_events`]), so a grid event is the same whether
+/// or not `device_id` narrows the answer to those it saw.
+pub async fn events(
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<EventParams>,
+) -> Result<Json<EventsAnswer>, ApiError> {
+    let device_id = match p.device_id.as_deref() {
+        None | Some("") => None,
+        d => Some(device_param(d)?),
+    };
+    let (start, stop) = range(p.start.as_deref(), p.stop.as_deref(), "-30d")?;
+    let limit = EVENT_LIMIT_PARAM.parse(p.limit.as_deref())? as usize;
+    let rows = state
+        .store
+        .events(EventQuery {
+            device_id: None,
+            start_us: start,
+            stop_us: stop,
+            limit: MAX_DEVICE_EVENTS_READ,
+        })
+        .await?;
+    let capped = rows.len() == MAX_DEVICE_EVENTS_READ as usize;
+    let nominal_hz = f64::from(state.config.nominal_hz);
+    let mut grid = ogm_grid::join_events(rows.into_iter().map(device_event), nominal_hz);
+    grid.retain(|g| {
+        device_id
+            .as_ref()
+            .is_none_or(|d| g.devices.iter().any(|(id, _)| id == d))
+    });
+    grid.reverse();
+    let more = capped || grid.len() > limit;
+    grid.truncate(limit);
+    let events = grid
+        .into_iter()
+        .map(|g| GridEventView {
+            start_us: g.start_us,
+            end_us: g.end_us,
+            last_us: g.last_us,
+            extreme_hz: g.extreme_hz,
+            extreme_mhz: g.extreme_mhz(nominal_hz),
+            device_id: g.device,
+            rocof: g.rocof,
+            frequency: g.frequency,
+            devices: g
+                .devices
+                .into_iter()
+                .map(|(device_id, extreme_hz)| EventDevice {
+                    device_id,
+                    extreme_hz,
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(Json(EventsAnswer { events, more }))
 }
 
 /// `GET /api/export.csv`: raw measurements, streamed as they are read.

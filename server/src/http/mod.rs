@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::DEVICES, get(data::devices))
         .route(paths::HISTORY, get(data::history))
         .route(paths::LOGS, get(data::logs))
+        .route(paths::EVENTS, get(data::events))
         .route(paths::EXPORT_CSV, get(data::export_csv));
     if config.flux_proxy {
         data = data.route(paths::FLUX, post(data::flux));

@@ -24,7 +24,7 @@ use ogm_protocol::payload;
 use ogm_protocol::{TimestampFix, Topic};
 use ogm_store::Record;
 
-pub use mqtt::{IngestConfig, MqttIngest};
+pub use mqtt::{IngestConfig, MqttIngest, Observers};
 pub use presence::Presences;
 pub use rejected::{DeviceRejections, Rejected, RejectedRing};
 

@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, watch};
 use super::budget::{BudgetLimits, Budgets};
 use super::session::{Action, Session};
 use super::{Presences, RejectedRing, classify};
+use crate::grid_watch::GridWatch;
 use crate::metrics::Metrics;
 use crate::time::now_us;
 
@@ -99,8 +100,7 @@ impl MqttIngest {
         self,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
-        rejected: Arc<RejectedRing>,
-        presences: Arc<Presences>,
+        observers: Observers,
         mut shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
         let config = self.config;
@@ -124,10 +124,7 @@ impl MqttIngest {
             client.clone(),
             store,
             metrics.clone(),
-            Observers {
-                rejected,
-                presences,
-            },
+            observers,
             Admission {
                 batch_max: config.batch_max,
                 budgets: Budgets::new(config.budget),
@@ -280,11 +277,15 @@ pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
 }
 
 /// What the writer tells the HTTP API besides the store.
-struct Observers {
+/// Who is told what the writer saw.
+#[derive(Debug)]
+pub struct Observers {
     /// Rejected messages.
-    rejected: Arc<RejectedRing>,
+    pub rejected: Arc<RejectedRing>,
     /// Committed records, for each device's interval and last word.
-    presences: Arc<Presences>,
+    pub presences: Arc<Presences>,
+    /// Committed measurements, for the grid's events.
+    pub grid: Arc<GridWatch>,
 }
 
 /// How much the writer takes: per batch, and per device.
@@ -307,6 +308,7 @@ async fn write_batches(
     let Observers {
         rejected,
         presences,
+        grid,
     } = observers;
     let Admission {
         batch_max,
@@ -393,6 +395,7 @@ async fn write_batches(
                 return;
             }
             presences.observe(&records);
+            grid.observe(&records);
         }
         owed.extend(batch.drain(..).map(|mut p| {
             p.payload = Default::default();

@@ -154,6 +154,34 @@ pub struct ExportQuery {
     pub stop_us: i64,
 }
 
+/// An event of one device as the server's watch found it (`ogm_grid::DeviceEvent`, stored),
+/// keyed by (device, start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub device_id: DeviceId,
+    pub start_us: i64,
+    /// The first reading back to normal; None while it lasts.
+    pub end_us: Option<i64>,
+    /// The latest reading inside it.
+    pub last_us: i64,
+    /// The reading farthest from nominal, Hz.
+    pub extreme_hz: f64,
+    /// Largest |RoCoF|, Hz/s (signed).
+    pub rocof: Option<f64>,
+    /// Whether the frequency left the event band (else only RoCoF did).
+    pub frequency: bool,
+}
+
+/// Stored device events that overlap `start_us..stop_us` (start before `stop_us`, not ended
+/// before `start_us`), newest start first, at most `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventQuery {
+    pub device_id: Option<DeviceId>,
+    pub start_us: i64,
+    pub stop_us: i64,
+    pub limit: u32,
+}
+
 /// How a committed batch went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriteOutcome {
@@ -279,6 +307,22 @@ pub trait Store: Send + Sync + 'static {
     async fn logs(&self, query: LogQuery) -> Result<Vec<LogRow>, StoreError>;
     async fn devices(&self) -> Result<Vec<DeviceSummary>, StoreError>;
     async fn export(&self, query: ExportQuery) -> Result<ExportStream, StoreError>;
+    /// Stores device events, replacing any with the same (device, start). With `replace_from`,
+    /// first removes that device's events that start at or after that time (a rewind's answer
+    /// replaces what was found before). One transaction.
+    async fn save_events(
+        &self,
+        replace_from: Option<(DeviceId, i64)>,
+        events: Vec<StoredEvent>,
+    ) -> Result<(), StoreError> {
+        let _ = (replace_from, events);
+        Err(StoreError::Unsupported("events"))
+    }
+    /// Stored device events ([`EventQuery`]).
+    async fn events(&self, query: EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        let _ = query;
+        Err(StoreError::Unsupported("events"))
+    }
     /// Runs a Flux query (InfluxDB only).
     async fn flux(&self, query: String) -> Result<FluxStream, StoreError> {
         let _ = query;

@@ -10,6 +10,7 @@
 //! - `plan`: pure planning: which tier serves which part of a range, the bucket interval,
 //!   folding rows into buckets.
 //! - `read`: history, logs, devices and export queries.
+//! - `events`: the server's device events, saved by (device, start) and read by range.
 //! - `prune`: retention, in small batches.
 //! - `pool`: lazily opened reading connections; `error`: SQLite errors as [`StoreError`].
 //!
@@ -28,6 +29,7 @@
 //! still complete there.
 
 mod error;
+mod events;
 mod plan;
 mod pool;
 mod prune;
@@ -39,9 +41,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use ogm_protocol::DeviceId;
 use ogm_store::{
-    DeviceSummary, ExportQuery, ExportStream, History, HistoryQuery, LogQuery, LogRow, Record,
-    Store, StoreError, StoreKind, WriteOutcome,
+    DeviceSummary, EventQuery, ExportQuery, ExportStream, History, HistoryQuery, LogQuery, LogRow,
+    Record, Store, StoreError, StoreKind, StoredEvent, WriteOutcome,
 };
 use rusqlite::Connection;
 use tokio::sync::mpsc;
@@ -306,6 +309,19 @@ impl Store for SqliteStore {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || export(&inner, &query, &tx));
         Ok(rx)
+    }
+
+    async fn save_events(
+        &self,
+        replace_from: Option<(DeviceId, i64)>,
+        events: Vec<StoredEvent>,
+    ) -> Result<(), StoreError> {
+        self.with_writer(move |w, _| events::save(&mut w.conn, replace_from.as_ref(), &events))
+            .await
+    }
+
+    async fn events(&self, query: EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        self.with_reader(move |c, _| events::read(c, &query)).await
     }
 }
 

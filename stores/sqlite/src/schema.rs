@@ -8,6 +8,8 @@
 //!   "newest first at level L", with and without a device.
 //! - `measurement_1s`, `measurement_1m`, `status_1m`: rollups keyed `(device, ts)` where `ts` is
 //!   the cell start, holding `n` (rows in the cell) and `<field>_min/_max/_sum` per field.
+//! - `device_events`: the server's events of each device keyed `(device, start_us)`, `device`
+//!   being the id's text (version 2).
 //! - `meta`: small key/value facts; `pruned_before:<table>` says from when on a pruned table
 //!   is complete.
 
@@ -16,7 +18,7 @@ use rusqlite::Connection;
 use crate::{SqliteOptions, Synchronous};
 
 /// The schema version this code writes (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE devices (
@@ -88,6 +90,21 @@ CREATE TABLE meta (
 ) WITHOUT ROWID;
 ";
 
+/// Version 2: the server's grid events (`device_events`).
+const EVENTS: &str = "
+CREATE TABLE device_events (
+    device TEXT NOT NULL,
+    start_us INTEGER NOT NULL,
+    end_us INTEGER,
+    last_us INTEGER NOT NULL,
+    extreme_hz REAL NOT NULL,
+    rocof REAL,
+    frequency INTEGER NOT NULL,
+    PRIMARY KEY (device, start_us)
+) WITHOUT ROWID;
+CREATE INDEX device_events_by_start ON device_events (start_us);
+";
+
 /// Settings every connection gets.
 fn configure(conn: &Connection, options: &SqliteOptions) -> rusqlite::Result<()> {
     conn.busy_timeout(options.busy_timeout)?;
@@ -142,9 +159,16 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     match version {
         0 => {
             conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN IMMEDIATE; {SCHEMA} {EVENTS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?;
             tracing::info!("created the embedded store's schema");
+            Ok(())
+        }
+        1 => {
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {EVENTS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))?;
+            tracing::info!("added the grid events to the embedded store's schema (version 2)");
             Ok(())
         }
         SCHEMA_VERSION => Ok(()),
@@ -154,5 +178,39 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
                 "database schema version {other} is not {SCHEMA_VERSION}, the one this server knows"
             )),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version 1 file (before the grid events) gets the events table, and keeps its rows.
+    #[test]
+    fn a_version_1_file_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ogm.sqlite");
+        let options = SqliteOptions::default();
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&format!("{SCHEMA} PRAGMA user_version = 1;"))
+                .unwrap();
+            conn.execute("INSERT INTO devices (name, last_seen) VALUES ('a', 1)", [])
+                .unwrap();
+        }
+        let conn = open_writer(&path, &options).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM devices", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+        conn.execute(
+            "INSERT INTO device_events VALUES ('a', 1, NULL, 2, 49.8, NULL, 1)",
+            [],
+        )
+        .unwrap();
     }
 }

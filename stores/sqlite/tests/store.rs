@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use ogm_protocol::{DeviceId, Kind, LogEntry, LogLevel, Measurement, Payload, Status, fixtures};
 use ogm_store::{
-    Bucket, ExportQuery, Field, History, HistoryQuery, LogQuery, Record, Store, WriteOutcome,
-    bucket_interval_us,
+    Bucket, EventQuery, ExportQuery, Field, History, HistoryQuery, LogQuery, Record, Store,
+    StoredEvent, WriteOutcome, bucket_interval_us,
 };
 use ogm_store_sqlite::{RowsRead, SqliteOptions, SqliteStore};
 
@@ -903,4 +903,104 @@ async fn unknown_devices_and_empty_ranges_give_empty_answers() {
     assert_eq!(h.points.len(), 1);
     assert_eq!(h.points[0].count, 10);
     assert!(store.write(vec![]).await.unwrap() == WriteOutcome::default());
+}
+
+fn event(id: &DeviceId, start_us: i64, end_us: Option<i64>, extreme_hz: f64) -> StoredEvent {
+    StoredEvent {
+        device_id: id.clone(),
+        start_us,
+        end_us,
+        last_us: end_us.unwrap_or(start_us + 5),
+        extreme_hz,
+        rocof: None,
+        frequency: true,
+    }
+}
+
+fn events_in(start_us: i64, stop_us: i64, device_id: Option<DeviceId>) -> EventQuery {
+    EventQuery {
+        device_id,
+        start_us,
+        stop_us,
+        limit: 100,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_keyed_by_device_and_start_and_a_rewind_replaces_what_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dev("ev-a"), dev("ev-b"));
+    {
+        let store = open(dir.path());
+        // Saved open, then saved again closed: one row.
+        store
+            .save_events(None, vec![event(&a, 100, None, 49.8)])
+            .await
+            .unwrap();
+        store
+            .save_events(
+                None,
+                vec![
+                    event(&a, 100, Some(200), 49.7),
+                    event(&a, 500, Some(600), 50.2),
+                ],
+            )
+            .await
+            .unwrap();
+        store
+            .save_events(None, vec![event(&b, 110, Some(190), 49.75)])
+            .await
+            .unwrap();
+    }
+    // Reopened: they survive, newest start first, overlapping the range.
+    let store = open(dir.path());
+    let all = store.events(events_in(0, 1_000, None)).await.unwrap();
+    let starts: Vec<(i64, &str)> = all
+        .iter()
+        .map(|e| (e.start_us, e.device_id.as_str()))
+        .collect();
+    assert_eq!(starts, [(500, "ev-a"), (110, "ev-b"), (100, "ev-a")]);
+    assert_eq!(all[2], event(&a, 100, Some(200), 49.7));
+    // Overlap: an event that ended before the range is out, one still open is in.
+    assert_eq!(
+        store
+            .events(events_in(201, 1_000, None))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    store
+        .save_events(None, vec![event(&b, 700, None, 49.85)])
+        .await
+        .unwrap();
+    let open = store.events(events_in(5_000, 6_000, None)).await.unwrap();
+    assert_eq!(open, [event(&b, 700, None, 49.85)]);
+    // A rewind of ev-a from 150: its events from then on are replaced, ev-b's stay.
+    store
+        .save_events(
+            Some((a.clone(), 150)),
+            vec![event(&a, 480, Some(620), 50.21)],
+        )
+        .await
+        .unwrap();
+    let a_events = store
+        .events(events_in(0, 1_000, Some(a.clone())))
+        .await
+        .unwrap();
+    assert_eq!(
+        a_events,
+        [
+            event(&a, 480, Some(620), 50.21),
+            event(&a, 100, Some(200), 49.7)
+        ]
+    );
+    assert_eq!(
+        store
+            .events(events_in(0, 1_000, Some(b)))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }

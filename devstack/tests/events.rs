@@ -1,0 +1,166 @@
+//! The server's grid events through the real broker, with no page open: a dip seen by two
+//! devices is one grid event with the right extreme, whatever order the readings arrive in
+//! (shuffled, a minute late, redelivered), across a server crash (kill -9) in the middle of
+//! the event, and after a restart.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::time::Duration;
+
+use ogm_devstack::fixtures::{measurement, now_us, topic};
+use ogm_devstack::{MqttProbe, Stack, StackOptions, http_get, wait};
+use ogm_protocol::Kind;
+use ogm_protocol::http::{EventParams, EventsAnswer, GridEventView};
+
+const PW: &str = "device-pw";
+const S: i64 = 1_000_000;
+/// 10 Hz.
+const STEP: i64 = 100_000;
+
+fn stack(devices: &[&str]) -> (tempfile::TempDir, Stack) {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StackOptions::with_devices(dir.path().to_path_buf(), devices, PW);
+    (dir, Stack::up(options).unwrap())
+}
+
+/// 10 Hz readings over `secs` seconds from `base`: 50 Hz with a dip to −250 mHz from 20 s to
+/// 30 s (ramped over 1 s, below the RoCoF limit).
+fn readings(base: i64, secs: i64) -> Vec<(i64, f64)> {
+    (0..secs * 10)
+        .map(|i| {
+            let s = i as f64 / 10.0;
+            let depth = ((s - 20.0).min(30.0 - s)).clamp(0.0, 1.0);
+            (
+                base + i * STEP,
+                50.0 + 0.001 * (i % 3) as f64 - 0.25 * depth,
+            )
+        })
+        .collect()
+}
+
+async fn publish(probe: &mut MqttProbe, device: &str, readings: &[(i64, f64)]) {
+    for (t, f) in readings {
+        probe
+            .publish(
+                &topic(device, Kind::Measurement),
+                measurement(*t, *f),
+                false,
+            )
+            .await
+            .unwrap();
+    }
+}
+
+fn events(stack: &Stack, base: i64) -> EventsAnswer {
+    let url = EventParams::url(None, base, now_us() + 60 * S, 100);
+    let res = http_get(&format!("{}{url}", stack.http_url())).unwrap();
+    assert_eq!(res.status, 200, "{}", res.body);
+    EventsAnswer::from_json(&res.body).unwrap()
+}
+
+/// Waits until the server lists exactly one closed event seen by `devices`, and returns it.
+fn one_closed_event(stack: &Stack, base: i64, devices: usize) -> GridEventView {
+    let found = wait::until(Duration::from_secs(60), || {
+        let a = events(stack, base);
+        (a.events.len() == 1
+            && a.events[0].end_us.is_some()
+            && a.events[0].devices.len() == devices)
+            .then(|| a.events[0].clone())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "not one closed event of {devices} devices: {:?}",
+            events(stack, base)
+        )
+    })
+}
+
+/// Waits until the grid watch holds no reading back (quiet for its hold time analyses all).
+fn analysed(stack: &Stack) {
+    let metric = |name| ogm_devstack::ingest_check::metric(&stack.http_url(), name);
+    wait::until(Duration::from_secs(30), || {
+        (metric("ogm_event_readings_pending")? == 0.0).then_some(())
+    })
+    .expect("the grid watch analyses what it holds");
+}
+
+fn assert_the_dip(e: &GridEventView, base: i64) {
+    assert!((e.extreme_mhz + 250.0).abs() < 2.0, "{e:?}");
+    // The dip passes −100 mHz 0.4 s into its ramp, and is back above it 0.4 s before its end.
+    let start = (e.start_us - base) as f64 / 1e6;
+    let end = (e.end_us.unwrap() - base) as f64 / 1e6;
+    assert!((20.3..=20.6).contains(&start), "starts at {start} s: {e:?}");
+    assert!((29.5..=29.9).contains(&end), "ends at {end} s: {e:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_shuffled_and_redelivered_readings_give_one_event() {
+    let devices = ["ev-a", "ev-b"];
+    let (_dir, mut stack) = stack(&devices);
+    let port = stack.broker.ports.mqtt;
+    let base = now_us() - 300 * S;
+    let all = readings(base, 60);
+    let mut a = MqttProbe::connect(port, "ev-a", PW).await.unwrap();
+    let mut b = MqttProbe::connect(port, "ev-b", PW).await.unwrap();
+    // ev-a: a clean stream.
+    publish(&mut a, "ev-a", &all).await;
+    let first = one_closed_event(&stack, base, 1);
+    assert_the_dip(&first, base);
+    // ev-b: shuffled in fives, the dip's 20 s a minute late in reverse, then 10 s again.
+    let (head, rest) = all.split_at(150);
+    let (dip, tail) = rest.split_at(200);
+    for chunk in head.chunks(5).chain(tail.chunks(5)) {
+        let mut c = chunk.to_vec();
+        c.reverse();
+        publish(&mut b, "ev-b", &c).await;
+    }
+    // What came so far is analysed (and the dip not seen) before the late readings come.
+    analysed(&stack);
+    assert_eq!(one_closed_event(&stack, base, 1), first);
+    let mut late = dip.to_vec();
+    late.reverse();
+    publish(&mut b, "ev-b", &late).await;
+    analysed(&stack);
+    publish(&mut b, "ev-b", &all[180..280]).await;
+    let joined = one_closed_event(&stack, base, 2);
+    assert_the_dip(&joined, base);
+    let ids: Vec<&str> = joined
+        .devices
+        .iter()
+        .map(|d| d.device_id.as_str())
+        .collect();
+    assert_eq!(ids, ["ev-a", "ev-b"]);
+    // A crash and a restart analyse the last minutes again from the store: nothing changes.
+    stack.crash_and_restart_server().unwrap();
+    let after: Vec<(i64, f64)> = readings(base + 60 * S, 10);
+    publish(&mut a, "ev-a", &after).await;
+    publish(&mut b, "ev-b", &after).await;
+    wait::until(Duration::from_secs(30), || {
+        let m = ogm_devstack::ingest_check::metric(&stack.http_url(), "ogm_event_rewinds_total")?;
+        (m >= 2.0).then_some(())
+    })
+    .expect("the restarted server rewinds both devices");
+    assert_eq!(one_closed_event(&stack, base, 2), joined);
+    println!("FIGURE one grid event: {joined:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_open_when_the_server_is_killed_is_recorded_once() {
+    let (_dir, mut stack) = stack(&["ev-c"]);
+    let port = stack.broker.ports.mqtt;
+    let base = now_us() - 300 * S;
+    let all = readings(base, 45);
+    let mut c = MqttProbe::connect(port, "ev-c", PW).await.unwrap();
+    // Into the dip (26 s), until the server has saved the open event.
+    publish(&mut c, "ev-c", &all[..260]).await;
+    let open = wait::until(Duration::from_secs(30), || {
+        let a = events(&stack, base);
+        (a.events.len() == 1 && a.events[0].end_us.is_none()).then(|| a.events[0].clone())
+    })
+    .unwrap_or_else(|| panic!("no open event: {:?}", events(&stack, base)));
+    stack.crash_and_restart_server().unwrap();
+    publish(&mut c, "ev-c", &all[260..]).await;
+    let closed = one_closed_event(&stack, base, 1);
+    assert_the_dip(&closed, base);
+    assert_eq!(closed.start_us, open.start_us);
+}

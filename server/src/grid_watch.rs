@@ -1,0 +1,218 @@
+//! The server's grid watch: every committed measurement goes through [`ogm_grid::Watch`] (the
+//! ingest hands them over as it tells presence), and its tasks are carried out here once every
+//! [`TICK`]: events are saved in the store keyed by (device, start), and a device with late
+//! readings is analysed again from the store. So events are recorded with no page open,
+//! survive restarts, and come out the same whatever order the readings arrived in.
+//!
+//! A failing store loses nothing the watch can keep: unsaved events wait (up to
+//! [`MAX_UNSAVED`]) and are saved again; a failed rewind is asked for again.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ogm_grid::{DeviceEvent, EventRules, Task, Watch, rewind_start};
+use ogm_protocol::{DeviceId, Payload};
+use ogm_store::{EventQuery, ExportQuery, Record, Store, StoreError, StoredEvent};
+use tokio::sync::watch;
+
+use crate::metrics::Metrics;
+
+/// How often the watch analyses what has waited long enough and saves what it found.
+pub const TICK: Duration = Duration::from_millis(500);
+/// Most events kept for a failing store.
+pub const MAX_UNSAVED: usize = 10_000;
+
+/// The watch, shared by the ingest (which feeds it) and its task (which carries it out).
+#[derive(Debug)]
+pub struct GridWatch {
+    core: Mutex<Watch>,
+}
+
+impl GridWatch {
+    pub fn new(rules: EventRules, rocof_window_us: i64) -> Self {
+        Self {
+            core: Mutex::new(Watch::new(rules, rocof_window_us)),
+        }
+    }
+
+    fn core(&self) -> std::sync::MutexGuard<'_, Watch> {
+        self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Committed records: their measurements' frequencies.
+    pub fn observe(&self, records: &[Record]) {
+        let mut core = self.core();
+        for r in records {
+            if let Payload::Measurement(m) = &r.payload {
+                core.push(&r.device_id, m.timestamp, m.frequency);
+            }
+        }
+    }
+
+    /// Runs until `shutdown`; then saves what it can once more and returns.
+    pub async fn run(
+        self: Arc<Self>,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = Instant::now();
+        let mut unsaved: BTreeMap<(DeviceId, i64), StoredEvent> = BTreeMap::new();
+        let mut failures = 0u32;
+        loop {
+            let stopping = tokio::select! {
+                () = crate::ingest::mqtt::stopped(&mut shutdown) => true,
+                _ = tick.tick() => false,
+            };
+            let elapsed = i64::try_from(last.elapsed().as_micros()).unwrap_or(i64::MAX);
+            last = Instant::now();
+            let (tasks, pending) = {
+                let mut core = self.core();
+                let tasks = core.tick(elapsed);
+                (tasks, core.pending())
+            };
+            metrics
+                .event_readings_pending
+                .store(pending as u64, Relaxed);
+            let mut rewinds = Vec::new();
+            for task in tasks {
+                match task {
+                    Task::Save(e) => {
+                        unsaved.insert((e.device.clone(), e.start_us), stored(e));
+                    }
+                    Task::Rewind {
+                        device,
+                        late_us,
+                        upto_us,
+                    } => rewinds.push((device, late_us, upto_us)),
+                }
+            }
+            let mut result = save(&*store, &mut unsaved, &metrics).await;
+            for (device, late_us, upto_us) in rewinds {
+                metrics.event_rewinds.fetch_add(1, Relaxed);
+                match self.rewind(&*store, &device, late_us, upto_us).await {
+                    Ok(from) => {
+                        unsaved.retain(|(d, start), _| d != &device || *start < from);
+                    }
+                    Err(e) => {
+                        self.core().rewind_failed(&device, late_us);
+                        result = Err(e);
+                    }
+                }
+            }
+            while unsaved.len() > MAX_UNSAVED {
+                unsaved.pop_first();
+                metrics.events_dropped.fetch_add(1, Relaxed);
+            }
+            metrics.events_unsaved.store(unsaved.len() as u64, Relaxed);
+            match result {
+                Ok(()) => failures = 0,
+                Err(e) => {
+                    failures += 1;
+                    metrics.event_errors.fetch_add(1, Relaxed);
+                    if failures.is_power_of_two() {
+                        tracing::warn!(error = %e, failures, "the grid watch could not save events; retrying");
+                    }
+                }
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    /// Analyses `device` again from the store; returns where the replaced events begin.
+    async fn rewind(
+        &self,
+        store: &dyn Store,
+        device: &DeviceId,
+        late_us: i64,
+        upto_us: i64,
+    ) -> Result<i64, StoreError> {
+        let (rules, window) = {
+            let core = self.core();
+            (*core.rules(), core.rocof_window_us())
+        };
+        let probe = late_us - window - rules.max_gap_us;
+        let open_then = store
+            .events(EventQuery {
+                device_id: Some(device.clone()),
+                start_us: probe,
+                stop_us: probe + 1,
+                limit: 4,
+            })
+            .await?;
+        let from = rewind_start(
+            late_us,
+            &rules,
+            window,
+            open_then.iter().map(|e| (e.start_us, e.end_us)),
+        );
+        let mut rx = store
+            .export(ExportQuery {
+                device_id: device.clone(),
+                start_us: from - window,
+                stop_us: upto_us.saturating_add(1),
+            })
+            .await?;
+        let mut readings = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            readings.extend(chunk?.into_iter().map(|m| (m.timestamp, m.frequency)));
+        }
+        let found = self.core().rewound(device, from, upto_us, readings);
+        store
+            .save_events(
+                Some((device.clone(), from)),
+                found.into_iter().map(stored).collect(),
+            )
+            .await?;
+        Ok(from)
+    }
+}
+
+async fn save(
+    store: &dyn Store,
+    unsaved: &mut BTreeMap<(DeviceId, i64), StoredEvent>,
+    metrics: &Metrics,
+) -> Result<(), StoreError> {
+    if unsaved.is_empty() {
+        return Ok(());
+    }
+    let events: Vec<StoredEvent> = unsaved.values().cloned().collect();
+    let n = events.len() as u64;
+    store.save_events(None, events).await?;
+    unsaved.clear();
+    metrics.events_saved.fetch_add(n, Relaxed);
+    Ok(())
+}
+
+/// A device event as the store keeps it.
+pub fn stored(e: DeviceEvent) -> StoredEvent {
+    StoredEvent {
+        device_id: e.device,
+        start_us: e.start_us,
+        end_us: e.end_us,
+        last_us: e.last_us,
+        extreme_hz: e.extreme_hz,
+        rocof: e.rocof,
+        frequency: e.frequency,
+    }
+}
+
+/// A stored device event as the analysis reads it.
+pub fn device_event(e: StoredEvent) -> DeviceEvent {
+    DeviceEvent {
+        device: e.device_id,
+        start_us: e.start_us,
+        end_us: e.end_us,
+        last_us: e.last_us,
+        extreme_hz: e.extreme_hz,
+        rocof: e.rocof,
+        frequency: e.frequency,
+        source: ogm_grid::Source::Live,
+    }
+}
