@@ -1,14 +1,16 @@
 //! The server's grid events through the real broker, with no page open: a dip seen by two
 //! devices is one grid event with the right extreme, whatever order the readings arrive in
 //! (shuffled, a minute late, redelivered), across a server crash (kill -9) in the middle of
-//! the event, and after a restart.
+//! the event, and after a restart; and a page opened afterwards lists it with the server's
+//! figures.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::time::Duration;
 
 use ogm_devstack::fixtures::{measurement, now_us, topic};
-use ogm_devstack::{MqttProbe, Stack, StackOptions, http_get, wait};
+use ogm_devstack::page::{CONNECTED, shot};
+use ogm_devstack::{Browser, MqttProbe, Stack, StackOptions, http_get, wait};
 use ogm_protocol::Kind;
 use ogm_protocol::http::{EventParams, EventsAnswer, GridEventView};
 
@@ -163,4 +165,51 @@ async fn an_event_open_when_the_server_is_killed_is_recorded_once() {
     let closed = one_closed_event(&stack, base, 1);
     assert_the_dip(&closed, base);
     assert_eq!(closed.start_us, open.start_us);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_opened_after_the_event_lists_it_with_the_servers_figures() {
+    let (_dir, stack) = stack(&["ev-d", "ev-e"]);
+    let port = stack.broker.ports.mqtt;
+    let base = now_us() - 600 * S;
+    let all = readings(base, 60);
+    for d in ["ev-d", "ev-e"] {
+        let mut p = MqttProbe::connect(port, d, PW).await.unwrap();
+        publish(&mut p, d, &all).await;
+    }
+    let event = one_closed_event(&stack, base, 2);
+    let browser = Browser::start(1400, 1000).await.unwrap();
+    browser
+        .goto(&format!(
+            "{}/?view=insight&device=ev-d&range=1h",
+            stack.http_url()
+        ))
+        .await
+        .unwrap();
+    let long = Duration::from_secs(30);
+    ogm_devstack::page::wait(&browser, "the MQTT connection", CONNECTED, long).await;
+    let row = format!("#events tbody tr[data-start=\"{}\"]", event.start_us);
+    let expr = format!(
+        "(() => {{ const r = document.querySelector('{row}'); return r && [r.dataset.devices, r.dataset.extremeMhz, r.dataset.deviceId]; }})()"
+    );
+    let got = ogm_devstack::page::wait(&browser, "the server's event", &expr, long).await;
+    assert_eq!(
+        got,
+        serde_json::json!([
+            "2",
+            format!("{:.1}", event.extreme_mhz),
+            event.device_id.as_str()
+        ])
+    );
+    let rows = browser
+        .js("document.querySelectorAll('#events tbody tr').length")
+        .await
+        .unwrap();
+    assert_eq!(rows, 1, "one grid event, not one per device or per source");
+    browser
+        .run("document.querySelector('#events')?.scrollIntoView({block: 'center'})")
+        .await
+        .unwrap();
+    shot(&browser, "events-from-the-server").await;
+    browser.close().await.unwrap();
 }

@@ -18,7 +18,7 @@ pub(crate) const TIMEOUT_MS: u64 = 15_000;
 pub(crate) struct FetchError {
     /// A sentence for the page.
     pub message: String,
-    /// The server refused the request itself (4xx): asking again will not help.
+    /// The server refused the request itself (4xx, or 501): asking again will not help.
     pub permanent: bool,
 }
 
@@ -70,7 +70,8 @@ pub(crate) async fn get_text(url: &str) -> Result<String, FetchError> {
             .unwrap_or_default();
         return Err(FetchError {
             message: format!("GET {url}: HTTP {} {detail}", response.status()),
-            permanent: (400..500).contains(&response.status()),
+            // 501: this server's store cannot answer it (the events need the embedded store).
+            permanent: (400..500).contains(&response.status()) || response.status() == 501,
         });
     }
     Ok(text)

@@ -5,15 +5,36 @@
 //! Answers are parsed leniently (unknown fields ignored) and every failure is a sentence for the
 //! page, never a panic.
 
+use ogm_grid::{GridEvent, Source};
 pub use ogm_protocol::http::{
-    ConfigAnswer, DeviceView, ErrorAnswer, ExportParams, Field, HistoryParams, LogParams, LogRow,
-    LogsAnswer, path,
+    ConfigAnswer, DeviceView, ErrorAnswer, EventParams, EventsAnswer, ExportParams, Field,
+    GridEventView, HistoryParams, LogParams, LogRow, LogsAnswer, path,
 };
 
 use crate::series::Sample;
 
 /// `GET /api/history`'s answer, its buckets read into the samples the page's series hold.
 pub type HistoryAnswer = ogm_protocol::http::HistoryAnswer<Sample>;
+
+/// A grid event the server found, as the page's event list holds it.
+pub fn grid_event(e: GridEventView) -> GridEvent {
+    GridEvent {
+        start_us: e.start_us,
+        last_start_us: e.start_us,
+        end_us: e.end_us,
+        last_us: e.last_us,
+        extreme_hz: e.extreme_hz,
+        device: e.device_id,
+        rocof: e.rocof,
+        frequency: e.frequency,
+        source: Source::History,
+        devices: e
+            .devices
+            .into_iter()
+            .map(|d| (d.device_id, d.extreme_hz))
+            .collect(),
+    }
+}
 
 /// The URL of the API route `route` (one of [`path`]'s, relative to [`path::API`]).
 pub fn api_url(route: &str) -> String {

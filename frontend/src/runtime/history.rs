@@ -17,7 +17,7 @@ use super::with_rt;
 use crate::api;
 use crate::devices::Limits;
 use crate::state::LoadState;
-use crate::wire::{Field, HistoryAnswer, HistoryParams};
+use crate::wire::{EventParams, EventsAnswer, Field, HistoryAnswer, HistoryParams, grid_event};
 
 /// A backfill reaches this far before the link went down, µs.
 pub(super) const BACKFILL_MARGIN_US: i64 = 2_000_000;
@@ -378,6 +378,37 @@ pub(super) async fn load_insight(
             interval_us: a.interval_us,
         });
     }
+    super::pages::update_figures();
+    schedule_frame();
+    if report {
+        load_server_events(ticket, start, stop, seed).await;
+    }
+}
+
+/// The events the server recorded before the page went live (with no page open, too), in
+/// place of those read from the history buckets: the server saw every reading, and RoCoF.
+/// Without them (a store that keeps none answers 501), the buckets' events stay.
+async fn load_server_events(ticket: Ticket, start: i64, stop: i64, seed: u64) {
+    let Some(until) = with_rt(|rt| {
+        let page = rt.pages.insight.as_ref()?;
+        Some(page.live_since_us.unwrap_or(stop).min(stop))
+    })
+    .flatten()
+    .filter(|until| *until > start) else {
+        return;
+    };
+    let url = EventParams::url(None, start, until, ogm_grid::MAX_EVENTS as u32);
+    let Some(a) = get_for(ticket, &url, EventsAnswer::from_json, |_| {}, seed).await else {
+        return;
+    };
+    with_rt(|rt| {
+        if rt.tickets.is_current(ticket)
+            && let Some(page) = rt.pages.insight.as_mut()
+        {
+            page.history_events = a.events.into_iter().map(grid_event).collect();
+            rt.pages.events_shown = u64::MAX;
+        }
+    });
     super::pages::update_figures();
     schedule_frame();
 }
