@@ -38,6 +38,7 @@ pub mod mosquitto;
 pub mod page;
 pub mod probe;
 pub mod process;
+pub mod receivers;
 pub mod stack;
 pub mod wait;
 pub mod ws_bridge;

@@ -35,6 +35,8 @@ pub struct StackOptions {
     pub broker_extra_config: String,
     /// More environment for the server (`OGM_*` settings).
     pub server_env: Vec<(String, String)>,
+    /// More environment for the simulator (`OGM_SIM_*` settings).
+    pub sim_env: Vec<(String, String)>,
 }
 
 impl StackOptions {
@@ -53,6 +55,7 @@ impl StackOptions {
             log_to_files: true,
             broker_extra_config: String::new(),
             server_env: Vec::new(),
+            sim_env: Vec::new(),
         }
     }
 
@@ -109,17 +112,7 @@ impl Stack {
 
         let server = Self::start_server(&options, &broker)?;
         let sim = if options.devices > 0 {
-            let mut cmd = Command::new(cargo_bin("ogm-sim")?);
-            cmd.env("OGM_SIM_BROKER", broker.mqtt_url())
-                .env("OGM_SIM_DEVICES", options.devices.to_string())
-                .env("OGM_SIM_PASSWORD", &creds.device)
-                .arg("--rate-hz")
-                .arg(options.rate_hz.to_string());
-            if !options.sim_trips {
-                cmd.args(["--step-every", "off"]);
-            }
-            let log = options.log_to_files.then(|| options.dir.join("sim.log"));
-            Some(ChildProcess::spawn("ogm-sim", cmd, log.as_deref())?)
+            Some(Self::start_sim(&options, &broker)?)
         } else {
             None
         };
@@ -129,6 +122,38 @@ impl Stack {
             server,
             sim,
         })
+    }
+
+    /// Starts the simulator for the stack's devices.
+    fn start_sim(options: &StackOptions, broker: &Mosquitto) -> anyhow::Result<ChildProcess> {
+        let mut cmd = Command::new(cargo_bin("ogm-sim")?);
+        cmd.env("OGM_SIM_BROKER", broker.mqtt_url())
+            .env("OGM_SIM_DEVICES", options.devices.to_string())
+            .env("OGM_SIM_PASSWORD", &options.credentials.device)
+            .arg("--rate-hz")
+            .arg(options.rate_hz.to_string())
+            .envs(options.sim_env.iter().map(|(k, v)| (k, v)));
+        if !options.sim_trips {
+            cmd.args(["--step-every", "off"]);
+        }
+        let log = options.log_to_files.then(|| options.dir.join("sim.log"));
+        ChildProcess::spawn("ogm-sim", cmd, log.as_deref())
+    }
+
+    /// Stops the simulator (SIGTERM: its devices say offline), if it runs.
+    pub fn stop_sim(&mut self) {
+        if let Some(mut sim) = self.sim.take() {
+            sim.stop();
+        }
+    }
+
+    /// Starts the simulator again (without `sim_env`: scheduled trips happen once).
+    pub fn restart_sim(&mut self) -> anyhow::Result<()> {
+        self.stop_sim();
+        let mut options = self.options.clone();
+        options.sim_env.clear();
+        self.sim = Some(Self::start_sim(&options, &self.broker)?);
+        Ok(())
     }
 
     /// Starts `ogm-server` with the stack's broker, data directory and client id, and waits for

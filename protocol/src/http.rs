@@ -32,6 +32,8 @@ pub mod path {
     pub const EXPORT_CSV: &str = "/export.csv";
     /// `GET`: the grid events the server found, newest first ([`super::EventsAnswer`]).
     pub const EVENTS: &str = "/events";
+    /// `GET`: active and past alerts with their deliveries ([`super::AlertsAnswer`]).
+    pub const ALERTS: &str = "/alerts";
     /// `POST`: a Flux query, proxied to InfluxDB.
     pub const FLUX: &str = "/flux";
     /// `GET`: the last rejected messages.
@@ -41,7 +43,7 @@ pub mod path {
     /// `GET`: Prometheus metrics (outside `/api`).
     pub const METRICS: &str = "/metrics";
     /// The API routes the dashboard calls, under [`API`].
-    pub const PAGE_ROUTES: [&str; 6] = [CONFIG, DEVICES, HISTORY, LOGS, EXPORT_CSV, EVENTS];
+    pub const PAGE_ROUTES: [&str; 7] = [CONFIG, DEVICES, HISTORY, LOGS, EXPORT_CSV, EVENTS, ALERTS];
 }
 
 /// Largest `max_points` of a history request.
@@ -488,6 +490,86 @@ pub struct EventsAnswer {
 impl EventsAnswer {
     pub fn from_json(body: &str) -> Result<Self, String> {
         serde_json::from_str(body).map_err(|e| format!("bad /api/events answer: {e}"))
+    }
+}
+
+/// One notification of an alert: what a webhook receives as JSON (`format = "json"`), what the
+/// MQTT channel publishes retained, and what an e-mail says in words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertNotice {
+    /// `{alert id}-{state}`: the same for every retry of this notification, so a receiver can
+    /// drop a second copy.
+    pub id: String,
+    pub alert_id: i64,
+    /// The rule's name and kind (`frequency`, `rocof`, `grid_time`, `silent`, `clock`, `server`).
+    pub rule: String,
+    pub kind: String,
+    /// `grid`, `server` or a device id.
+    pub subject: String,
+    /// `firing` or `resolved`.
+    pub state: String,
+    /// When the condition began, µs.
+    pub started_us: i64,
+    /// When it fired (or resolved), µs.
+    pub at_us: i64,
+    /// The value farthest from normal so far, its unit, and the device that read it.
+    pub extreme: f64,
+    pub unit: String,
+    pub device_id: Option<String>,
+    /// One line for people.
+    pub summary: String,
+    /// The dashboard's view of it.
+    pub link: String,
+}
+
+/// One channel's delivery of one notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryView {
+    pub channel: String,
+    /// `firing` or `resolved`.
+    pub state: String,
+    pub attempts: u32,
+    pub delivered_us: Option<i64>,
+    pub last_error: Option<String>,
+    /// Retried for a day without success.
+    pub gave_up: bool,
+}
+
+/// One alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertView {
+    pub id: i64,
+    pub rule: String,
+    pub kind: String,
+    pub subject: String,
+    pub started_us: i64,
+    pub fired_us: i64,
+    /// None while active.
+    pub resolved_us: Option<i64>,
+    pub extreme: f64,
+    pub unit: String,
+    pub device_id: Option<String>,
+    pub summary: String,
+    pub link: String,
+    /// False when the rule's rate limit held it back (recorded, not sent).
+    pub notified: bool,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// `GET /api/alerts`' answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertsAnswer {
+    /// Whether the server has alert rules at all.
+    pub enabled: bool,
+    /// Active alerts, newest first.
+    pub active: Vec<AlertView>,
+    /// Resolved alerts, newest first (the last 100).
+    pub past: Vec<AlertView>,
+}
+
+impl AlertsAnswer {
+    pub fn from_json(body: &str) -> Result<Self, String> {
+        serde_json::from_str(body).map_err(|e| format!("bad /api/alerts answer: {e}"))
     }
 }
 

@@ -10,6 +10,27 @@ use crate::device_id::{DeviceId, DeviceIdError};
 /// The first topic level of everything Open Grid Monitor publishes.
 pub const TOPIC_PREFIX: &str = "open_grid_monitor";
 
+/// The server's own topics, outside the devices' tree (no device id can be `ogm_server/...`'s
+/// first level, and no device may publish there): `ogm_server/status` (`online`, or
+/// `offline` by its last will), `ogm_server/grid` (the grid summary, once a second) and
+/// `ogm_server/alerts/{rule}/{subject}` (each alert's state, retained).
+pub const SERVER_PREFIX: &str = "ogm_server";
+
+/// `ogm_server/status`.
+pub fn server_status() -> String {
+    format!("{SERVER_PREFIX}/status")
+}
+
+/// `ogm_server/grid`.
+pub fn server_grid() -> String {
+    format!("{SERVER_PREFIX}/grid")
+}
+
+/// `ogm_server/alerts/{rule}/{subject}`.
+pub fn server_alert(rule: &str, subject: &str) -> String {
+    format!("{SERVER_PREFIX}/alerts/{rule}/{subject}")
+}
+
 /// What a message on a device topic carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {

@@ -282,6 +282,26 @@ pub struct Config {
     #[arg(long, env = "OGM_SPOOL_MAX_MB", default_value_t = 1024)]
     pub spool_max_mb: u64,
 
+    /// Alert rules (TOML; the commented example is deploy/alerts.example.toml), read and
+    /// checked at start: a bad file stops the server with the line and the reason. Without
+    /// it, no alerts. Their outbox is `alerts.sqlite` in --data-dir.
+    #[arg(long, env = "OGM_ALERTS_FILE")]
+    pub alerts_file: Option<PathBuf>,
+
+    /// Publish Home Assistant MQTT discovery configs (retained) for the grid and each device,
+    /// and the grid summary on `ogm_server/grid` once a second.
+    #[arg(long, env = "OGM_HOME_ASSISTANT")]
+    pub home_assistant: bool,
+
+    /// Home Assistant's MQTT discovery prefix. The broker ACL lets the server write under
+    /// `homeassistant/`; another prefix needs its own ACL line.
+    #[arg(
+        long,
+        env = "OGM_HOME_ASSISTANT_PREFIX",
+        default_value = "homeassistant"
+    )]
+    pub home_assistant_prefix: String,
+
     /// Serve the Flux proxy (POST /api/flux; InfluxDB mode). Off by default: no allowlist can
     /// bound what a Flux query makes InfluxDB compute, so put the API behind authentication
     /// before turning it on. Off, the route answers 503 without reading the body.

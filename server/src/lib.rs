@@ -15,13 +15,16 @@
 //! else knows which one it is. [`run`] takes the config and a shutdown future; `main.rs` only
 //! parses and calls it.
 
+pub mod alerts;
 pub mod config;
 pub mod grid_watch;
 pub mod health;
+pub mod home_assistant;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod provision;
+pub mod publisher;
 pub mod time;
 
 use std::future::Future;
@@ -32,6 +35,7 @@ use ogm_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use alerts::Alerts;
 pub use config::{Cli, Command, Config, StoreChoice};
 use grid_watch::GridWatch;
 use ingest::{IngestConfig, MqttIngest, Observers, Presences, RejectedRing};
@@ -49,6 +53,8 @@ pub struct AppState {
     pub presences: Arc<Presences>,
     /// The grid watch the ingest feeds; its events are in the store.
     pub grid: Arc<GridWatch>,
+    /// The alert rules and their outbox (set by [`run`]; none in tests that make no server).
+    pub alerts: Option<Arc<Alerts>>,
     /// The per-client limit on `/api/*`; `None` when turned off.
     pub limiter: Option<Arc<http::limits::RateLimiter>>,
 }
@@ -78,6 +84,7 @@ impl AppState {
                 EventRules::of(config_area, f64::from(config_nominal)),
                 ogm_grid::DEFAULT_ROCOF_WINDOW_US,
             )),
+            alerts: None,
         }
     }
 }
@@ -182,12 +189,39 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let nominal_hz = f64::from(config.nominal_hz);
+    let rules = match &config.alerts_file {
+        Some(path) => alerts::rules::Rules::load(path, config.grid_area, nominal_hz)
+            .map_err(|e| anyhow::anyhow!("the alerts file: {e}"))?,
+        None => alerts::rules::Rules::default(),
+    };
     let listener = TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding {}", config.http_addr))?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let store = open_store(&config, stop_rx.clone()).await?;
-    let state = AppState::new(config, store);
+    let mut state = AppState::new(config, store);
+    std::fs::create_dir_all(&state.config.data_dir)
+        .with_context(|| format!("creating {}", state.config.data_dir.display()))?;
+    let alerts = Arc::new(Alerts::open(
+        rules,
+        &state.config.data_dir,
+        nominal_hz,
+        ogm_grid::DEFAULT_ROCOF_WINDOW_US,
+    )?);
+    state.alerts = Some(alerts.clone());
+    let publisher = (state.config.home_assistant || alerts.uses_mqtt()).then(|| {
+        publisher::Publisher::start(
+            &publisher::PublisherConfig {
+                url: state.config.mqtt_url.clone(),
+                username: state.config.mqtt_username.clone(),
+                password: state.config.mqtt_password.clone(),
+                client_id: format!("{}-pub", state.config.mqtt_client_id),
+            },
+            state.metrics.clone(),
+            stop_rx.clone(),
+        )
+    });
     let ingest_config = IngestConfig {
         url: state.config.mqtt_url.clone(),
         username: state.config.mqtt_username.clone(),
@@ -208,9 +242,28 @@ pub async fn run(
             rejected: state.rejected.clone(),
             presences: state.presences.clone(),
             grid: state.grid.clone(),
+            alerts: Some(alerts.clone()),
         },
         stop_rx.clone(),
     ));
+    let alerting = tokio::spawn(alerts::run(
+        alerts.clone(),
+        state.store.clone(),
+        state.metrics.clone(),
+        publisher.as_ref().map(|(p, _)| p.clone()),
+        state.config.home_assistant,
+        stop_rx.clone(),
+    ));
+    let home_assistant = match (&publisher, state.config.home_assistant) {
+        (Some((p, _)), true) => Some(tokio::spawn(home_assistant::run(
+            state.config.home_assistant_prefix.clone(),
+            nominal_hz,
+            alerts.clone(),
+            p.clone(),
+            stop_rx.clone(),
+        ))),
+        _ => None,
+    };
     let grid = tokio::spawn(state.grid.clone().run(
         state.store.clone(),
         state.metrics.clone(),
@@ -236,6 +289,13 @@ pub async fn run(
     }
     if let Err(e) = grid.await {
         tracing::error!(error = %e, "grid watch task failed");
+    }
+    let _ = alerting.await;
+    if let Some(h) = home_assistant {
+        let _ = h.await;
+    }
+    if let Some((_, task)) = publisher {
+        let _ = task.await;
     }
     drop(deadline);
     Ok(())

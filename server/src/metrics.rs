@@ -116,6 +116,14 @@ pub struct Metrics {
     pub events_dropped: AtomicU64,
     /// Readings waiting for the grid watch's analysis (held for stragglers).
     pub event_readings_pending: AtomicU64,
+    /// Publishes the server made itself (grid summary, alerts, Home Assistant discovery).
+    pub own_publishes: AtomicU64,
+    /// Notifications delivered, failed tries, and those waiting in the outbox.
+    pub notifications_sent: AtomicU64,
+    pub notification_failures: AtomicU64,
+    pub notifications_waiting: AtomicU64,
+    /// Alerts active now.
+    pub alerts_active: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -146,6 +154,11 @@ impl Default for Metrics {
             events_unsaved: AtomicU64::new(0),
             events_dropped: AtomicU64::new(0),
             event_readings_pending: AtomicU64::new(0),
+            own_publishes: AtomicU64::new(0),
+            notifications_sent: AtomicU64::new(0),
+            notification_failures: AtomicU64::new(0),
+            notifications_waiting: AtomicU64::new(0),
+            alerts_active: AtomicU64::new(0),
         }
     }
 }
@@ -295,6 +308,36 @@ impl Metrics {
                 "gauge",
                 "Readings waiting for the grid watch's analysis (held for stragglers, or during a rewind).",
                 &self.event_readings_pending,
+            ),
+            (
+                "ogm_mqtt_own_publishes_total",
+                "counter",
+                "Publishes the server made itself (grid summary, alerts, Home Assistant).",
+                &self.own_publishes,
+            ),
+            (
+                "ogm_notifications_sent_total",
+                "counter",
+                "Alert notifications a channel took.",
+                &self.notifications_sent,
+            ),
+            (
+                "ogm_notification_failures_total",
+                "counter",
+                "Failed tries to deliver an alert notification (each is retried).",
+                &self.notification_failures,
+            ),
+            (
+                "ogm_notifications_waiting",
+                "gauge",
+                "Alert notifications waiting in the outbox.",
+                &self.notifications_waiting,
+            ),
+            (
+                "ogm_alerts_active",
+                "gauge",
+                "Alerts firing now.",
+                &self.alerts_active,
             ),
         ] {
             let _ = writeln!(

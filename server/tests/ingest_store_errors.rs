@@ -99,6 +99,7 @@ async fn a_failing_store_holds_back_acks_and_loses_nothing() {
                     EventRules::of(GridArea::default(), 50.0),
                     ogm_grid::DEFAULT_ROCOF_WINDOW_US,
                 )),
+                alerts: None,
             },
             stop_rx,
         ),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use ogm_protocol::http::{
-    Bucket, ConfigAnswer, DeviceView, EventParams, EventsAnswer, ExportParams, Field,
+    AlertsAnswer, Bucket, ConfigAnswer, DeviceView, EventParams, EventsAnswer, ExportParams, Field,
     HistoryAnswer, HistoryParams, LogParams, LogsAnswer, path,
 };
 use ogm_protocol::{DeviceId, LogEntry, LogLevel, Payload};
@@ -194,6 +194,12 @@ async fn every_route_the_page_calls_answers_the_contract() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert!(body.contains("\"error\""), "{bad}: {body}");
     }
+
+    let url = format!("{}{}", path::API, path::ALERTS);
+    let (status, body) = get(&app, &check(path::ALERTS, url)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let a = AlertsAnswer::from_json(&body).unwrap();
+    assert!(!a.enabled && a.active.is_empty(), "{body}");
 
     for route in path::PAGE_ROUTES {
         assert!(

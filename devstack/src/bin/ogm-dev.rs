@@ -76,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
         log_to_files: false,
         broker_extra_config: String::new(),
         server_env: Vec::new(),
+        sim_env: Vec::new(),
     };
     let mut stack = Stack::up(options)?;
     println!();

@@ -60,6 +60,11 @@ pub struct Config {
     #[arg(long, env = "OGM_SIM_STEP_EVERY", default_value = "15m", value_parser = parse_duration)]
     pub step_every: Duration,
 
+    /// Generator trips at set times after the start, comma-separated `<after>:<size>` such as
+    /// `20s:-250mHz` (or `-0.25Hz`): for demonstrations and tests of alerts.
+    #[arg(long, env = "OGM_SIM_STEP_AT", value_delimiter = ',', value_parser = parse_step_at)]
+    pub step_at: Vec<ScheduledStep>,
+
     /// Seed for a reproducible grid and devices; random if omitted.
     #[arg(long, env = "OGM_SIM_SEED")]
     pub seed: Option<u64>,
@@ -153,6 +158,37 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("{s:?} is not a duration such as 10, 10s, 500ms, 2m or 1h"))?;
     Duration::try_from_secs_f64(n * unit_s).map_err(|_| format!("{s:?} is not a valid duration"))
+}
+
+/// A generator trip at a set time after the start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScheduledStep {
+    pub after: Duration,
+    /// Deviation at the nadir, Hz.
+    pub size_hz: f64,
+}
+
+/// `20s:-250mHz`, `1m:-0.3Hz`, `90s:-0.2`.
+fn parse_step_at(s: &str) -> Result<ScheduledStep, String> {
+    let (after, size) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not <after>:<size>, such as 20s:-250mHz"))?;
+    let size = size.trim();
+    let size_hz = if let Some(m) = size.strip_suffix("mHz") {
+        m.trim().parse::<f64>().map(|v| v / 1000.0)
+    } else {
+        size.strip_suffix("Hz")
+            .unwrap_or(size)
+            .trim()
+            .parse::<f64>()
+    }
+    .ok()
+    .filter(|v| v.is_finite() && v.abs() <= 5.0)
+    .ok_or_else(|| format!("{size:?} is not a step size such as -250mHz (at most 5 Hz)"))?;
+    Ok(ScheduledStep {
+        after: parse_duration(after)?,
+        size_hz,
+    })
 }
 
 /// A duration that must be at least 100 ms.
@@ -264,6 +300,15 @@ mod tests {
         ] {
             assert!(parse(args).is_err(), "{args:?}");
         }
+    }
+
+    #[test]
+    fn scheduled_steps() {
+        let s = parse_step_at("20s:-250mHz").unwrap();
+        assert_eq!((s.after, s.size_hz), (Duration::from_secs(20), -0.25));
+        assert_eq!(parse_step_at("1m:-0.3Hz").unwrap().size_hz, -0.3);
+        assert!(parse_step_at("20s").is_err());
+        assert!(parse_step_at("20s:-9Hz").is_err());
     }
 
     #[test]

@@ -109,6 +109,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .collect();
     drop(events_tx);
 
+    let started = tokio::time::Instant::now();
+    let mut scheduled = config.step_at.clone();
     let mut ticks = tokio::time::interval(period);
     // A late tick is taken late, not skipped: the grid advances a fixed dt per tick, so the same
     // seed and rate always give the same sequence of frequencies.
@@ -137,6 +139,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 }
             }
             now = ticks.tick() => {
+                scheduled.retain(|s| {
+                    let due = now.saturating_duration_since(started) >= s.after;
+                    if due {
+                        grid.inject(Step::new(s.size_hz));
+                    }
+                    !due
+                });
                 let frequency = grid.advance(dt_s);
                 let steps = grid.take_new_steps();
                 for step in &steps {

@@ -8,10 +8,10 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use ogm_protocol::http::{
-    DEFAULT_EVENT_LIMIT, DEFAULT_LOG_LIMIT, DEFAULT_MAX_POINTS, DeviceView, EventDevice,
-    EventParams, EventsAnswer, ExportParams, GridEventView, HistoryAnswer, HistoryParams,
-    LogParams, LogsAnswer, MAX_EVENT_LIMIT, MAX_LOG_LIMIT, MAX_LOGS_ANSWER_BYTES, MAX_POINTS,
-    MAX_RANGE_US,
+    AlertsAnswer, DEFAULT_EVENT_LIMIT, DEFAULT_LOG_LIMIT, DEFAULT_MAX_POINTS, DeviceView,
+    EventDevice, EventParams, EventsAnswer, ExportParams, GridEventView, HistoryAnswer,
+    HistoryParams, LogParams, LogsAnswer, MAX_EVENT_LIMIT, MAX_LOG_LIMIT, MAX_LOGS_ANSWER_BYTES,
+    MAX_POINTS, MAX_RANGE_US,
 };
 use ogm_protocol::{DeviceId, DeviceState, LogLevel, Presence};
 use ogm_store::{
@@ -286,6 +286,22 @@ pub async fn events(
         })
         .collect();
     Ok(Json(EventsAnswer { events, more }))
+}
+
+/// `GET /api/alerts`: active alerts and the last resolved ones, with their deliveries.
+pub async fn alerts(State(state): State<AppState>) -> Result<Json<AlertsAnswer>, ApiError> {
+    let Some(alerts) = state.alerts.clone() else {
+        return Ok(Json(AlertsAnswer {
+            enabled: false,
+            active: Vec::new(),
+            past: Vec::new(),
+        }));
+    };
+    let answer = tokio::task::spawn_blocking(move || alerts.answer())
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?
+        .map_err(ApiError::Internal)?;
+    Ok(Json(answer))
 }
 
 /// `GET /api/export.csv`: raw measurements, streamed as they are read.

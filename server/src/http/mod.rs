@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::HISTORY, get(data::history))
         .route(paths::LOGS, get(data::logs))
         .route(paths::EVENTS, get(data::events))
+        .route(paths::ALERTS, get(data::alerts))
         .route(paths::EXPORT_CSV, get(data::export_csv));
     if config.flux_proxy {
         data = data.route(paths::FLUX, post(data::flux));

@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, watch};
 use super::budget::{BudgetLimits, Budgets};
 use super::session::{Action, Session};
 use super::{Presences, RejectedRing, classify};
+use crate::alerts::Alerts;
 use crate::grid_watch::GridWatch;
 use crate::metrics::Metrics;
 use crate::time::now_us;
@@ -148,7 +149,7 @@ impl MqttIngest {
                     session.on_suback(refused).into_iter().collect()
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) if p.topic == BROKER_PUBLISHES => {
-                    if session.on_broker_count(&p.payload) {
+                    if session.on_broker_count(&p.payload, metrics.own_publishes.load(Relaxed)) {
                         metrics.broker_published_us.store(now_us(), Relaxed);
                     }
                     continue;
@@ -286,6 +287,8 @@ pub struct Observers {
     pub presences: Arc<Presences>,
     /// Committed measurements, for the grid's events.
     pub grid: Arc<GridWatch>,
+    /// Committed measurements, for the alert rules.
+    pub alerts: Option<Arc<Alerts>>,
 }
 
 /// How much the writer takes: per batch, and per device.
@@ -309,6 +312,7 @@ async fn write_batches(
         rejected,
         presences,
         grid,
+        alerts,
     } = observers;
     let Admission {
         batch_max,
@@ -396,6 +400,9 @@ async fn write_batches(
             }
             presences.observe(&records);
             grid.observe(&records);
+            if let Some(a) = &alerts {
+                a.observe(&records);
+            }
         }
         owed.extend(batch.drain(..).map(|mut p| {
             p.payload = Default::default();

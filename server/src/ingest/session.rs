@@ -12,6 +12,8 @@ use std::time::Duration;
 
 /// The first wait after a failed connection.
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// The server's own publishes that may fall on the other side of the broker's count.
+pub const OWN_SKEW: u64 = 3;
 /// The longest wait between two connection attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -48,7 +50,7 @@ pub struct Session {
     /// SUBACKs granted since the last CONNACK.
     granted: usize,
     /// The broker's last reported count of received publishes, this connection.
-    broker_publishes: Option<u64>,
+    broker_publishes: Option<(u64, u64)>,
     backoff: Duration,
     failures: u32,
 }
@@ -98,15 +100,27 @@ impl Session {
         (self.granted == self.filters.len()).then_some(Action::Subscribed)
     }
 
-    /// The broker's count of received publishes came (`payload`, a decimal number): true when
-    /// it grew since the last one, i.e. devices are publishing.
-    pub fn on_broker_count(&mut self, payload: &[u8]) -> bool {
+    /// The broker's count of received publishes came (`payload`, a decimal number), with
+    /// `own`, how many publishes this server made itself so far (grid summary, alerts, Home
+    /// Assistant): true when the broker took more than those since the last count, i.e.
+    /// devices are publishing. The broker counts at its own moment, so a few of the server's
+    /// publishes may fall on either side of it: [`OWN_SKEW`] of them are not taken for a
+    /// device's.
+    pub fn on_broker_count(&mut self, payload: &[u8], own: u64) -> bool {
         let count = std::str::from_utf8(payload)
             .ok()
             .and_then(|t| t.trim().parse::<u64>().ok());
-        let grew =
-            matches!((self.broker_publishes, count), (Some(before), Some(now)) if now > before);
-        self.broker_publishes = count.or(self.broker_publishes);
+        let grew = match (self.broker_publishes, count) {
+            (Some((before, own_before)), Some(now)) => {
+                let own_grew = own.saturating_sub(own_before);
+                let skew = if own_grew > 0 { OWN_SKEW } else { 0 };
+                now.saturating_sub(before) > own_grew + skew
+            }
+            _ => false,
+        };
+        if let Some(now) = count {
+            self.broker_publishes = Some((now, own));
+        }
         grew
     }
 
@@ -214,15 +228,24 @@ mod tests {
     fn the_broker_count_tells_when_devices_publish() {
         let mut s = session();
         s.on_connack(false);
-        assert!(!s.on_broker_count(b"10"), "the first count is only a start");
-        assert!(s.on_broker_count(b" 12\n"));
-        assert!(!s.on_broker_count(b"12"));
         assert!(
-            !s.on_broker_count(b"not a number"),
+            !s.on_broker_count(b"10", 0),
+            "the first count is only a start"
+        );
+        assert!(s.on_broker_count(b" 12\n", 0));
+        assert!(!s.on_broker_count(b"12", 0));
+        assert!(
+            !s.on_broker_count(b"not a number", 0),
             "kept the last good count"
         );
-        assert!(s.on_broker_count(b"13"));
+        assert!(s.on_broker_count(b"13", 0));
+        // The server's own ten publishes (and a skew of a few) are not a device's.
+        assert!(!s.on_broker_count(b"26", 10));
+        assert!(s.on_broker_count(b"40", 20));
         s.on_connack(true);
-        assert!(!s.on_broker_count(b"20"), "a new connection starts again");
+        assert!(
+            !s.on_broker_count(b"50", 20),
+            "a new connection starts again"
+        );
     }
 }
