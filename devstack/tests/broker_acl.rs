@@ -728,3 +728,91 @@ async fn users_added_at_run_time_can_connect() {
         Some(ConnectReturnCode::NotAuthorized)
     );
 }
+
+/// Issue 15: the server's own topics (its status, the grid summary, alert states) and Home
+/// Assistant's discovery configs take only the server's word: neither the public credential
+/// nor a device writes there, plain or retained, over TCP or WebSocket; the dashboard reads
+/// the server's topics.
+#[tokio::test]
+async fn only_the_server_writes_its_topics_and_home_assistants() {
+    on_every_broker_and_listener(async |b, via| {
+        let ctx = format!("{:?} over {via:?}", b.main);
+        let mut watcher = MqttProbe::subscribed(
+            b.broker.ports.mqtt,
+            SERVER_USER,
+            &b.creds.server,
+            "ogm_server/#",
+        )
+        .await
+        .unwrap();
+        assert!(
+            watcher
+                .subscribe("homeassistant/#", QoS::AtLeastOnce)
+                .await
+                .unwrap(),
+            "{ctx}"
+        );
+        let mut reader = b.dashboard(via, ProbeOptions::default()).await.unwrap();
+        assert!(
+            reader
+                .subscribe("ogm_server/#", QoS::AtLeastOnce)
+                .await
+                .unwrap(),
+            "{ctx}"
+        );
+        let targets = [
+            "ogm_server/status",
+            "ogm_server/grid",
+            "ogm_server/alerts/frequency/grid",
+            "homeassistant/sensor/ogm_grid/frequency/config",
+            "homeassistant/binary_sensor/ogm_grid/alert/config",
+        ];
+        let mut dash = b.dashboard(via, ProbeOptions::default()).await.unwrap();
+        let mut dev = b
+            .as_user(via, "dev-a", &b.creds.device, "dev-a")
+            .await
+            .unwrap();
+        for topic in targets {
+            for retain in [false, true] {
+                dash.publish(topic, "forged by the dashboard", retain)
+                    .await
+                    .unwrap();
+                dev.publish(topic, "forged by a device", retain)
+                    .await
+                    .unwrap();
+            }
+        }
+        let mut server = b
+            .as_user(via, SERVER_USER, &b.creds.server, "ogm.server-pub")
+            .await
+            .unwrap();
+        server
+            .publish("ogm_server/grid", "marker", false)
+            .await
+            .unwrap();
+        let got = watcher.messages_until_payload(b"marker", T).await.unwrap();
+        assert_eq!(got.len(), 1, "{ctx}: delivered {got:?}");
+        let got = reader.messages_until_payload(b"marker", T).await.unwrap();
+        assert_eq!(got.len(), 1, "{ctx}: the dashboard got {got:?}");
+        server
+            .publish("homeassistant/sensor/ogm_grid/frequency/config", "{}", true)
+            .await
+            .unwrap();
+        // Nothing forged was retained: a new subscriber gets only the server's config.
+        let mut late = MqttProbe::subscribed(
+            b.broker.ports.mqtt,
+            SERVER_USER,
+            &b.creds.server,
+            "homeassistant/#",
+        )
+        .await
+        .unwrap();
+        let first = late.next_message(T).await.unwrap();
+        assert_eq!(first.payload, b"{}", "{ctx}: retained {first:?}");
+        assert!(
+            late.next_message(Duration::from_millis(300)).await.is_err(),
+            "{ctx}"
+        );
+    })
+    .await;
+}

@@ -36,3 +36,47 @@ fn a_bad_broker_url_stops_the_server_at_once() {
         );
     }
 }
+
+#[test]
+fn a_bad_alerts_file_stops_the_server_with_the_line_and_the_reason() {
+    let data = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[[rules]]\nname = \"f\"\nkind = \"frequency\"\nlimit_mhz = -5\n",
+            "line 2: rule \"f\": limit_mhz must be a positive number",
+        ),
+        (
+            "[channels.hook]\nkind = \"webhook\"\nurl = \"http://x\"\nsurprise = true\n",
+            "line 4: unknown field `surprise`",
+        ),
+        (
+            "[[rules]]\nname = \"s\"\nkind = \"silent\"\nafter = \"5m\"\nchannels = [\"nowhere\"]\n",
+            "no channel \"nowhere\"",
+        ),
+    ];
+    for (text, want) in cases {
+        let file = data.path().join("alerts.toml");
+        std::fs::write(&file, text).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ogm-server"))
+            .env("OGM_ALERTS_FILE", &file)
+            .env("OGM_HTTP_ADDR", "127.0.0.1:0")
+            .env("OGM_DATA_DIR", data.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = wait::until(Duration::from_secs(10), || child.try_wait().unwrap());
+        let Some(status) = status else {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the server ran with {text:?}");
+        };
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!status.success(), "{text:?}: {status}");
+        assert!(
+            stderr.contains("alerts.toml") && stderr.contains(want),
+            "{text:?}: {stderr}"
+        );
+    }
+}

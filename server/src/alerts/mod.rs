@@ -309,7 +309,8 @@ async fn evaluate(
     }
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut grid_time_at = tokio::time::Instant::now();
+    // The first a few seconds in, when the devices have been heard again.
+    let mut grid_time_at = tokio::time::Instant::now() + Duration::from_secs(5);
     let mut active_ids = std::collections::BTreeMap::new();
     let mut unrecorded: Vec<Transition> = Vec::new();
     loop {

@@ -182,9 +182,25 @@ impl Rules {
         dir: Option<&Path>,
     ) -> Result<Self, String> {
         let file: File = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            // A tagged table's errors point at the table; an unknown field is on its own line.
+            let field = e
+                .message()
+                .split_once("unknown field `")
+                .and_then(|(_, rest)| rest.split_once('`'))
+                .map(|(name, _)| name);
+            let field_line = field.and_then(|name| {
+                text.lines()
+                    .position(|l| {
+                        l.trim_start()
+                            .strip_prefix(name)
+                            .is_some_and(|r| r.trim_start().starts_with('='))
+                    })
+                    .map(|i| i + 1)
+            });
+            let line = field_line.or_else(|| {
+                e.span()
+                    .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+            });
             match line {
                 Some(line) => format!("line {line}: {}", e.message()),
                 None => e.message().to_owned(),
