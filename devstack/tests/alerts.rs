@@ -10,8 +10,11 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use ogm_devstack::page::{attr, count, shot};
 use ogm_devstack::receivers::{HttpReceiver, SmtpServer};
-use ogm_devstack::{DASHBOARD_USER, MqttProbe, Stack, StackOptions, free_port, http_get, wait};
+use ogm_devstack::{
+    Browser, DASHBOARD_USER, MqttProbe, Stack, StackOptions, free_port, http_get, wait,
+};
 use ogm_protocol::http::{AlertNotice, AlertsAnswer};
 
 fn alerts(stack: &Stack) -> AlertsAnswer {
@@ -207,6 +210,44 @@ channels = ["hook"]
     let silent = fired.iter().find(|n| n.rule == "silent").unwrap();
     assert_eq!(silent.subject, "sim-02");
     assert!(silent.extreme >= 8.0, "{silent:?}");
+    // The banner on the kiosk, and the history on the insight page.
+    let browser = Browser::start(1280, 720).await.unwrap();
+    browser
+        .goto(&format!("{}/?kiosk&view=insight", stack.http_url()))
+        .await
+        .unwrap();
+    let banner = "#alert-banner li[data-rule=\"silent\"][data-subject=\"sim-02\"]";
+    let long = Duration::from_secs(30);
+    ogm_devstack::page::wait(
+        &browser,
+        "the alert banner",
+        &format!("{} === 1", count(banner)),
+        long,
+    )
+    .await;
+    shot(&browser, "alert-banner-kiosk").await;
+    browser
+        .goto(&format!("{}/?view=insight", stack.http_url()))
+        .await
+        .unwrap();
+    let rows = "#alert-history tbody tr";
+    ogm_devstack::page::wait(
+        &browser,
+        "the alert history",
+        &format!("{} === 2", count(rows)),
+        long,
+    )
+    .await;
+    let first = browser
+        .js(&attr("#alert-history tbody tr", "data-active"))
+        .await
+        .unwrap();
+    assert_eq!(first, "true", "the active alert first");
+    browser
+        .run("document.querySelector('#alert-history')?.scrollIntoView({block: 'center'})")
+        .await
+        .unwrap();
+    shot(&browser, "alert-history").await;
     stack.restart_sim().unwrap();
     wait::until_async(Duration::from_secs(60), || async {
         notices(&hook)
@@ -216,6 +257,15 @@ channels = ["hook"]
     })
     .await
     .unwrap_or_else(|| panic!("the deadman alert did not resolve: {:?}", alerts(&stack)));
+    // Resolved: the banner goes (at the page's next ask).
+    ogm_devstack::page::wait(
+        &browser,
+        "the banner gone",
+        &format!("{} === 0", count("#alert-banner")),
+        long,
+    )
+    .await;
+    browser.close().await.unwrap();
     let frequency_on_hook = notices(&hook)
         .iter()
         .filter(|n| n.rule == "frequency")

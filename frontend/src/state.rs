@@ -17,7 +17,7 @@ use crate::figures::Figures;
 use crate::logs::LogLine;
 use crate::mqtt_link::LinkState;
 use crate::route::Route;
-use crate::wire::Field;
+use crate::wire::{AlertsAnswer, Field};
 
 /// What the connection indicator shows.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,6 +110,8 @@ pub(crate) struct Ui {
     pub live_facts: RwSignal<ChartFacts>,
     /// What the live charts show: a line per device, or their crowd.
     pub live_shown: RwSignal<LiveShown>,
+    /// The server's alerts, as last asked (None until the first answer).
+    pub alerts: RwSignal<Option<AlertsAnswer>>,
 }
 
 impl Ui {
@@ -134,6 +136,7 @@ impl Ui {
             insight_state: RwSignal::new(LoadState::Loading),
             live_facts: RwSignal::new(ChartFacts::default()),
             live_shown: RwSignal::new(LiveShown::default()),
+            alerts: RwSignal::new(None),
         }
     }
 

@@ -7,8 +7,8 @@
 
 use ogm_grid::{GridEvent, Source};
 pub use ogm_protocol::http::{
-    ConfigAnswer, DeviceView, ErrorAnswer, EventParams, EventsAnswer, ExportParams, Field,
-    GridEventView, HistoryParams, LogParams, LogRow, LogsAnswer, path,
+    AlertView, AlertsAnswer, ConfigAnswer, DeviceView, ErrorAnswer, EventParams, EventsAnswer,
+    ExportParams, Field, GridEventView, HistoryParams, LogParams, LogRow, LogsAnswer, path,
 };
 
 use crate::series::Sample;

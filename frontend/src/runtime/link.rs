@@ -54,6 +54,7 @@ pub(super) async fn boot() {
     };
     start(config);
     spawn_local(load_devices());
+    spawn_local(super::alerts::poll());
 }
 
 fn start(config: ConfigAnswer) {

@@ -18,6 +18,7 @@
 //! `await`. Views register their canvases and pages on mount and remove them on cleanup, so
 //! nothing outlives the view that needed it.
 
+mod alerts;
 pub(crate) mod commands;
 mod frame;
 mod history;

@@ -204,6 +204,7 @@ pub(crate) fn InsightView() -> impl IntoView {
                 </div>
             </div>
             <Events />
+            <super::AlertHistory />
         </section>
     }
 }

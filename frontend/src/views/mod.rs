@@ -7,6 +7,7 @@
 //! The DOM is a contract with the browser tests: ids and `data-*` attributes carry the figures
 //! in machine-readable form next to the text a person reads.
 
+mod alerts;
 mod device;
 mod devices;
 mod insight;
@@ -25,6 +26,7 @@ use crate::runtime::commands::{self, navigate};
 use crate::state::{Conn, LoadState, Ui, ui};
 use ogm_protocol::DeviceId;
 
+pub(crate) use alerts::AlertHistory;
 pub(crate) use device::DevicePage;
 pub(crate) use devices::DevicesView;
 pub(crate) use insight::InsightView;
@@ -59,6 +61,7 @@ pub(crate) fn Shell() -> impl IntoView {
             </Show>
         </header>
         <ConfigError conn=ui.conn />
+        <alerts::AlertBanner />
         <main id="view" data-view=move || view_kind.get().as_str()>
             {move || match view_kind.get() {
                 View::Overview => view! { <Overview /> }.into_any(),

@@ -196,7 +196,7 @@ impl Alerts {
                 "Grid time deviation {x:+.1} s over the last 24 h; the limit is ±{limit_s} s."
             ),
             Kind::Silent { after, .. } => format!(
-                "{} sent no measurement for {x:.0} s (the limit is {} s).",
+                "{} sent no measurement for {x:.1} s (the limit is {} s).",
                 t.subject.as_str(),
                 after.as_secs()
             ),
