@@ -4,6 +4,8 @@
 //! every message was stored exactly once, and the server's peak RSS.
 //!
 //! `cargo run --release -p ogm-devstack --bin ogm-bench-ingest -- --messages 1000000 --devices 100`
+//! (add `--alerts deploy/alerts.example.toml --home-assistant` for the server watching the grid:
+//! every rule evaluated, Home Assistant's summary published)
 //! (build `ogm-server` in the same profile first: `cargo build --release -p ogm-server`).
 
 use std::process::{Command, Stdio};
@@ -25,6 +27,13 @@ struct Args {
     /// Publishing devices (each its own MQTT connection).
     #[arg(long, default_value_t = 100)]
     devices: u64,
+    /// An alert rules file for the server (e.g. deploy/alerts.example.toml): the ingest with
+    /// every rule evaluated on every measurement.
+    #[arg(long)]
+    alerts: Option<std::path::PathBuf>,
+    /// Home Assistant discovery and the grid summary on.
+    #[arg(long)]
+    home_assistant: bool,
 }
 
 fn metric(url: &str, name: &str) -> u64 {
@@ -57,6 +66,24 @@ async fn main() -> anyhow::Result<()> {
     let password = "bench-pw".to_owned();
     let ids: Vec<String> = (0..args.devices).map(|i| format!("bench-{i:03}")).collect();
     options.extra_devices = ids.iter().map(|i| (i.clone(), password.clone())).collect();
+    if let Some(rules) = &args.alerts {
+        let rules = std::fs::canonicalize(rules)?;
+        options
+            .server_env
+            .push(("OGM_ALERTS_FILE".into(), rules.display().to_string()));
+    }
+    if args.home_assistant {
+        options
+            .server_env
+            .push(("OGM_HOME_ASSISTANT".into(), "true".into()));
+    }
+    println!(
+        "server: event watch on; alert rules {}; Home Assistant {}",
+        args.alerts
+            .as_ref()
+            .map_or("none".to_owned(), |p| p.display().to_string()),
+        if args.home_assistant { "on" } else { "off" }
+    );
     let stack = Stack::up(options)?;
     let url = stack.http_url();
     let port = stack.broker.ports.mqtt;
