@@ -206,8 +206,15 @@ async fn a_page_opened_after_the_event_lists_it_with_the_servers_figures() {
         .await
         .unwrap();
     assert_eq!(rows, 1, "one grid event, not one per device or per source");
+    ogm_devstack::page::wait(
+        &browser,
+        "the event shaded on the range chart",
+        "document.querySelector('#deviation-range-chart')?.dataset.marks === '1'",
+        long,
+    )
+    .await;
     browser
-        .run("document.querySelector('#events')?.scrollIntoView({block: 'center'})")
+        .run("document.querySelector('#deviation-range-chart')?.scrollIntoView({block: 'start'})")
         .await
         .unwrap();
     shot(&browser, "events-from-the-server").await;

@@ -21,6 +21,46 @@ pub fn finish_deviation_chart(spec: &mut ChartSpec, values: Vec<f64>, bands: &Ba
     add_band_marks(spec, bands);
 }
 
+/// What a span mark stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkKind {
+    /// A grid event (excursion or RoCoF alarm).
+    Event,
+    /// An alert of the server's rules.
+    Alert,
+}
+
+/// Shades each span (µs) that falls in the chart, events amber and alerts red, behind the
+/// data, at least 0.3 % of the chart wide so a short one still shows. Call it once the y range
+/// is set. Returns how many it shaded.
+pub fn add_span_marks(spec: &mut ChartSpec, spans: &[(i64, i64, MarkKind)]) -> usize {
+    let (lo, hi) = (spec.y_min, spec.y_max);
+    let t0 = spec.end_us - (spec.span_s * 1e6) as i64;
+    let mut shown = 0;
+    for &(start, end, kind) in spans {
+        let end = end.max(start);
+        if end < t0 || start > spec.end_us {
+            continue;
+        }
+        let x0 = spec.x(start.max(t0));
+        let x1 = spec.x(end.min(spec.end_us)).max(x0 + spec.span_s * 0.003);
+        let (color, alpha) = match kind {
+            MarkKind::Event => (AMBER, 0.22),
+            MarkKind::Alert => (RED, 0.16),
+        };
+        spec.fills.insert(
+            0,
+            Fill {
+                color,
+                alpha,
+                polygon: vec![(x0, hi), (x1, hi), (x1, lo), (x0, lo)],
+            },
+        );
+        shown += 1;
+    }
+    shown
+}
+
 /// The dead band shaded, the band limits as labelled rules.
 pub fn add_band_marks(spec: &mut ChartSpec, b: &Bands) {
     let (x0, x1) = (-spec.span_s, 0.0);
@@ -85,6 +125,38 @@ pub struct AxisRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_in_the_chart_are_shaded_and_those_outside_are_not() {
+        let s = 1_000_000;
+        let mut spec = ChartSpec::new(100 * s, 200 * s, crate::chart::XLabels::Relative);
+        spec.y_min = -250.0;
+        spec.y_max = 250.0;
+        let n = add_span_marks(
+            &mut spec,
+            &[
+                (150 * s, 160 * s, MarkKind::Event),
+                (190 * s, 190 * s, MarkKind::Alert),
+                (10 * s, 20 * s, MarkKind::Event),
+                (195 * s, 400 * s, MarkKind::Alert),
+            ],
+        );
+        assert_eq!(n, 3);
+        let event = &spec.fills[2];
+        assert_eq!(
+            event.polygon,
+            vec![
+                (-50.0, 250.0),
+                (-40.0, 250.0),
+                (-40.0, -250.0),
+                (-50.0, -250.0)
+            ]
+        );
+        // An instant is still a sliver; one past the right edge is cut there.
+        let instant = &spec.fills[1];
+        assert!((instant.polygon[1].0 - instant.polygon[0].0 - 0.3).abs() < 1e-9);
+        assert_eq!(spec.fills[0].polygon[1].0, 0.0);
+    }
     use crate::chart::XLabels;
     use ogm_grid::GridArea;
 

@@ -435,8 +435,33 @@ fn draw_device_page(rt: &mut Runtime, now_us: i64) {
     }
 }
 
+/// The grid events on the page and the server's alerts about the grid, as spans to shade.
+fn span_marks(rt: &Runtime, now_us: i64) -> Vec<(i64, i64, chart::MarkKind)> {
+    let mut spans: Vec<(i64, i64, chart::MarkKind)> = rt.ui.events.with_untracked(|es| {
+        es.iter()
+            .map(|e| {
+                (
+                    e.start_us,
+                    e.end_us.unwrap_or(e.last_us),
+                    chart::MarkKind::Event,
+                )
+            })
+            .collect()
+    });
+    rt.ui.alerts.with_untracked(|a| {
+        for alert in a.iter().flat_map(|a| a.active.iter().chain(&a.past)) {
+            if alert.subject == "grid" {
+                let end = alert.resolved_us.unwrap_or(now_us);
+                spans.push((alert.started_us, end, chart::MarkKind::Alert));
+            }
+        }
+    });
+    spans
+}
+
 fn draw_insight(rt: &mut Runtime, now_us: i64) {
     let bands = rt.bands();
+    let spans = span_marks(rt, now_us);
     let to_mhz = |c: chart::Column| chart::Column {
         t: c.t,
         min: bands.deviation_mhz(c.min),
@@ -453,7 +478,9 @@ fn draw_insight(rt: &mut Runtime, now_us: i64) {
         drop(traces);
         rt.pages.canvases.crowd = crowd;
         chart::finish_deviation_chart(&mut spec, values, &bands);
+        let marks = chart::add_span_marks(&mut spec, &spans);
         chart::draw(&canvas, &spec);
+        let _ = canvas.set_attribute("data-marks", &marks.to_string());
         if rt.ui.live_shown.with_untracked(|s| *s != shown) {
             rt.ui.live_shown.set(shown);
         }
@@ -476,7 +503,9 @@ fn draw_insight(rt: &mut Runtime, now_us: i64) {
         let values: Vec<f64> = segs.iter().flatten().flat_map(|c| [c.min, c.max]).collect();
         spec.add_envelope(&segs, chart::color_of(&page.device), |v| v);
         chart::finish_deviation_chart(&mut spec, values, &bands);
+        let marks = chart::add_span_marks(&mut spec, &spans);
         chart::draw(canvas, &spec);
+        let _ = canvas.set_attribute("data-marks", &marks.to_string());
     }
 }
 
