@@ -115,6 +115,30 @@ pub(crate) fn log_rows(sections: &[Section]) -> Vec<LogRow> {
     rows
 }
 
+/// Stored device events from the pivoted rows of [`crate::flux::events`], newest first.
+pub(crate) fn stored_events(sections: &[Section]) -> Vec<ogm_store::StoredEvent> {
+    let int = |r: &crate::annotated_csv::Row<'_>, name: &str| {
+        r.text(name).and_then(|v| v.parse::<i64>().ok())
+    };
+    let mut out: Vec<ogm_store::StoredEvent> = sections
+        .iter()
+        .flat_map(Section::rows)
+        .filter_map(|r| {
+            Some(ogm_store::StoredEvent {
+                device_id: DeviceId::new(r.text("device_id")?).ok()?,
+                start_us: us(r.time_ns("_time")?),
+                end_us: int(&r, "end_us"),
+                last_us: int(&r, "last_us")?,
+                extreme_hz: r.f64("extreme_hz").filter(|f| f.is_finite())?,
+                rocof: r.f64("rocof").filter(|f| f.is_finite()),
+                frequency: r.text("frequency") == Some("true"),
+            })
+        })
+        .collect();
+    out.sort_by_key(|e| std::cmp::Reverse(e.start_us));
+    out
+}
+
 /// Device summaries, by device id, from the newest point of each field of each series.
 pub(crate) fn device_summaries(sections: &[Section]) -> Vec<DeviceSummary> {
     /// The newest (time ns, value) per (measurement, field).

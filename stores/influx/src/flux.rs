@@ -168,6 +168,35 @@ pub fn logs(bucket: &str, q: &LogQuery) -> String {
     out
 }
 
+/// The longest device event [`events`] finds when it began before the range.
+pub const MAX_EVENT_SPAN_US: i64 = 86_400_000_000;
+
+/// Device events overlapping the range (begun before `stop`, not ended before `start`),
+/// newest start first.
+pub fn events(bucket: &str, q: &ogm_store::EventQuery) -> String {
+    let device = q
+        .device_id
+        .as_ref()
+        .map(|d| format!(" and r.device_id == {}", string_literal(d.as_str())))
+        .unwrap_or_default();
+    format!(
+        "from(bucket: {bucket})\n  \
+         |> range(start: {start}, stop: {stop})\n  \
+         |> filter(fn: (r) => r._measurement == {m}{device})\n  \
+         |> pivot(rowKey: [\"_time\"], columnKey: [\"_field\"], valueColumn: \"_value\")\n  \
+         |> filter(fn: (r) => not exists r.end_us or r.end_us >= {from})\n  \
+         |> group()\n  \
+         |> sort(columns: [\"_time\"], desc: true)\n  \
+         |> limit(n: {limit})\n",
+        bucket = string_literal(bucket),
+        start = time_literal_us(q.start_us.saturating_sub(MAX_EVENT_SPAN_US)),
+        stop = time_literal_us(q.stop_us),
+        m = string_literal(crate::line_protocol::GRID_EVENTS),
+        from = q.start_us,
+        limit = q.limit,
+    )
+}
+
 /// How far back [`devices`] looks.
 pub const DEVICES_RANGE: &str = "-30d";
 

@@ -53,6 +53,7 @@ pub(crate) struct Http {
     org: String,
     bucket: String,
     read_auth: Option<String>,
+    write_auth: Option<String>,
     /// Whether queries go with a read token of their own, not the write token.
     separate_read_token: bool,
 }
@@ -83,6 +84,7 @@ impl Http {
             org: config.org.clone(),
             bucket: config.bucket.clone(),
             read_auth: (!read_token.is_empty()).then(|| format!("Token {read_token}")),
+            write_auth: (!config.token.is_empty()).then(|| format!("Token {}", config.token)),
             separate_read_token,
         })
     }
@@ -114,6 +116,53 @@ impl Http {
             Err(RequestError::Http { status, text }) => Err(classify_write(status, &text)),
             Err(e) => Err(WriteError::Unavailable(e.to_string())),
         }
+    }
+
+    /// Deletes the points of `measurement` with tag `device_id` from `start_ns` to `stop_ns`
+    /// (`POST /api/v2/delete`, with the write token).
+    pub(crate) async fn delete(
+        &self,
+        measurement: &str,
+        device_id: &str,
+        start_ns: i64,
+        stop_ns: i64,
+    ) -> Result<(), StoreError> {
+        let mut url = self.url("/api/v2/delete");
+        url.query_pairs_mut()
+            .append_pair("org", &self.org)
+            .append_pair("bucket", &self.bucket);
+        let rfc3339 = |ns: i64| {
+            chrono::DateTime::from_timestamp_nanos(ns)
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+        };
+        let body = serde_json::json!({
+            "start": rfc3339(start_ns),
+            "stop": rfc3339(stop_ns),
+            "predicate": format!("_measurement=\"{measurement}\" AND device_id=\"{device_id}\""),
+        });
+        let mut request = self
+            .http
+            .post(url)
+            .timeout(WRITE_TIMEOUT)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        if let Some(auth) = &self.write_auth {
+            request = request.header(reqwest::header::AUTHORIZATION, auth);
+        }
+        let response = request.send().await.map_err(|e| {
+            StoreError::Unavailable(ogm_store::Cause::new(format!("InfluxDB delete: {e}"), e))
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = read_limited(response, MAX_ERROR_BYTES)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        Err(StoreError::Unavailable(
+            format!("InfluxDB delete: HTTP {status} {text}").into(),
+        ))
     }
 
     /// Whether `GET /health` answers 200.

@@ -38,6 +38,6 @@ mod store;
 pub mod tokens;
 
 pub use config::{DEFAULT_BUCKET, FluxLimits, InfluxConfig, default_host};
-pub use line_protocol::encode;
+pub use line_protocol::{encode, encode_events};
 pub use spool::REJECTED_DIR;
 pub use store::InfluxStore;

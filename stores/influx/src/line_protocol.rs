@@ -97,6 +97,40 @@ pub fn encode(records: &[Record], host: &str, out: &mut String) {
     }
 }
 
+/// The measurement of the server's device events (issue 15), in the seed's tag conventions.
+pub const GRID_EVENTS: &str = "grid_events";
+
+/// Appends one line per device event to `out`: measurement `grid_events`, tags `device_id` and
+/// `host`, fields `last_us`, `extreme_hz`, `frequency`, and `end_us` and `rocof` when known,
+/// at the event's start (µs). The same event saved again (grown, closed) lands on the same
+/// point and overwrites its fields.
+pub fn encode_events(events: &[ogm_store::StoredEvent], host: &str, out: &mut String) {
+    for e in events.iter().filter(|e| e.extreme_hz.is_finite()) {
+        escape_measurement(GRID_EVENTS, out);
+        for (key, value) in [("device_id", e.device_id.as_str()), ("host", host)] {
+            if value.is_empty() {
+                continue;
+            }
+            out.push(',');
+            escape_key(key, out);
+            out.push('=');
+            escape_key(value, out);
+        }
+        out.push(' ');
+        let mut f = Fields { out, n: 0 };
+        f.int("last_us", e.last_us);
+        f.float("extreme_hz", e.extreme_hz);
+        f.bool("frequency", e.frequency);
+        if let Some(end) = e.end_us {
+            f.int("end_us", end);
+        }
+        if let Some(r) = e.rocof {
+            f.float("rocof", r);
+        }
+        let _ = writeln!(out, " {}", e.start_us);
+    }
+}
+
 /// Writes `key=value` pairs separated by commas; counts them.
 struct Fields<'a> {
     out: &'a mut String,
@@ -358,6 +392,37 @@ mod tests {
         encode(&[rec(all_bad), rec(log("ok"))], "h", &mut out);
         assert!(out.starts_with("device_logs,"), "{out}");
         assert_eq!(out.lines().count(), 1);
+    }
+
+    #[test]
+    fn device_events_are_points_at_their_start() {
+        let e = ogm_store::StoredEvent {
+            device_id: ogm_protocol::DeviceId::new("dev-1").unwrap(),
+            start_us: 1_700_000_000_000_000,
+            end_us: None,
+            last_us: 1_700_000_002_000_000,
+            extreme_hz: 49.75,
+            rocof: Some(-0.25),
+            frequency: true,
+        };
+        let mut out = String::new();
+        encode_events(
+            &[
+                e.clone(),
+                ogm_store::StoredEvent {
+                    end_us: Some(1_700_000_003_000_000),
+                    rocof: None,
+                    ..e
+                },
+            ],
+            "h",
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            "grid_events,device_id=dev-1,host=h last_us=1700000002000000i,extreme_hz=49.75,frequency=true,rocof=-0.25 1700000000000000\n\
+             grid_events,device_id=dev-1,host=h last_us=1700000002000000i,extreme_hz=49.75,frequency=true,end_us=1700000003000000i 1700000000000000\n"
+        );
     }
 
     #[test]

@@ -23,10 +23,11 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ogm_protocol::Measurement;
+use ogm_protocol::{DeviceId, Measurement};
 use ogm_store::{
-    DeviceSummary, ExportQuery, ExportStream, FluxStream, History, HistoryQuery, LogQuery, LogRow,
-    Record, Store, StoreError, StoreKind, WriteOutcome, bucket_interval_us,
+    DeviceSummary, EventQuery, ExportQuery, ExportStream, FluxStream, History, HistoryQuery,
+    LogQuery, LogRow, Record, Store, StoreError, StoreKind, StoredEvent, WriteOutcome,
+    bucket_interval_us,
 };
 use tokio::sync::{Mutex, Notify, mpsc};
 
@@ -263,6 +264,53 @@ impl Store for InfluxStore {
         let mut rows = answers::log_rows(&sections);
         ogm_store::keep_newest(&mut rows, query.limit, query.max_bytes);
         Ok(rows)
+    }
+
+    /// Device events go straight to InfluxDB (no spool): when it cannot take them, the server's
+    /// grid watch keeps them and saves them again.
+    async fn save_events(
+        &self,
+        replace_from: Option<(DeviceId, i64)>,
+        events: Vec<StoredEvent>,
+    ) -> Result<(), StoreError> {
+        if let Some((device, from_us)) = &replace_from {
+            let far = i64::MAX / 2;
+            self.inner
+                .http
+                .delete(
+                    line_protocol::GRID_EVENTS,
+                    device.as_str(),
+                    from_us.saturating_mul(1000),
+                    far,
+                )
+                .await?;
+        }
+        let mut text = String::new();
+        line_protocol::encode_events(&events, &self.inner.host, &mut text);
+        if text.is_empty() {
+            return Ok(());
+        }
+        self.inner
+            .http
+            .write(text.into_bytes())
+            .await
+            .map_err(|e| match e {
+                WriteError::Rejected(m) | WriteError::Unavailable(m) => {
+                    StoreError::Unavailable(format!("InfluxDB event write: {m}").into())
+                }
+            })
+    }
+
+    async fn events(&self, query: EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        if query.limit == 0 || query.start_us >= query.stop_us {
+            return Ok(Vec::new());
+        }
+        let sections = self
+            .query_sections(&flux::events(&self.inner.bucket, &query))
+            .await?;
+        let mut events = answers::stored_events(&sections);
+        events.truncate(query.limit as usize);
+        Ok(events)
     }
 
     async fn devices(&self) -> Result<Vec<DeviceSummary>, StoreError> {

@@ -23,7 +23,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ogm_protocol::{DeviceId, LogEntry, LogLevel, Measurement, Payload};
-use ogm_store::{ExportQuery, Field, HistoryQuery, LogQuery, Record, Store, StoreError};
+use ogm_store::{
+    EventQuery, ExportQuery, Field, HistoryQuery, LogQuery, Record, Store, StoreError, StoredEvent,
+};
 use ogm_store_influx::annotated_csv::{self, CsvError};
 use ogm_store_influx::{FluxLimits, InfluxConfig, InfluxStore};
 use support::{Served, authorization, flux_parser, free_addr};
@@ -68,6 +70,8 @@ struct StandInState {
     /// `POST /api/v2/query/ast` requests: (Authorization, query).
     parsed: Mutex<Vec<(Option<String>, String)>>,
     responder: Mutex<Responder>,
+    /// `POST /api/v2/delete` requests: (query parameters, Authorization, body).
+    deleted: Mutex<Vec<(HashMap<String, String>, Option<String>, serde_json::Value)>>,
     stall: AtomicU8,
     /// A stalled answer's body was dropped: the client went away.
     stalled_answer_dropped: Arc<AtomicBool>,
@@ -188,6 +192,20 @@ async fn ast_route(
     }
 }
 
+async fn delete_route(
+    State(s): State<Arc<StandInState>>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: String,
+) -> StatusCode {
+    let json = serde_json::from_str(&body).unwrap_or_default();
+    s.deleted
+        .lock()
+        .unwrap()
+        .push((params, auth(&headers), json));
+    StatusCode::NO_CONTENT
+}
+
 async fn health_route(State(s): State<Arc<StandInState>>) -> (StatusCode, String) {
     let status = s.health_status.load(Ordering::SeqCst);
     let word = if status == 200 { "pass" } else { "fail" };
@@ -211,6 +229,7 @@ impl StandIn {
             queries: Mutex::new(Vec::new()),
             parsed: Mutex::new(Vec::new()),
             responder: Mutex::new(Box::new(|_| (200, String::new()))),
+            deleted: Mutex::new(Vec::new()),
             stall: AtomicU8::new(ANSWER),
             stalled_answer_dropped: Arc::default(),
         });
@@ -218,6 +237,7 @@ impl StandIn {
             .route("/api/v2/write", post(write_route))
             .route("/api/v2/query", post(query_route))
             .route("/api/v2/query/ast", post(ast_route))
+            .route("/api/v2/delete", post(delete_route))
             .route("/health", get(health_route))
             .with_state(state.clone());
         Self {
@@ -1045,4 +1065,96 @@ async fn open_needs_no_influxdb_and_checks_its_config_influxdb2_stand_in() {
     let store = InfluxStore::open(config(&format!("http://{}", free_addr()), dir.path())).unwrap();
     store.write(batch(0)).await.unwrap();
     assert_eq!(spool_files(dir.path()), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_events_are_written_replaced_and_read_back_influxdb2_stand_in() {
+    let s = StandIn::start().await;
+    s.respond(|flux| {
+        if !flux.contains("\"grid_events\"") {
+            return (500, String::new());
+        }
+        // After pivot(): one row per event, its fields as columns (end_us absent while open).
+        (
+            200,
+            "#datatype,string,long,dateTime:RFC3339,string,string,string,double,boolean,long,long,double\r\n\
+             #group,false,false,false,false,false,false,false,false,false,false,false\r\n\
+             #default,_result,,,,,,,,,,\r\n\
+             ,result,table,_time,_measurement,device_id,host,extreme_hz,frequency,last_us,end_us,rocof\r\n\
+             ,,0,2023-12-21T01:51:00Z,grid_events,esp-1,h,49.75,true,1703123462000000,,-0.3\r\n\
+             ,,0,2023-12-21T01:50:57.5Z,grid_events,esp-2,h,50.21,true,1703123458000000,1703123459000000,\r\n\
+             ,,0,2023-12-21T01:50:57Z,grid_events,bad id!,h,50.2,true,1,2,\r\n\r\n"
+                .into(),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = InfluxStore::open(config(&s.url(), dir.path())).unwrap();
+    let event = StoredEvent {
+        device_id: device(),
+        start_us: T0,
+        end_us: None,
+        last_us: T0 + 2_000_000,
+        extreme_hz: 49.75,
+        rocof: Some(-0.3),
+        frequency: true,
+    };
+    store.save_events(None, vec![event.clone()]).await.unwrap();
+    let w = &s.accepted()[0];
+    assert_eq!(w.auth.as_deref(), Some("Token write-token"));
+    assert_eq!(w.params.get("precision").map(String::as_str), Some("us"));
+    assert_eq!(
+        w.body.trim_end(),
+        format!(
+            "grid_events,device_id=esp-1,host={HOST} last_us={}i,extreme_hz=49.75,frequency=true,rocof=-0.3 {T0}",
+            T0 + 2_000_000
+        )
+    );
+    // A rewind: the device's events from then on are deleted, then the new ones written.
+    let closed = StoredEvent {
+        end_us: Some(T0 + 3_000_000),
+        ..event
+    };
+    store
+        .save_events(Some((device(), T0 - 5_000_000)), vec![closed])
+        .await
+        .unwrap();
+    let deleted = s.state.deleted.lock().unwrap().clone();
+    assert_eq!(deleted.len(), 1);
+    let (params, auth, body) = &deleted[0];
+    assert_eq!(auth.as_deref(), Some("Token write-token"));
+    assert_eq!(
+        params.get("bucket").map(String::as_str),
+        Some("open_grid_monitor")
+    );
+    assert_eq!(
+        body["predicate"],
+        "_measurement=\"grid_events\" AND device_id=\"esp-1\""
+    );
+    assert_eq!(body["start"], "2023-12-21T01:50:51.789123000Z");
+    assert!(
+        s.accepted()[1]
+            .body
+            .contains(&format!("end_us={}i", T0 + 3_000_000))
+    );
+
+    let q = EventQuery {
+        device_id: None,
+        start_us: T0,
+        stop_us: T0 + 60_000_000,
+        limit: 10,
+    };
+    let events = store.events(q).await.unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0].device_id.as_str(), "esp-1");
+    assert_eq!((events[0].end_us, events[0].rocof), (None, Some(-0.3)));
+    assert_eq!(events[1].end_us, Some(1_703_123_459_000_000));
+    assert_eq!(events[1].start_us, 1_703_123_457_500_000);
+    let flux = s.queries()[0].flux().to_owned();
+    assert!(flux.contains(&format!("r.end_us >= {T0}")), "{flux}");
+    assert_eq!(range_start_ns(&flux), (T0 - 86_400_000_000) * 1000);
+    // The real Flux parser takes it.
+    let parsed = tokio::task::spawn_blocking(move || flux_parser::parse_text(&flux))
+        .await
+        .unwrap();
+    assert!(parsed.is_ok(), "{parsed:?}");
 }

@@ -307,6 +307,34 @@ async fn line_protocol_round_trips_through_real_influxd_1_6() {
         "a message cannot inject a point"
     );
 
+    // The server's device events: a point at the start, saved open, then again closed.
+    let open = ogm_store::StoredEvent {
+        device_id: id("esp32-a"),
+        start_us: T + 5,
+        end_us: None,
+        last_us: T + 2_000_005,
+        extreme_hz: 49.75,
+        rocof: Some(-0.3),
+        frequency: true,
+    };
+    let closed = ogm_store::StoredEvent {
+        end_us: Some(T + 3_000_005),
+        ..open.clone()
+    };
+    for e in [open, closed] {
+        let mut body = String::new();
+        ogm_store_influx::encode_events(&[e], HOST, &mut body);
+        influxd.write(&body).await;
+    }
+    let events = influxd.rows("grid_events").await;
+    assert_eq!(events.len(), 1, "saved twice, one point");
+    let cells = &events[&(T + 5, "esp32-a".to_owned())];
+    assert_eq!(cells["end_us"], (T + 3_000_005).to_string());
+    assert_eq!(cells["last_us"], (T + 2_000_005).to_string());
+    assert_eq!(float(cells, "extreme_hz"), 49.75);
+    assert_eq!(float(cells, "rocof"), -0.3);
+    assert_eq!(cells["frequency"], "true");
+
     // Field types as the seed's schema has them: floats, integers, booleans, strings.
     let types = influxd.query("SHOW FIELD KEYS").await;
     for expected in [
@@ -317,6 +345,8 @@ async fn line_protocol_round_trips_through_real_influxd_1_6() {
         "online,boolean",
         "battery,float",
         "message,string",
+        "end_us,integer",
+        "extreme_hz,float",
     ] {
         assert!(types.contains(expected), "{expected} in:\n{types}");
     }
