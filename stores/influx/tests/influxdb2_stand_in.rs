@@ -42,6 +42,9 @@ struct WriteRequest {
     body: String,
 }
 
+/// A `POST /api/v2/delete`: query parameters, Authorization, body.
+type DeleteRequest = (HashMap<String, String>, Option<String>, serde_json::Value);
+
 #[derive(Debug, Clone)]
 struct QueryRequest {
     params: HashMap<String, String>,
@@ -71,7 +74,7 @@ struct StandInState {
     parsed: Mutex<Vec<(Option<String>, String)>>,
     responder: Mutex<Responder>,
     /// `POST /api/v2/delete` requests: (query parameters, Authorization, body).
-    deleted: Mutex<Vec<(HashMap<String, String>, Option<String>, serde_json::Value)>>,
+    deleted: Mutex<Vec<DeleteRequest>>,
     stall: AtomicU8,
     /// A stalled answer's body was dropped: the client went away.
     stalled_answer_dropped: Arc<AtomicBool>,
