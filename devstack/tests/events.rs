@@ -218,5 +218,14 @@ async fn a_page_opened_after_the_event_lists_it_with_the_servers_figures() {
         .await
         .unwrap();
     shot(&browser, "events-from-the-server").await;
+    // The device page marks it on the frequency chart too.
+    ogm_devstack::page::go(&browser, "?view=device&device=ev-e&range=1h").await;
+    ogm_devstack::page::wait(
+        &browser,
+        "the event shaded on ev-e's frequency chart",
+        "document.querySelector('#chart-frequency')?.dataset.marks === '1'",
+        long,
+    )
+    .await;
     browser.close().await.unwrap();
 }

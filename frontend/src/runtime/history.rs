@@ -328,6 +328,9 @@ pub(super) async fn load_device_field(
         interval_us: a.interval_us,
     });
     schedule_frame();
+    if report && field == Field::Frequency {
+        load_device_events(ticket, device, start, stop, seed).await;
+    }
 }
 
 /// The insight page's reference device from `start` to `stop` (`report`: the page's first
@@ -383,6 +386,28 @@ pub(super) async fn load_insight(
     if report {
         load_server_events(ticket, start, stop, seed).await;
     }
+}
+
+/// The grid events `device` saw in the device page's range, as the server recorded them, for
+/// the frequency chart's marks. Without them (a server that keeps none), no marks.
+async fn load_device_events(ticket: Ticket, device: DeviceId, start: i64, stop: i64, seed: u64) {
+    let url = EventParams::url(Some(&device), start, stop, ogm_grid::MAX_EVENTS as u32);
+    let Some(a) = get_for(ticket, &url, EventsAnswer::from_json, |_| {}, seed).await else {
+        return;
+    };
+    with_rt(|rt| {
+        if rt.tickets.is_current(ticket)
+            && let Some(page) = rt.pages.device.as_mut()
+        {
+            page.events = a
+                .events
+                .iter()
+                .map(|e| (e.start_us, e.end_us.unwrap_or(e.last_us)))
+                .collect();
+            rt.frame.chart_dirty = true;
+        }
+    });
+    schedule_frame();
 }
 
 /// The events the server recorded before the page went live (with no page open, too), in

@@ -31,6 +31,8 @@ pub(super) struct DevicePage {
     pub(super) range: TimeRange,
     /// Per field: the series and its history buckets' width, µs.
     pub(super) series: BTreeMap<Field, (Series, i64)>,
+    /// The grid events this device saw in the range, as the server recorded them.
+    pub(super) events: Vec<(i64, i64)>,
 }
 
 /// The open insight page.
@@ -185,6 +187,7 @@ pub(super) fn open_device_page(device: DeviceId, range: TimeRange) {
             device: device.clone(),
             range,
             series,
+            events: Vec::new(),
         });
         rt.frame.chart_dirty = true;
         rt.ui.field_state.set(
@@ -428,6 +431,23 @@ fn draw_device_page(rt: &mut Runtime, now_us: i64) {
             });
         }
         spec.add_envelope(&segs, chart::PALETTE[0], |v| v);
+        if *field == Field::Frequency {
+            let mut spans: Vec<(i64, i64, chart::MarkKind)> = page
+                .events
+                .iter()
+                .map(|&(a, b)| (a, b, chart::MarkKind::Event))
+                .collect();
+            rt.ui.alerts.with_untracked(|a| {
+                for alert in a.iter().flat_map(|a| a.active.iter().chain(&a.past)) {
+                    if alert.subject == "grid" || alert.subject == page.device.as_str() {
+                        let end = alert.resolved_us.unwrap_or(now_us);
+                        spans.push((alert.started_us, end, chart::MarkKind::Alert));
+                    }
+                }
+            });
+            let marks = chart::add_span_marks(&mut spec, &spans);
+            let _ = canvas.set_attribute("data-marks", &marks.to_string());
+        }
         chart::draw(canvas, &spec);
     }
     if rt.ui.field_facts.with_untracked(|f| *f != all_facts) {
