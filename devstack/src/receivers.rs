@@ -25,14 +25,26 @@ pub struct SmtpServer {
 impl SmtpServer {
     /// Starts it with its maildir and log under `dir`.
     pub fn start(dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(dir, None)
+    }
+
+    /// Starts it requiring STARTTLS with `cert` and `key` (PEM files) before any mail.
+    pub fn start_tls(dir: &Path, cert: &Path, key: &Path) -> anyhow::Result<Self> {
+        Self::start_with(dir, Some((cert, key)))
+    }
+
+    fn start_with(dir: &Path, tls: Option<(&Path, &Path)>) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let port = free_port();
         let maildir = dir.join("maildir");
         let mut cmd = Command::new(SMTP_PYTHON);
         cmd.args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir);
+            .args(["-c", "aiosmtpd.handlers.Mailbox"]);
+        if let Some((cert, key)) = tls {
+            cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
+        }
+        cmd.arg(&maildir);
         let process = ChildProcess::spawn("aiosmtpd", cmd, Some(&dir.join("smtp.log")))?;
         wait_for_port(
             SocketAddr::from(([127, 0, 0, 1], port)),

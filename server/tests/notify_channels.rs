@@ -77,6 +77,7 @@ async fn webhooks_in_every_form_and_mail_reach_real_receivers() {
         port: smtp.port,
         security: Security::None,
         credentials: None,
+        ca_pem: None,
         from: "Open Grid Monitor <alerts@example.org>".into(),
         to: vec![
             "ops@example.org".into(),
@@ -118,6 +119,7 @@ async fn webhooks_in_every_form_and_mail_reach_real_receivers() {
         port: free_port(),
         security: Security::None,
         credentials: None,
+        ca_pem: None,
         from: "a@example.org".into(),
         to: vec!["b@example.org".into()],
     };
@@ -125,4 +127,104 @@ async fn webhooks_in_every_form_and_mail_reach_real_receivers() {
     assert!(e.starts_with("SMTP 127.0.0.1:"), "{e}");
     let mqtt = senders.send(&Channel::Mqtt, &n).await.unwrap_err();
     assert!(mqtt.contains("no MQTT"), "{mqtt}");
+}
+
+/// A CA and a certificate it signed for `localhost` (openssl), as PEM files in `dir`:
+/// (CA certificate, server certificate, server key).
+fn internal_ca(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "smtp.key",
+        "-out",
+        "smtp.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "smtp.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "smtp.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("smtp.pem"),
+        dir.join("smtp.key"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_goes_over_starttls_to_a_relay_of_an_internal_ca_and_not_to_an_untrusted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = internal_ca(dir.path());
+    let smtp = SmtpServer::start_tls(&dir.path().join("smtp"), &cert, &key).unwrap();
+    let senders = Senders::new(None).unwrap();
+    let channel = |ca_pem: Option<Vec<u8>>| Channel::Email {
+        server: "localhost".into(),
+        port: smtp.port,
+        security: Security::Starttls,
+        credentials: None,
+        ca_pem,
+        from: "alerts@example.org".into(),
+        to: vec!["ops@example.org".into()],
+    };
+    // Not trusted: the public roots do not vouch for the test CA.
+    let e = senders.send(&channel(None), &notice()).await.unwrap_err();
+    assert!(e.starts_with("SMTP localhost:"), "{e}");
+    assert!(smtp.mails().is_empty());
+    // With the CA from `ca_file`: delivered over the encrypted connection.
+    let pem = std::fs::read(&ca).unwrap();
+    senders.send(&channel(Some(pem)), &notice()).await.unwrap();
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains("X-Peer") || mails[0].contains("Subject: [Open Grid Monitor]"));
 }

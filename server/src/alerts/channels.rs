@@ -7,6 +7,7 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use ogm_protocol::http::AlertNotice;
 use ogm_protocol::topic::server_alert;
@@ -43,19 +44,18 @@ impl Senders {
                 port,
                 security,
                 credentials,
+                ca_pem,
                 from,
                 to,
             } => {
-                email(
+                let smtp = Smtp {
                     server,
-                    *port,
-                    *security,
-                    credentials.as_ref(),
-                    from,
-                    to,
-                    notice,
-                )
-                .await
+                    port: *port,
+                    security: *security,
+                    credentials: credentials.as_ref(),
+                    ca_pem: ca_pem.as_deref(),
+                };
+                email(&smtp, from, to, notice).await
             }
             Channel::Mqtt => {
                 let publisher = self
@@ -114,15 +114,28 @@ impl Senders {
     }
 }
 
-async fn email(
-    server: &str,
+/// Where and how mail is sent.
+struct Smtp<'a> {
+    server: &'a str,
     port: u16,
     security: Security,
-    credentials: Option<&(String, String)>,
+    credentials: Option<&'a (String, String)>,
+    ca_pem: Option<&'a [u8]>,
+}
+
+async fn email(
+    smtp: &Smtp<'_>,
     from: &str,
     to: &[String],
     notice: &AlertNotice,
 ) -> Result<(), String> {
+    let Smtp {
+        server,
+        port,
+        security,
+        credentials,
+        ca_pem,
+    } = *smtp;
     let (title, text) = words(notice);
     let mailbox = |s: &str| s.parse::<Mailbox>().map_err(|e| format!("{s:?}: {e}"));
     let mut message = Message::builder()
@@ -136,12 +149,19 @@ async fn email(
     let message = message
         .body(format!("{text}\n\n{}\n", notice.link))
         .map_err(|e| format!("the message: {e}"))?;
+    let tls = || {
+        let mut params = TlsParameters::builder(server.to_owned());
+        if let Some(pem) = ca_pem {
+            let cert = Certificate::from_pem(pem).map_err(|e| format!("ca_file: {e}"))?;
+            params = params.add_root_certificate(cert);
+        }
+        params.build().map_err(|e| format!("TLS for {server}: {e}"))
+    };
+    let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server);
     let builder = match security {
-        Security::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(server)
-            .map_err(|e| format!("{server}: {e}"))?,
-        Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(server)
-            .map_err(|e| format!("{server}: {e}"))?,
-        Security::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server),
+        Security::Starttls => builder.tls(Tls::Required(tls()?)),
+        Security::Tls => builder.tls(Tls::Wrapper(tls()?)),
+        Security::None => builder,
     };
     let mut builder = builder.port(port).timeout(Some(TIMEOUT));
     if let Some((user, password)) = credentials {

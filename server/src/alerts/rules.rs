@@ -39,6 +39,9 @@ enum ChannelSpec {
         username: Option<String>,
         password: Option<String>,
         password_file: Option<String>,
+        /// A CA certificate (PEM) to trust besides the public ones, for a relay with a
+        /// certificate of an internal CA.
+        ca_file: Option<String>,
         from: String,
         to: Vec<String>,
     },
@@ -102,6 +105,8 @@ pub enum Channel {
         port: u16,
         security: Security,
         credentials: Option<(String, String)>,
+        /// A CA certificate (PEM) trusted besides the public roots.
+        ca_pem: Option<Vec<u8>>,
         from: String,
         to: Vec<String>,
     },
@@ -280,6 +285,7 @@ fn channel(spec: ChannelSpec, dir: Option<&Path>) -> Result<Channel, String> {
             username,
             password,
             password_file,
+            ca_file,
             from,
             to,
         } => {
@@ -316,6 +322,20 @@ fn channel(spec: ChannelSpec, dir: Option<&Path>) -> Result<Channel, String> {
                 (None, None) => None,
                 _ => return Err("username and a password go together".into()),
             };
+            let ca_pem = match ca_file {
+                None => None,
+                Some(f) => {
+                    let path = dir.map_or_else(|| f.clone().into(), |d| d.join(&f));
+                    let pem = std::fs::read(&path)
+                        .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                    lettre::transport::smtp::client::Certificate::from_pem(&pem)
+                        .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                    if security == Security::None {
+                        return Err("ca_file needs security = \"starttls\" or \"tls\"".into());
+                    }
+                    Some(pem)
+                }
+            };
             let port = port.unwrap_or(match security {
                 Security::Starttls => 587,
                 Security::Tls => 465,
@@ -326,6 +346,7 @@ fn channel(spec: ChannelSpec, dir: Option<&Path>) -> Result<Channel, String> {
                 port,
                 security,
                 credentials,
+                ca_pem,
                 from,
                 to,
             }
