@@ -3,33 +3,45 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ogm_devstack::wait;
 
+/// Starts the server with `var` set to `value` (and its data in `data`); it must exit with an
+/// error within ten seconds (a server that took the setting would run until stopped). Returns
+/// what it said on stderr.
+fn refused_at_start(data: &Path, var: &str, value: &std::ffi::OsStr, what: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ogm-server"))
+        .env(var, value)
+        .env("OGM_HTTP_ADDR", "127.0.0.1:0")
+        .env("OGM_DATA_DIR", data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait::until(Duration::from_secs(10), || child.try_wait().unwrap());
+    let Some(status) = status else {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        panic!("the server ran with {what}");
+    };
+    let out = child.wait_with_output().unwrap();
+    assert!(!status.success(), "{what}: {status}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn a_bad_broker_url_stops_the_server_at_once() {
     let data = tempfile::tempdir().unwrap();
     for bad in ["not a url", "http://broker:1883", "mqtt://broker:99999"] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ogm-server"))
-            .env("OGM_MQTT_URL", bad)
-            .env("OGM_HTTP_ADDR", "127.0.0.1:0")
-            .env("OGM_DATA_DIR", data.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // A server that took the setting would run until stopped: give it ten seconds.
-        let status = wait::until(Duration::from_secs(10), || child.try_wait().unwrap());
-        let Some(status) = status else {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("the server ran with OGM_MQTT_URL={bad:?}");
-        };
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!status.success(), "{bad:?}: {status}");
+        let stderr = refused_at_start(
+            data.path(),
+            "OGM_MQTT_URL",
+            bad.as_ref(),
+            &format!("OGM_MQTT_URL={bad:?}"),
+        );
         assert!(
             stderr.contains("--mqtt-url") && stderr.contains(&format!("{bad:?}")),
             "{bad:?}: {stderr}"
@@ -57,23 +69,7 @@ fn a_bad_alerts_file_stops_the_server_with_the_line_and_the_reason() {
     for (text, want) in cases {
         let file = data.path().join("alerts.toml");
         std::fs::write(&file, text).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ogm-server"))
-            .env("OGM_ALERTS_FILE", &file)
-            .env("OGM_HTTP_ADDR", "127.0.0.1:0")
-            .env("OGM_DATA_DIR", data.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let status = wait::until(Duration::from_secs(10), || child.try_wait().unwrap());
-        let Some(status) = status else {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("the server ran with {text:?}");
-        };
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!status.success(), "{text:?}: {status}");
+        let stderr = refused_at_start(data.path(), "OGM_ALERTS_FILE", file.as_os_str(), text);
         assert!(
             stderr.contains("alerts.toml") && stderr.contains(want),
             "{text:?}: {stderr}"

@@ -69,21 +69,15 @@ pub fn encode(records: &[Record], host: &str, out: &mut String) {
             Payload::Status(_) => DEVICE_STATUS,
             Payload::Logs(_) => DEVICE_LOGS,
         };
-        escape_measurement(measurement, out);
-        for (key, value) in [
-            ("device_id", record.device_id.as_str()),
-            ("host", host),
-            ("source", SOURCE),
-        ] {
-            if value.is_empty() {
-                continue;
-            }
-            out.push(',');
-            escape_key(key, out);
-            out.push('=');
-            escape_key(value, out);
-        }
-        out.push(' ');
+        series(
+            measurement,
+            &[
+                ("device_id", record.device_id.as_str()),
+                ("host", host),
+                ("source", SOURCE),
+            ],
+            out,
+        );
         let fields = match &record.payload {
             Payload::Measurement(m) => measurement_fields(m, out),
             Payload::Status(s) => status_fields(s, out),
@@ -106,17 +100,11 @@ pub const GRID_EVENTS: &str = "grid_events";
 /// point and overwrites its fields.
 pub fn encode_events(events: &[ogm_store::StoredEvent], host: &str, out: &mut String) {
     for e in events.iter().filter(|e| e.extreme_hz.is_finite()) {
-        escape_measurement(GRID_EVENTS, out);
-        for (key, value) in [("device_id", e.device_id.as_str()), ("host", host)] {
-            if value.is_empty() {
-                continue;
-            }
-            out.push(',');
-            escape_key(key, out);
-            out.push('=');
-            escape_key(value, out);
-        }
-        out.push(' ');
+        series(
+            GRID_EVENTS,
+            &[("device_id", e.device_id.as_str()), ("host", host)],
+            out,
+        );
         let mut f = Fields { out, n: 0 };
         f.int("last_us", e.last_us);
         f.float("extreme_hz", e.extreme_hz);
@@ -129,6 +117,18 @@ pub fn encode_events(events: &[ogm_store::StoredEvent], host: &str, out: &mut St
         }
         let _ = writeln!(out, " {}", e.start_us);
     }
+}
+
+/// A line's measurement and tags (empty values left out), and the space before its fields.
+fn series(measurement: &str, tags: &[(&str, &str)], out: &mut String) {
+    escape_measurement(measurement, out);
+    for (key, value) in tags.iter().filter(|(_, v)| !v.is_empty()) {
+        out.push(',');
+        escape_key(key, out);
+        out.push('=');
+        escape_key(value, out);
+    }
+    out.push(' ');
 }
 
 /// Writes `key=value` pairs separated by commas; counts them.
