@@ -14,6 +14,27 @@ use crate::process::{ChildProcess, free_port, wait_for_port};
 /// Debian's aiosmtpd (package `python3-aiosmtpd`), run by Debian's Python.
 const SMTP_PYTHON: &str = "/usr/bin/python3";
 
+/// aiosmtpd requiring STARTTLS and then AUTH (PLAIN or LOGIN) with one user name and password,
+/// which its command line cannot set up: `port maildir cert key user password`.
+const SMTP_AUTH_SERVER: &str = r#"
+import signal, ssl, sys
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult, LoginPassword
+port, maildir, cert, key, user, password = sys.argv[1:7]
+tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+tls.load_cert_chain(cert, key)
+def check(server, session, envelope, mechanism, data):
+    ok = isinstance(data, LoginPassword) and data.login == user.encode() and data.password == password.encode()
+    return AuthResult(success=ok, handled=False)
+c = Controller(Mailbox(maildir), hostname="127.0.0.1", port=int(port), tls_context=tls,
+               require_starttls=True, authenticator=check, auth_required=True)
+c.start()
+print("ready", flush=True)
+signal.sigwait([signal.SIGTERM, signal.SIGINT])
+c.stop()
+"#;
+
 /// An SMTP server on 127.0.0.1 that keeps every mail in a maildir.
 #[derive(Debug)]
 pub struct SmtpServer {
@@ -33,6 +54,27 @@ impl SmtpServer {
         Self::start_with(dir, Some((cert, key)))
     }
 
+    /// Starts it requiring STARTTLS with `cert` and `key`, then a login as `user` with
+    /// `password`, before any mail.
+    pub fn start_tls_auth(
+        dir: &Path,
+        cert: &Path,
+        key: &Path,
+        user: &str,
+        password: &str,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let port = free_port();
+        let maildir = dir.join("maildir");
+        let mut cmd = Command::new(SMTP_PYTHON);
+        cmd.args(["-c", SMTP_AUTH_SERVER])
+            .arg(port.to_string())
+            .arg(&maildir)
+            .args([cert, key])
+            .args([user, password]);
+        Self::spawned(dir, port, maildir, cmd)
+    }
+
     fn start_with(dir: &Path, tls: Option<(&Path, &Path)>) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let port = free_port();
@@ -45,6 +87,10 @@ impl SmtpServer {
             cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
         }
         cmd.arg(&maildir);
+        Self::spawned(dir, port, maildir, cmd)
+    }
+
+    fn spawned(dir: &Path, port: u16, maildir: PathBuf, cmd: Command) -> anyhow::Result<Self> {
         let process = ChildProcess::spawn("aiosmtpd", cmd, Some(&dir.join("smtp.log")))?;
         wait_for_port(
             SocketAddr::from(([127, 0, 0, 1], port)),

@@ -238,6 +238,20 @@ channels = ["hook"]
     )
     .await;
     shot(&browser, "alert-banner-kiosk").await;
+    // The trip's alert shaded on the overview's live chart (with the live event, if the page
+    // saw it: the trip was before the page opened, so the alert's span at least).
+    browser
+        .goto(&format!("{}/?window=30m", stack.http_url()))
+        .await
+        .unwrap();
+    ogm_devstack::page::wait(
+        &browser,
+        "the trip's alert marked on the live chart",
+        "Number(document.querySelector('#live-chart')?.dataset.marks) >= 1",
+        long,
+    )
+    .await;
+    shot(&browser, "alert-marked-overview").await;
     browser
         .goto(&format!("{}/?view=insight", stack.http_url()))
         .await

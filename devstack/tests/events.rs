@@ -168,6 +168,36 @@ async fn an_event_open_when_the_server_is_killed_is_recorded_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_left_open_by_a_device_that_never_returns_is_closed_after_a_restart() {
+    let (_dir, mut stack) = stack(&["ev-f"]);
+    let port = stack.broker.ports.mqtt;
+    let base = now_us() - 300 * S;
+    let all = readings(base, 45);
+    let mut c = MqttProbe::connect(port, "ev-f", PW).await.unwrap();
+    // Into the dip; then the board dies with the server, and never comes back.
+    publish(&mut c, "ev-f", &all[..260]).await;
+    let open = wait::until(Duration::from_secs(30), || {
+        let a = events(&stack, base);
+        (a.events.len() == 1 && a.events[0].end_us.is_none()).then(|| a.events[0].clone())
+    })
+    .unwrap_or_else(|| panic!("no open event: {:?}", events(&stack, base)));
+    drop(c);
+    stack.crash_and_restart_server().unwrap();
+    let closed = wait::until(Duration::from_secs(30), || {
+        let a = events(&stack, base);
+        (a.events.len() == 1 && a.events[0].end_us.is_some()).then(|| a.events[0].clone())
+    })
+    .unwrap_or_else(|| panic!("the event stayed open: {:?}", events(&stack, base)));
+    assert_eq!(closed.start_us, open.start_us);
+    // 25.9 s: still in the dip.
+    assert_eq!(
+        closed.end_us,
+        Some(all[259].0),
+        "closed at its last reading inside, as a silent device's event is"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_opened_after_the_event_lists_it_with_the_servers_figures() {
     let (_dir, stack) = stack(&["ev-d", "ev-e"]);
     let port = stack.broker.ports.mqtt;
@@ -218,6 +248,16 @@ async fn a_page_opened_after_the_event_lists_it_with_the_servers_figures() {
         .await
         .unwrap();
     shot(&browser, "events-from-the-server").await;
+    // The overview's live chart over the last 30 minutes marks it too, though the page was
+    // not open when it happened.
+    ogm_devstack::page::go(&browser, "?window=30m").await;
+    ogm_devstack::page::wait(
+        &browser,
+        "the event shaded on the live chart",
+        "document.querySelector('#live-chart')?.dataset.marks === '1'",
+        long,
+    )
+    .await;
     // The device page marks it on the frequency chart too.
     ogm_devstack::page::go(&browser, "?view=device&device=ev-e&range=1h").await;
     ogm_devstack::page::wait(

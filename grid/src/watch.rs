@@ -55,6 +55,23 @@ struct Stream {
     saved: Option<DeviceEvent>,
 }
 
+impl Stream {
+    /// A device first heard of (or rechecked) at `t_us`: analysed from the store first.
+    fn new(device: &DeviceId, rocof_window_us: i64, t_us: i64) -> Self {
+        Self {
+            rocof: RocofEstimator::new(rocof_window_us),
+            detector: EventDetector::new(device.clone()),
+            pending: BTreeMap::new(),
+            cursor: None,
+            newest: t_us,
+            quiet_us: 0,
+            late: Some(t_us),
+            rewinding: false,
+            saved: None,
+        }
+    }
+}
+
 /// Every device's stream and the rules that make an event.
 #[derive(Debug, Clone)]
 pub struct Watch {
@@ -101,17 +118,7 @@ impl Watch {
             if self.streams.len() >= MAX_DEVICES {
                 return;
             }
-            let stream = Stream {
-                rocof: RocofEstimator::new(self.rocof_window_us),
-                detector: EventDetector::new(device.clone()),
-                pending: BTreeMap::new(),
-                cursor: None,
-                newest: t_us,
-                quiet_us: 0,
-                late: Some(t_us),
-                rewinding: false,
-                saved: None,
-            };
+            let stream = Stream::new(device, self.rocof_window_us, t_us);
             self.streams.insert(device.clone(), stream);
         }
         let Some(s) = self.streams.get_mut(device) else {
@@ -224,6 +231,36 @@ impl Watch {
             s.rewinding = false;
         }
         events
+    }
+
+    /// Whether the watch itself follows the stored event of `device` that started at
+    /// `start_us`: it has it open, or is about to analyse the device again. Otherwise an event
+    /// stored as open was left by a run that ended, and its device has been silent since:
+    /// [`Watch::recheck`] it.
+    pub fn follows(&self, device: &DeviceId, start_us: i64) -> bool {
+        self.streams.get(device).is_some_and(|s| {
+            s.rewinding
+                || s.late.is_some()
+                || s.detector
+                    .open_event()
+                    .is_some_and(|e| e.start_us == start_us)
+        })
+    }
+
+    /// Analyse `device` again from its stored readings, from before `start_us` up to `now_us`
+    /// (a stored event open since `start_us` that no run follows). The event comes back as the
+    /// readings make it, and is closed after the rules' gap of silence like any other.
+    pub fn recheck(&mut self, device: &DeviceId, start_us: i64, now_us: i64) {
+        if let Some(s) = self.streams.get_mut(device) {
+            s.late = Some(s.late.map_or(start_us, |l| l.min(start_us)));
+            return;
+        }
+        if self.streams.len() >= MAX_DEVICES {
+            return;
+        }
+        let mut stream = Stream::new(device, self.rocof_window_us, start_us);
+        stream.cursor = Some(now_us);
+        self.streams.insert(device.clone(), stream);
     }
 
     /// The rewind could not be done (the store failed): it is asked for again at the next tick.

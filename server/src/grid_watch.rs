@@ -23,6 +23,8 @@ use crate::metrics::Metrics;
 pub const TICK: Duration = Duration::from_millis(500);
 /// Most events kept for a failing store.
 pub const MAX_UNSAVED: usize = 10_000;
+/// How often stored events left open by an earlier run are looked for.
+pub const ORPHANS_EVERY: Duration = Duration::from_secs(10);
 
 /// The watch, shared by the ingest (which feeds it) and its task (which carries it out).
 #[derive(Debug)]
@@ -63,6 +65,7 @@ impl GridWatch {
         let mut last = Instant::now();
         let mut unsaved: BTreeMap<(DeviceId, i64), StoredEvent> = BTreeMap::new();
         let mut failures = 0u32;
+        let mut orphans_due = Instant::now();
         loop {
             let stopping = tokio::select! {
                 () = crate::ingest::mqtt::stopped(&mut shutdown) => true,
@@ -92,6 +95,12 @@ impl GridWatch {
                 }
             }
             let mut result = save(&*store, &mut unsaved, &metrics).await;
+            if !stopping && orphans_due <= Instant::now() {
+                orphans_due = Instant::now() + ORPHANS_EVERY;
+                if let Err(e) = self.orphans(&*store).await {
+                    result = Err(e);
+                }
+            }
             for (device, late_us, upto_us) in rewinds {
                 metrics.event_rewinds.fetch_add(1, Relaxed);
                 match self.rewind(&*store, &device, late_us, upto_us).await {
@@ -123,6 +132,32 @@ impl GridWatch {
                 return;
             }
         }
+    }
+
+    /// Stored events still open whose device has been silent for longer than ends an event,
+    /// and which this run does not follow (left by a run that stopped while they were open,
+    /// from a device that has not come back): their devices are analysed again from the store,
+    /// so each such event gets the end its stored readings give it.
+    async fn orphans(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let max_gap = self.core().rules().max_gap_us;
+        let now = crate::time::now_us();
+        let cutoff = now - max_gap - ogm_grid::HOLD_US;
+        let open = store
+            .events(EventQuery {
+                device_id: None,
+                start_us: cutoff,
+                stop_us: cutoff + 1,
+                limit: 1000,
+            })
+            .await?;
+        let mut core = self.core();
+        for e in open {
+            if e.end_us.is_none() && e.last_us < cutoff && !core.follows(&e.device_id, e.start_us) {
+                tracing::info!(device = %e.device_id.as_str(), start_us = e.start_us, "an event left open by an earlier run: analysing its device again");
+                core.recheck(&e.device_id, e.start_us, now);
+            }
+        }
+        Ok(())
     }
 
     /// Analyses `device` again from the store; returns where the replaced events begin.

@@ -228,3 +228,51 @@ async fn mail_goes_over_starttls_to_a_relay_of_an_internal_ca_and_not_to_an_untr
     assert_eq!(mails.len(), 1);
     assert!(mails[0].contains("X-Peer") || mails[0].contains("Subject: [Open Grid Monitor]"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_logs_in_to_a_relay_that_requires_it_and_a_wrong_password_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = internal_ca(dir.path());
+    let smtp = SmtpServer::start_tls_auth(
+        &dir.path().join("smtp"),
+        &cert,
+        &key,
+        "ogm-alerts",
+        "relay-pw",
+    )
+    .unwrap();
+    let senders = Senders::new(None).unwrap();
+    let pem = std::fs::read(&ca).unwrap();
+    let channel = |credentials: Option<(&str, &str)>| Channel::Email {
+        server: "localhost".into(),
+        port: smtp.port,
+        security: Security::Starttls,
+        credentials: credentials.map(|(u, p)| (u.to_owned(), p.to_owned())),
+        ca_pem: Some(pem.clone()),
+        from: "alerts@example.org".into(),
+        to: vec!["ops@example.org".into()],
+    };
+    for refused in [
+        None,
+        Some(("ogm-alerts", "wrong")),
+        Some(("intruder", "relay-pw")),
+    ] {
+        let e = senders
+            .send(&channel(refused), &notice())
+            .await
+            .unwrap_err();
+        assert!(e.starts_with("SMTP localhost:"), "{refused:?}: {e}");
+    }
+    assert!(smtp.mails().is_empty(), "nothing through without the login");
+    senders
+        .send(&channel(Some(("ogm-alerts", "relay-pw"))), &notice())
+        .await
+        .unwrap();
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0].contains("Subject: [Open Grid Monitor]"),
+        "{}",
+        mails[0]
+    );
+}

@@ -55,6 +55,7 @@ pub(super) async fn boot() {
     start(config);
     spawn_local(load_devices());
     spawn_local(super::alerts::poll());
+    spawn_local(super::alerts::poll_window_events());
 }
 
 fn start(config: ConfigAnswer) {

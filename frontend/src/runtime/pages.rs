@@ -80,6 +80,8 @@ pub(super) struct Pages {
     pub(super) canvases: Canvases,
     /// The insight's version last shown in the event list (`u64::MAX`: show again).
     pub(super) events_shown: u64,
+    /// The grid events the server recorded in the live window, as (start, end).
+    pub(super) window_events: Vec<(i64, i64)>,
 }
 
 impl Default for Pages {
@@ -89,6 +91,7 @@ impl Default for Pages {
             insight: None,
             canvases: Canvases::default(),
             events_shown: u64::MAX,
+            window_events: Vec::new(),
         }
     }
 }
@@ -357,7 +360,8 @@ fn draw_overview(rt: &mut Runtime, now_us: i64) {
     let width = usize::try_from(canvas.client_width()).unwrap_or(0).max(1);
     let mut crowd = std::mem::take(&mut rt.pages.canvases.crowd);
     let traces = overview_traces(rt);
-    let (spec, shown) = chart::live_frequency(&traces, now_us, window, nominal, width, &mut crowd);
+    let (mut spec, shown) =
+        chart::live_frequency(&traces, now_us, window, nominal, width, &mut crowd);
     let t0 = now_us - window;
     let (gap, at) = traces
         .iter()
@@ -378,7 +382,9 @@ fn draw_overview(rt: &mut Runtime, now_us: i64) {
     };
     drop(traces);
     rt.pages.canvases.crowd = crowd;
+    let marks = chart::add_span_marks(&mut spec, &span_marks(rt, now_us));
     chart::draw(&canvas, &spec);
+    let _ = canvas.set_attribute("data-marks", &marks.to_string());
     if rt.ui.live_facts.get_untracked() != facts {
         rt.ui.live_facts.set(facts);
     }
@@ -455,7 +461,9 @@ fn draw_device_page(rt: &mut Runtime, now_us: i64) {
     }
 }
 
-/// The grid events on the page and the server's alerts about the grid, as spans to shade.
+/// The grid events on the page, the server's events in the live window that the page did not
+/// see itself (from before it opened), and the server's alerts about the grid, as spans to
+/// shade.
 fn span_marks(rt: &Runtime, now_us: i64) -> Vec<(i64, i64, chart::MarkKind)> {
     let mut spans: Vec<(i64, i64, chart::MarkKind)> = rt.ui.events.with_untracked(|es| {
         es.iter()
@@ -468,6 +476,12 @@ fn span_marks(rt: &Runtime, now_us: i64) -> Vec<(i64, i64, chart::MarkKind)> {
             })
             .collect()
     });
+    let seen = spans.clone();
+    for &(a, b) in &rt.pages.window_events {
+        if !seen.iter().any(|&(s, e, _)| s <= b && a <= e) {
+            spans.push((a, b, chart::MarkKind::Event));
+        }
+    }
     rt.ui.alerts.with_untracked(|a| {
         for alert in a.iter().flat_map(|a| a.active.iter().chain(&a.past)) {
             if alert.subject == "grid" {
