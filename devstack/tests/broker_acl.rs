@@ -798,15 +798,15 @@ async fn only_the_server_writes_its_topics_and_home_assistants() {
             .publish("homeassistant/sensor/ogm_grid/frequency/config", "{}", true)
             .await
             .unwrap();
-        // Nothing forged was retained: a new subscriber gets only the server's config.
-        let mut late = MqttProbe::subscribed(
-            b.broker.ports.mqtt,
-            SERVER_USER,
-            &b.creds.server,
-            "homeassistant/#",
-        )
-        .await
-        .unwrap();
+        // Nothing forged was retained: a new subscriber gets only the server's config. It is
+        // Home Assistant's reader, the dashboard's read-only user, over this listener.
+        let mut late = b.dashboard(via, ProbeOptions::default()).await.unwrap();
+        assert!(
+            late.subscribe("homeassistant/#", QoS::AtLeastOnce)
+                .await
+                .unwrap(),
+            "{ctx}"
+        );
         let first = late.next_message(T).await.unwrap();
         assert_eq!(first.payload, b"{}", "{ctx}: retained {first:?}");
         assert!(

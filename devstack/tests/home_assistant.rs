@@ -1,14 +1,15 @@
 //! Home Assistant through the real broker: with `OGM_HOME_ASSISTANT=true` the server keeps
 //! retained discovery configs for the grid and for each simulated device, publishes the grid
 //! summary once a second, and says `online`/`offline` on its status topic (the entities'
-//! availability), `offline` when it stops.
+//! availability), `offline` when it stops. Read as Home Assistant reads them: with the
+//! dashboard's read-only user (README, "Home Assistant").
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ogm_devstack::{MqttProbe, SERVER_USER, Stack, StackOptions};
+use ogm_devstack::{DASHBOARD_USER, MqttProbe, Stack, StackOptions};
 use rumqttc::QoS;
 use serde_json::Value;
 
@@ -19,12 +20,12 @@ async fn the_grid_and_each_device_appear_in_home_assistant() {
     options.rate_hz = 5.0;
     options.sim_trips = false;
     options.server_env = vec![("OGM_HOME_ASSISTANT".into(), "true".into())];
-    let server_pw = options.credentials.server.clone();
+    let reader_pw = options.credentials.dashboard.clone();
     let mut stack = Stack::up(options).unwrap();
     let mut probe = MqttProbe::subscribed(
         stack.broker.ports.mqtt,
-        SERVER_USER,
-        &server_pw,
+        DASHBOARD_USER,
+        &reader_pw,
         "homeassistant/#",
     )
     .await
@@ -78,9 +79,24 @@ async fn the_grid_and_each_device_appear_in_home_assistant() {
     let rssi = &configs["homeassistant/sensor/ogm_sim-02/rssi/config"];
     assert_eq!(rssi["device_class"], "signal_strength");
     assert_eq!(
-        rssi["availability"][1]["topic"],
+        rssi["availability"][0]["topic"],
         "open_grid_monitor/sim-02/status"
     );
+    for (topic, config) in &configs {
+        assert!(
+            config.get("object_id").is_none(),
+            "{topic}: object_id is deprecated"
+        );
+    }
+    // The readings Home Assistant's device sensors take, through the same read-only user.
+    assert!(
+        probe
+            .subscribe("open_grid_monitor/+/measurement", QoS::AtMostOnce)
+            .await
+            .unwrap()
+    );
+    let m = probe.next_message(Duration::from_secs(10)).await.unwrap();
+    assert!(m.topic.starts_with("open_grid_monitor/sim-"), "{}", m.topic);
     let s = summary.unwrap();
     let f = s["frequency"].as_f64().unwrap();
     assert!((49.8..50.2).contains(&f), "{s}");

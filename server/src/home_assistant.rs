@@ -113,7 +113,6 @@ impl Discovery {
             let mut config = json!({
                 "name": name,
                 "unique_id": format!("ogm_grid_{key}"),
-                "object_id": format!("grid_{key}"),
                 "state_topic": server_grid(),
                 "value_template": format!("{{{{ value_json.{key} }}}}"),
                 "availability_topic": server_status(),
@@ -169,7 +168,7 @@ impl Discovery {
                 "grid_time_s",
                 sensor(
                     "grid_time_s",
-                    "Grid time deviation",
+                    "Time deviation",
                     json!({
                         "unit_of_measurement": "s", "device_class": "duration",
                         "state_class": "measurement", "suggested_display_precision": 2,
@@ -189,16 +188,14 @@ impl Discovery {
                 ),
             ),
         ];
-        let mut alert = sensor(
+        // Expires like the others: a frozen server must not leave a stale "no alert".
+        let alert = sensor(
             "alert",
             "Alert",
             json!({
                 "device_class": "problem", "payload_on": "ON", "payload_off": "OFF",
             }),
         );
-        if let Some(o) = alert.as_object_mut() {
-            o.remove("expire_after");
-        }
         out.push(self.config("binary_sensor", "ogm_grid", "alert", alert));
         out
     }
@@ -218,8 +215,9 @@ impl Discovery {
             "model": "ESP32-S3 + ADE7953",
             "via_device": "ogm_grid",
         });
+        // The device's own last will only: its readings reach Home Assistant through the
+        // broker, not through this server, so they stay available while the server is down.
         let availability = json!([
-            { "topic": server_status() },
             {
                 "topic": status,
                 "value_template": "{{ 'offline' if value_json.online is defined and not value_json.online else 'online' }}",
@@ -230,7 +228,6 @@ impl Discovery {
                 json!({
                     "name": name,
                     "unique_id": format!("{node}_{key}"),
-                    "object_id": format!("{node}_{key}"),
                     "state_topic": topic,
                     "value_template": format!("{{{{ value_json.{key} }}}}"),
                     "unit_of_measurement": unit,
@@ -238,7 +235,6 @@ impl Discovery {
                     "state_class": "measurement",
                     "suggested_display_precision": precision,
                     "availability": availability.clone(),
-                    "availability_mode": "all",
                     "device": device.clone(),
                 })
             };
@@ -324,8 +320,16 @@ mod tests {
         assert_eq!(rssi["device_class"], "signal_strength");
         assert_eq!(rssi["state_topic"], "open_grid_monitor/sim-01/status");
         assert_eq!(
-            rssi["availability"][1]["topic"],
-            "open_grid_monitor/sim-01/status"
+            rssi["availability"],
+            json!([{
+                "topic": "open_grid_monitor/sim-01/status",
+                "value_template": "{{ 'offline' if value_json.online is defined and not value_json.online else 'online' }}",
+            }]),
+            "the device's last will alone: its readings do not pass through the server"
+        );
+        assert_eq!(
+            alert["expire_after"], 10,
+            "no stale \"no alert\" from a frozen server"
         );
         let power = parse(&dev[3].1);
         assert_eq!(
