@@ -697,4 +697,33 @@ mod tests {
         let fired: Vec<(usize, i64)> = out.iter().map(|t| (t.rule, (t.at_us - T0) / S)).collect();
         assert_eq!(fired, [(0, 10), (1, 90)]);
     }
+
+    #[test]
+    fn the_grid_time_fires_beyond_its_limit_and_resolves_well_inside_it() {
+        let mut e = Engine::new(
+            vec![rule("gt", Kind::GridTime { limit_s: 30.0 })],
+            50.0,
+            500_000,
+            T0,
+        );
+        let mut out = Vec::new();
+        // Drifting from 25 s to 35 s and back to 20 s; 28 s (above 90 % of the limit) does
+        // not resolve it yet.
+        for (s, g) in [25.0, 29.9, 31.0, 35.0, 33.0, 28.0, 29.0, 26.0, 20.0]
+            .into_iter()
+            .enumerate()
+        {
+            e.set_grid_time(Some(g));
+            out.extend(e.tick(T0 + 60 * S * s as i64));
+        }
+        let seen: Vec<(Change, i64, f64)> = out
+            .iter()
+            .map(|t| (t.change, (t.at_us - T0) / (60 * S), t.extreme.value))
+            .collect();
+        assert_eq!(
+            seen,
+            [(Change::Fired, 2, 31.0), (Change::Resolved, 7, 35.0)],
+            "fired at 31 s, resolved at 26 s with the extreme 35 s"
+        );
+    }
 }

@@ -460,3 +460,68 @@ async fn deliver(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A restless grid: a rule allowed two notifications an hour fires five times in it. Each
+    /// alert is recorded; only the first two are sent (firing and resolved), the rest are
+    /// listed as held back.
+    #[test]
+    fn a_rules_rate_limit_holds_back_what_is_over_it_and_still_records_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = rules::Rules::parse(
+            r#"
+[channels.hook]
+kind = "webhook"
+url = "http://127.0.0.1:9/alerts"
+
+[[rules]]
+name = "f"
+kind = "frequency"
+max_per_hour = 2
+channels = ["hook"]
+"#,
+            ogm_protocol::GridArea::ContinentalEurope,
+            50.0,
+            None,
+        )
+        .unwrap();
+        let alerts = Alerts::open(rules, dir.path(), 50.0, 500_000).unwrap();
+        let mut ids = std::collections::BTreeMap::new();
+        let now = now_us();
+        for k in 0..5 {
+            for change in [Change::Fired, Change::Resolved] {
+                let t = Transition {
+                    rule: 0,
+                    subject: Subject::Grid,
+                    change,
+                    started_us: now + k * 60_000_000,
+                    at_us: now + k * 60_000_000 + 2_000_000,
+                    extreme: Extreme {
+                        value: -250.0,
+                        unit: "mHz",
+                        device: None,
+                    },
+                };
+                alerts.record(&t, &mut ids).unwrap();
+            }
+        }
+        let a = alerts.answer().unwrap();
+        assert!(a.active.is_empty());
+        assert_eq!(a.past.len(), 5, "every alert recorded");
+        let notified: Vec<(bool, usize)> = a
+            .past
+            .iter()
+            .rev()
+            .map(|v| (v.notified, v.deliveries.len()))
+            .collect();
+        assert_eq!(
+            notified,
+            [(true, 2), (true, 2), (false, 0), (false, 0), (false, 0)],
+            "oldest first: two sent (firing and resolved each), three held back"
+        );
+        assert_eq!(alerts.outbox.waiting().unwrap(), 4);
+    }
+}
