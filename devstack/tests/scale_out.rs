@@ -6,7 +6,8 @@
 //! replicas would then show up in both stores and be caught. (With one shared store, InfluxDB in
 //! production, the idempotent writes would hide such a double delivery: a weaker test.) So the
 //! union of the two stores must hold every published message exactly once, and each store a
-//! share of them.
+//! share of them. The grid watch runs on replica 1 only (`OGM_GRID_WATCH`) and sees every
+//! reading through its own subscription.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
@@ -33,6 +34,7 @@ struct Replica {
     _process: ChildProcess,
 }
 
+/// Replica 1 watches the grid (every reading, from its own subscription); replica 2 does not.
 fn start_replica(n: usize, dir: &Path, broker: &Mosquitto, creds: &Credentials) -> Replica {
     let port = free_port();
     let data = dir.join(format!("replica-{n}"));
@@ -48,7 +50,8 @@ fn start_replica(n: usize, dir: &Path, broker: &Mosquitto, creds: &Credentials) 
         .env("OGM_MQTT_SHARE_GROUP", GROUP)
         .env("OGM_DATA_DIR", data.join("store"))
         .env("OGM_DIST_DIR", data.join("no-dashboard"))
-        .env("OGM_RATE_LIMIT_PER_SEC", "0");
+        .env("OGM_RATE_LIMIT_PER_SEC", "0")
+        .env("OGM_GRID_WATCH", (n == 1).to_string());
     let process = ChildProcess::spawn("ogm-server", cmd, Some(&data.join("server.log"))).unwrap();
     wait_for_port(
         SocketAddr::from(([127, 0, 0, 1], port)),
@@ -174,7 +177,24 @@ async fn two_replicas_in_one_share_group_split_the_stream_exactly_once() {
     for r in &replicas {
         assert_eq!(metric(r, "ogm_messages_duplicate_total"), 0);
     }
+    // The grid watch on replica 1 analysed every reading published once both were up, not
+    // only its share; replica 2 watches nothing.
+    let after_warm_up = ((PER_DEVICE - sent) * DEVICES.len()) as u64;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let watched = loop {
+        let n = metric(&replicas[0], "ogm_watch_readings_total");
+        if n >= after_warm_up || Instant::now() > deadline {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        watched >= after_warm_up && watched as usize > per_replica[0],
+        "replica 1 watched {watched} readings, stored {}, {after_warm_up} published after warm-up",
+        per_replica[0]
+    );
+    assert_eq!(metric(&replicas[1], "ogm_watch_readings_total"), 0);
     println!(
-        "FIGURE shared subscription: {total} messages split {per_replica:?} between two replicas"
+        "FIGURE shared subscription: {total} messages split {per_replica:?} between two replicas; the watching replica analysed {watched}"
     );
 }

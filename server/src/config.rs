@@ -288,6 +288,12 @@ pub struct Config {
     #[arg(long, env = "OGM_ALERTS_FILE")]
     pub alerts_file: Option<PathBuf>,
 
+    /// Run the grid watch (events, alert rules, the Home Assistant summary). In a share group,
+    /// a watching replica takes every device's readings from a subscription of its own (each
+    /// replica's ingest gets only its share): turn it off on all replicas but one.
+    #[arg(long, env = "OGM_GRID_WATCH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub grid_watch: bool,
+
     /// Publish Home Assistant MQTT discovery configs (retained) for the grid and each device,
     /// and the grid summary on `ogm_server/grid` once a second.
     #[arg(long, env = "OGM_HOME_ASSISTANT")]

@@ -30,12 +30,27 @@ pub const ORPHANS_EVERY: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct GridWatch {
     core: Mutex<Watch>,
+    /// How long a rewind waits before it reads the store: in a share group the late readings
+    /// it needs are committed by whichever replica got them, a moment later.
+    rewind_delay: Duration,
 }
+
+/// A rewind's wait in a share group.
+pub const SHARED_REWIND_DELAY: Duration = Duration::from_secs(5);
 
 impl GridWatch {
     pub fn new(rules: EventRules, rocof_window_us: i64) -> Self {
         Self {
             core: Mutex::new(Watch::new(rules, rocof_window_us)),
+            rewind_delay: Duration::ZERO,
+        }
+    }
+
+    /// As [`GridWatch::new`], for a replica in a share group (see [`SHARED_REWIND_DELAY`]).
+    pub fn shared(rules: EventRules, rocof_window_us: i64) -> Self {
+        Self {
+            rewind_delay: SHARED_REWIND_DELAY,
+            ..Self::new(rules, rocof_window_us)
         }
     }
 
@@ -43,14 +58,17 @@ impl GridWatch {
         self.core.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Committed records: their measurements' frequencies.
-    pub fn observe(&self, records: &[Record]) {
+    /// Committed records: their measurements' frequencies. Returns how many it took.
+    pub fn observe(&self, records: &[Record]) -> u64 {
         let mut core = self.core();
+        let mut n = 0;
         for r in records {
             if let Payload::Measurement(m) = &r.payload {
                 core.push(&r.device_id, m.timestamp, m.frequency);
+                n += 1;
             }
         }
+        n
     }
 
     /// Runs until `shutdown`; then saves what it can once more and returns.
@@ -66,6 +84,7 @@ impl GridWatch {
         let mut unsaved: BTreeMap<(DeviceId, i64), StoredEvent> = BTreeMap::new();
         let mut failures = 0u32;
         let mut orphans_due = Instant::now();
+        let mut waiting: Vec<(Instant, DeviceId, i64, i64)> = Vec::new();
         loop {
             let stopping = tokio::select! {
                 () = crate::ingest::mqtt::stopped(&mut shutdown) => true,
@@ -81,7 +100,7 @@ impl GridWatch {
             metrics
                 .event_readings_pending
                 .store(pending as u64, Relaxed);
-            let mut rewinds = Vec::new();
+            let now = Instant::now();
             for task in tasks {
                 match task {
                     Task::Save(e) => {
@@ -91,9 +110,11 @@ impl GridWatch {
                         device,
                         late_us,
                         upto_us,
-                    } => rewinds.push((device, late_us, upto_us)),
+                    } => waiting.push((now + self.rewind_delay, device, late_us, upto_us)),
                 }
             }
+            let (due, later): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|(at, ..)| *at <= now);
+            waiting = later;
             let mut result = save(&*store, &mut unsaved, &metrics).await;
             if !stopping && orphans_due <= Instant::now() {
                 orphans_due = Instant::now() + ORPHANS_EVERY;
@@ -101,7 +122,7 @@ impl GridWatch {
                     result = Err(e);
                 }
             }
-            for (device, late_us, upto_us) in rewinds {
+            for (_, device, late_us, upto_us) in due {
                 metrics.event_rewinds.fetch_add(1, Relaxed);
                 match self.rewind(&*store, &device, late_us, upto_us).await {
                     Ok(from) => {

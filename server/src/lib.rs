@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod provision;
 pub mod publisher;
 pub mod time;
+pub mod watch_feed;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -72,7 +73,13 @@ impl AppState {
         let limiter =
             http::limits::RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst)
                 .map(Arc::new);
-        let (config_area, config_nominal) = (config.grid_area, config.nominal_hz);
+        let rules = EventRules::of(config.grid_area, f64::from(config.nominal_hz));
+        let window = ogm_grid::DEFAULT_ROCOF_WINDOW_US;
+        let grid = if config.mqtt_share_group.is_some() {
+            GridWatch::shared(rules, window)
+        } else {
+            GridWatch::new(rules, window)
+        };
         Self {
             limiter,
             config: Arc::new(config),
@@ -80,10 +87,7 @@ impl AppState {
             metrics: Arc::default(),
             rejected: Arc::default(),
             presences: Arc::default(),
-            grid: Arc::new(GridWatch::new(
-                EventRules::of(config_area, f64::from(config_nominal)),
-                ogm_grid::DEFAULT_ROCOF_WINDOW_US,
-            )),
+            grid: Arc::new(grid),
             alerts: None,
         }
     }
@@ -190,6 +194,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let nominal_hz = f64::from(config.nominal_hz);
+    if !config.grid_watch {
+        if config.alerts_file.is_some() {
+            anyhow::bail!("OGM_ALERTS_FILE needs the grid watch: OGM_GRID_WATCH is off");
+        }
+        if config.home_assistant {
+            anyhow::bail!("OGM_HOME_ASSISTANT needs the grid watch: OGM_GRID_WATCH is off");
+        }
+    }
     let rules = match &config.alerts_file {
         Some(path) => alerts::rules::Rules::load(path, config.grid_area, nominal_hz)
             .map_err(|e| anyhow::anyhow!("the alerts file: {e}"))?,
@@ -210,18 +222,36 @@ pub async fn run(
         ogm_grid::DEFAULT_ROCOF_WINDOW_US,
     )?);
     state.alerts = Some(alerts.clone());
-    let publisher = (state.config.home_assistant || alerts.uses_mqtt()).then(|| {
-        publisher::Publisher::start(
-            &publisher::PublisherConfig {
-                url: state.config.mqtt_url.clone(),
-                username: state.config.mqtt_username.clone(),
-                password: state.config.mqtt_password.clone(),
-                client_id: format!("{}-pub", state.config.mqtt_client_id),
-            },
+    let budget = ingest::budget::BudgetLimits {
+        messages_per_sec: state.config.device_max_messages_per_sec,
+        bytes_per_sec: state.config.device_max_bytes_per_sec,
+    };
+    // Who hands the watch and the rules their readings: the ingest, or in a share group (where
+    // the ingest gets only its share) the watch's own subscription.
+    let watching = state.config.grid_watch;
+    let feed = (watching && state.config.mqtt_share_group.is_some()).then(|| {
+        Arc::new(watch_feed::WatchFeed::new(
+            state.grid.clone(),
+            alerts.clone(),
             state.metrics.clone(),
-            stop_rx.clone(),
-        )
+            budget,
+        ))
     });
+    let publisher =
+        (state.config.home_assistant || alerts.uses_mqtt() || feed.is_some()).then(|| {
+            publisher::Publisher::start(
+                &publisher::PublisherConfig {
+                    url: state.config.mqtt_url.clone(),
+                    username: state.config.mqtt_username.clone(),
+                    password: state.config.mqtt_password.clone(),
+                    client_id: format!("{}-pub", state.config.mqtt_client_id),
+                },
+                feed.clone().map(watch_feed::WatchFeed::listener),
+                state.metrics.clone(),
+                stop_rx.clone(),
+            )
+        });
+    let ingest_feeds = watching && feed.is_none();
     let ingest_config = IngestConfig {
         url: state.config.mqtt_url.clone(),
         username: state.config.mqtt_username.clone(),
@@ -230,10 +260,7 @@ pub async fn run(
         share_group: state.config.mqtt_share_group.clone(),
         batch_max: 1000,
         keep_alive: state.config.mqtt_keep_alive,
-        budget: ingest::budget::BudgetLimits {
-            messages_per_sec: state.config.device_max_messages_per_sec,
-            bytes_per_sec: state.config.device_max_bytes_per_sec,
-        },
+        budget,
     };
     let ingest = tokio::spawn(MqttIngest::new(ingest_config).run(
         state.store.clone(),
@@ -241,8 +268,8 @@ pub async fn run(
         Observers {
             rejected: state.rejected.clone(),
             presences: state.presences.clone(),
-            grid: state.grid.clone(),
-            alerts: Some(alerts.clone()),
+            grid: ingest_feeds.then(|| state.grid.clone()),
+            alerts: ingest_feeds.then(|| alerts.clone()),
         },
         stop_rx.clone(),
     ));
@@ -264,11 +291,14 @@ pub async fn run(
         ))),
         _ => None,
     };
-    let grid = tokio::spawn(state.grid.clone().run(
-        state.store.clone(),
-        state.metrics.clone(),
-        stop_rx,
-    ));
+    let grid = watching.then(|| {
+        tokio::spawn(
+            state
+                .grid
+                .clone()
+                .run(state.store.clone(), state.metrics.clone(), stop_rx),
+        )
+    });
     // After a restart: the intervals of recently active devices, from what the store holds.
     tokio::spawn(ingest::presence::seed_from_store(
         state.store.clone(),
@@ -287,7 +317,9 @@ pub async fn run(
         Ok(res) => res?,
         Err(e) => tracing::error!(error = %e, "ingest task failed"),
     }
-    if let Err(e) = grid.await {
+    if let Some(grid) = grid
+        && let Err(e) = grid.await
+    {
         tracing::error!(error = %e, "grid watch task failed");
     }
     let _ = alerting.await;

@@ -104,6 +104,9 @@ pub struct Metrics {
     pub http_overloaded: AtomicU64,
     /// Requests whose answer did not start within the request timeout.
     pub http_timed_out: AtomicU64,
+    /// Measurements the grid watch analysed (from the ingest, or in a share group from its
+    /// own subscription).
+    pub watch_readings: AtomicU64,
     /// Device events the grid watch saved (each save of an open or closed event).
     pub events_saved: AtomicU64,
     /// Rewinds: a device's events analysed again from the store after late readings.
@@ -148,6 +151,7 @@ impl Default for Metrics {
             broker_published_us: AtomicI64::new(0),
             http_overloaded: AtomicU64::new(0),
             http_timed_out: AtomicU64::new(0),
+            watch_readings: AtomicU64::new(0),
             events_saved: AtomicU64::new(0),
             event_rewinds: AtomicU64::new(0),
             event_errors: AtomicU64::new(0),
@@ -273,6 +277,12 @@ impl Metrics {
             self.http_timed_out.load(Relaxed)
         );
         for (name, kind, help, v) in [
+            (
+                "ogm_watch_readings_total",
+                "counter",
+                "Measurements the grid watch analysed.",
+                &self.watch_readings,
+            ),
             (
                 "ogm_events_saved_total",
                 "counter",

@@ -6,6 +6,9 @@
 //!
 //! A publish counts as delivered once the client took it while connected; rumqttc resends a
 //! QoS 1 publish that the broker did not acknowledge when the connection comes back.
+//!
+//! The session can also subscribe (QoS 0, renewed at every connection) and hand what comes in
+//! to a callback: the watch feed of a replica in a share group (`watch_feed.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -30,6 +33,21 @@ pub struct PublisherConfig {
     pub client_id: String,
 }
 
+/// What the session subscribes to, and who hears the messages.
+#[derive(Clone)]
+pub struct Listener {
+    pub filters: Vec<String>,
+    pub on_message: Arc<dyn Fn(&str, &[u8]) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("filters", &self.filters)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The session: publish through it from anywhere.
 #[derive(Debug)]
 pub struct Publisher {
@@ -44,6 +62,7 @@ impl Publisher {
     /// Connects in the background until `shutdown`; the returned task ends after it.
     pub fn start(
         config: &PublisherConfig,
+        listener: Option<Listener>,
         metrics: Arc<Metrics>,
         mut shutdown: watch::Receiver<bool>,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
@@ -100,6 +119,16 @@ impl Publisher {
                             .collect();
                         for (topic, payload) in kept {
                             p.send(&topic, payload);
+                        }
+                        for filter in listener.iter().flat_map(|l| &l.filters) {
+                            if let Err(e) = p.client.try_subscribe(filter, QoS::AtMostOnce) {
+                                tracing::warn!(error = %e, filter, "the server's own subscription could not be asked for");
+                            }
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(m))) => {
+                        if let Some(l) = &listener {
+                            (l.on_message)(&m.topic, &m.payload);
                         }
                     }
                     Ok(_) => {}

@@ -95,10 +95,10 @@ async fn a_failing_store_holds_back_acks_and_loses_nothing() {
             Observers {
                 rejected: Arc::new(RejectedRing::default()),
                 presences: Arc::default(),
-                grid: Arc::new(GridWatch::new(
+                grid: Some(Arc::new(GridWatch::new(
                     EventRules::of(GridArea::default(), 50.0),
                     ogm_grid::DEFAULT_ROCOF_WINDOW_US,
-                )),
+                ))),
                 alerts: None,
             },
             stop_rx,

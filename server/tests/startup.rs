@@ -13,8 +13,12 @@ use ogm_devstack::wait;
 /// error within ten seconds (a server that took the setting would run until stopped). Returns
 /// what it said on stderr.
 fn refused_at_start(data: &Path, var: &str, value: &std::ffi::OsStr, what: &str) -> String {
+    refused_with(data, &[(var, value)], what)
+}
+
+fn refused_with(data: &Path, vars: &[(&str, &std::ffi::OsStr)], what: &str) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ogm-server"))
-        .env(var, value)
+        .envs(vars.iter().copied())
         .env("OGM_HTTP_ADDR", "127.0.0.1:0")
         .env("OGM_DATA_DIR", data)
         .stdout(Stdio::null())
@@ -73,6 +77,27 @@ fn a_bad_alerts_file_stops_the_server_with_the_line_and_the_reason() {
         assert!(
             stderr.contains("alerts.toml") && stderr.contains(want),
             "{text:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn alerts_and_home_assistant_are_refused_without_the_grid_watch() {
+    let data = tempfile::tempdir().unwrap();
+    let rules = data.path().join("alerts.toml");
+    std::fs::write(&rules, "").unwrap();
+    for (var, value) in [
+        ("OGM_HOME_ASSISTANT", std::ffi::OsStr::new("true")),
+        ("OGM_ALERTS_FILE", rules.as_os_str()),
+    ] {
+        let stderr = refused_with(
+            data.path(),
+            &[("OGM_GRID_WATCH", "false".as_ref()), (var, value)],
+            var,
+        );
+        assert!(
+            stderr.contains(&format!("{var} needs the grid watch")),
+            "{var}: {stderr}"
         );
     }
 }

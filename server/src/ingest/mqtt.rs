@@ -285,9 +285,10 @@ pub struct Observers {
     pub rejected: Arc<RejectedRing>,
     /// Committed records, for each device's interval and last word.
     pub presences: Arc<Presences>,
-    /// Committed measurements, for the grid's events.
-    pub grid: Arc<GridWatch>,
-    /// Committed measurements, for the alert rules.
+    /// Committed measurements, for the grid's events (none when the watch is off, or fed by
+    /// its own subscription in a share group).
+    pub grid: Option<Arc<GridWatch>>,
+    /// Committed measurements, for the alert rules (likewise).
     pub alerts: Option<Arc<Alerts>>,
 }
 
@@ -399,7 +400,11 @@ async fn write_batches(
                 return;
             }
             presences.observe(&records);
-            grid.observe(&records);
+            if let Some(g) = &grid {
+                metrics
+                    .watch_readings
+                    .fetch_add(g.observe(&records), Relaxed);
+            }
             if let Some(a) = &alerts {
                 a.observe(&records);
             }
