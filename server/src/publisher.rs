@@ -33,11 +33,14 @@ pub struct PublisherConfig {
     pub client_id: String,
 }
 
+/// Hears a message: its topic and payload.
+pub type OnMessage = Arc<dyn Fn(&str, &[u8]) + Send + Sync>;
+
 /// What the session subscribes to, and who hears the messages.
 #[derive(Clone)]
 pub struct Listener {
     pub filters: Vec<String>,
-    pub on_message: Arc<dyn Fn(&str, &[u8]) + Send + Sync>,
+    pub on_message: OnMessage,
 }
 
 impl std::fmt::Debug for Listener {
