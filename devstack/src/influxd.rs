@@ -23,6 +23,12 @@ impl Influxd {
     /// Writes a config into `dir` (no reporting, no monitor store, no pprof, HTTP on a free
     /// loopback port, data below `dir`), starts influxd and waits until `/ping` answers 204.
     pub fn start(dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(dir, "")
+    }
+
+    /// As [`Influxd::start`], with more `[data]` settings (e.g. cold durations that make it
+    /// snapshot its cache and fully compact soon after the writes stop).
+    pub fn start_with(dir: &Path, data_settings: &str) -> anyhow::Result<Self> {
         if Command::new("influxd").arg("version").output().is_err() {
             bail!("influxd is not installed: apt-get install -y influxdb");
         }
@@ -32,7 +38,7 @@ impl Influxd {
         let conf = format!(
             "reporting-enabled = false\nbind-address = \"127.0.0.1:{rpc_port}\"\n\
              [meta]\n  dir = \"{d}/meta\"\n  logging-enabled = false\n\
-             [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n\
+             [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n{data_settings}\n\
              [monitor]\n  store-enabled = false\n[continuous_queries]\n  enabled = false\n\
              [subscriber]\n  enabled = false\n\
              [http]\n  enabled = true\n  bind-address = \"127.0.0.1:{http_port}\"\n  auth-enabled = false\n  log-enabled = false\n  pprof-enabled = false\n"

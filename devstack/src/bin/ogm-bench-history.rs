@@ -4,7 +4,15 @@
 //! real InfluxDB 1.6 (Debian's `influxdb`), and the equivalent InfluxQL `GROUP BY time()` query
 //! is timed beside it.
 //!
+//! The readings are what a board sends: frequency at 0.1 mHz (a mean-reverting walk with
+//! noise), voltage at 10 mV, current at 1 mA, power at 0.1 W. Both stores' bytes per
+//! measurement are printed: the embedded store's files (raw rows, rollups, WAL), and InfluxDB's
+//! TSM files and WAL once it has snapshotted its cache and fully compacted the shards (not its
+//! preallocated series index).
+//!
 //! `cargo build --release -p ogm-server -p ogm-devstack && target/release/ogm-bench-history --devices 10 --days 7 --hz 10`
+//! (the disk figures of the storage issue: `--devices 10 --days 0.0834 --hz 10` and
+//! `--devices 10 --days 0.834 --hz 1`, 720 000 measurements each)
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -32,6 +40,102 @@ struct Args {
     /// Skip InfluxDB.
     #[arg(long)]
     no_influx: bool,
+}
+
+/// xorshift64*: deterministic, no dependencies.
+struct Rng(u64);
+
+impl Rng {
+    /// Uniform in [-1, 1).
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let x = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        (x >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+    }
+}
+
+/// One board's readings, as it rounds them.
+struct Board {
+    rng: Rng,
+    /// The grid's slow walk, Hz off 50.
+    walk: f64,
+    /// The mains voltage's slow walk, V off 230.
+    volts: f64,
+}
+
+impl Board {
+    fn new(seed: u64) -> Self {
+        Self {
+            rng: Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
+            walk: 0.0,
+            volts: 0.0,
+        }
+    }
+
+    fn reading(&mut self, ts: i64, step_s: f64) -> Measurement {
+        let round = |v: f64, unit: f64| (v / unit).round() * unit;
+        // Mean-reverting over minutes, about ±20 mHz, plus a board's ~0.5 mHz noise.
+        self.walk += -self.walk * step_s / 120.0 + 0.004 * step_s.sqrt() * self.rng.unit();
+        self.volts += -self.volts * step_s / 600.0 + 0.05 * step_s.sqrt() * self.rng.unit();
+        let frequency = round(50.0 + self.walk + 0.0005 * self.rng.unit(), 0.0001);
+        let voltage = round(230.0 + self.volts + 0.02 * self.rng.unit(), 0.01);
+        let current = round(4.0 + 0.05 * self.rng.unit(), 0.001);
+        let power = round(voltage * current * 0.97, 0.1);
+        Measurement {
+            timestamp: ts,
+            frequency,
+            voltage,
+            current,
+            power,
+        }
+    }
+}
+
+/// Bytes of the files under `dir` whose names pass `keep`, and how many there are.
+fn bytes_under(dir: &std::path::Path, keep: &dyn Fn(&str) -> bool) -> (u64, usize) {
+    let mut total = (0, 0);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return total;
+    };
+    for e in entries.flatten() {
+        let Ok(meta) = e.metadata() else { continue };
+        if meta.is_dir() {
+            let (b, n) = bytes_under(&e.path(), keep);
+            total = (total.0 + b, total.1 + n);
+        } else if keep(&e.file_name().to_string_lossy()) {
+            total = (total.0 + meta.len(), total.1 + 1);
+        }
+    }
+    total
+}
+
+/// InfluxDB's TSM and WAL bytes once it has written its cache out and compacted (no WAL
+/// segment left with data, and the TSM files unchanged for 5 s), waited for up to 5 minutes.
+fn influx_bytes(dir: &std::path::Path) -> anyhow::Result<(u64, u64)> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut last = (u64::MAX, usize::MAX);
+    let mut stable = 0;
+    loop {
+        let tsm = bytes_under(&dir.join("data"), &|n| n.ends_with(".tsm"));
+        let (wal, _) = bytes_under(&dir.join("wal"), &|n| n.ends_with(".wal"));
+        let tmp = bytes_under(&dir.join("data"), &|n| n.ends_with(".tmp")).1;
+        if tsm == last && wal == 0 && tmp == 0 {
+            stable += 1;
+            if stable >= 5 {
+                return Ok((tsm.0, wal));
+            }
+        } else {
+            stable = 0;
+        }
+        last = tsm;
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "influxd did not settle: TSM {tsm:?}, WAL {wal} bytes"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
@@ -72,7 +176,10 @@ async fn main() -> anyhow::Result<()> {
     let influx = if args.no_influx {
         None
     } else {
-        Some(Influxd::start(&dir.path().join("influxd"))?)
+        Some(Influxd::start_with(
+            &dir.path().join("influxd"),
+            "  cache-snapshot-write-cold-duration = \"1s\"\n  compact-full-write-cold-duration = \"1s\"",
+        )?)
     };
     if let Some(i) = &influx {
         let r = http_post(
@@ -97,23 +204,17 @@ async fn main() -> anyhow::Result<()> {
     let chunk = 10_000i64;
     let mut t = start;
     let mut line = String::new();
+    let mut boards: Vec<Board> = (0..ids.len()).map(|i| Board::new(i as u64 + 1)).collect();
+    let step_s = step_us as f64 / 1e6;
     while t < end {
         let stop = (t + chunk * step_us).min(end);
         let mut batch = Vec::new();
-        for id in &ids {
+        for (id, board) in ids.iter().zip(&mut boards) {
             let mut ts = t;
             while ts < stop {
-                let x = ts as f64 / 1e6;
-                let f = 50.0 + 0.03 * (x / 97.0).sin() + 0.005 * (x * 1.3).sin();
                 batch.push(Record {
                     device_id: id.clone(),
-                    payload: Payload::Measurement(Measurement {
-                        timestamp: ts,
-                        frequency: f,
-                        voltage: 230.0 + (x / 600.0).sin(),
-                        current: 5.0,
-                        power: 1100.0,
-                    }),
+                    payload: Payload::Measurement(board.reading(ts, step_s)),
                 });
                 ts += step_us;
             }
@@ -142,14 +243,26 @@ async fn main() -> anyhow::Result<()> {
         }
     );
     drop(store);
-    let db_bytes: u64 = std::fs::read_dir(&data)?
-        .filter_map(|e| e.ok()?.metadata().ok())
-        .map(|m| m.len())
-        .sum();
-    println!(
-        "embedded store size: {:.0} MiB",
-        db_bytes as f64 / 1_048_576.0
-    );
+    let (db_bytes, _) = bytes_under(&data, &|_| true);
+    let per = |b: u64| b as f64 / total;
+    match &influx {
+        Some(_) => {
+            let (tsm, wal) = influx_bytes(&dir.path().join("influxd"))?;
+            println!(
+                "disk: embedded {:.1} B/measurement ({:.1} MiB), influxdb 1.6 {:.1} B/measurement (TSM {:.1} MiB + WAL {wal} B, compacted): embedded/influxdb {:.2}",
+                per(db_bytes),
+                db_bytes as f64 / 1_048_576.0,
+                per(tsm + wal),
+                tsm as f64 / 1_048_576.0,
+                db_bytes as f64 / (tsm + wal).max(1) as f64
+            );
+        }
+        None => println!(
+            "disk: embedded {:.1} B/measurement ({:.1} MiB)",
+            per(db_bytes),
+            db_bytes as f64 / 1_048_576.0
+        ),
+    }
 
     // The server, on the filled data dir (no broker: its ingest keeps retrying in the background).
     let http_port = free_port();

@@ -98,18 +98,23 @@ async fn main() -> anyhow::Result<()> {
         "  Broker log:     {}",
         dir.join("mosquitto/mosquitto.log").display()
     );
-    println!("  Ctrl-C stops everything.");
+    println!("  Ctrl-C (or SIGTERM) stops everything.");
     println!();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
             _ = tick.tick() => {
                 if !stack.server.is_running() {
                     anyhow::bail!("ogm-server exited; see its output above");
                 }
                 if !stack.broker.is_running() {
                     anyhow::bail!("mosquitto exited:\n{}", stack.broker.log_text());
+                }
+                if stack.sim.as_mut().is_some_and(|s| !s.is_running()) {
+                    anyhow::bail!("ogm-sim exited; see its output above");
                 }
             }
         }
