@@ -264,6 +264,19 @@ async fn bad_input_is_rejected_and_reported_while_good_input_is_stored() {
         .json()
         .unwrap();
     assert_eq!(health["status"], "ok", "{health}");
+    // The embedded store's size on disk, as /metrics tells it too; its growth only after an
+    // hour of samples.
+    let bytes = health["store"]["bytes"].as_u64().unwrap_or(0);
+    assert!(bytes > 4096, "{health}");
+    assert_eq!(metric(&stack, "ogm_store_bytes"), bytes as f64, "{health}");
+    assert!(
+        health["store"]["growth_bytes_per_day"].is_null(),
+        "{health}"
+    );
+    assert!(
+        health["disk"]["free_bytes"].as_u64().unwrap_or(0) > 0,
+        "{health}"
+    );
 }
 
 /// `device`'s entry of `GET /api/devices`, if listed.

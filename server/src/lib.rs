@@ -25,6 +25,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod provision;
 pub mod publisher;
+pub mod store_size;
 pub mod time;
 pub mod watch_feed;
 
@@ -58,6 +59,8 @@ pub struct AppState {
     pub alerts: Option<Arc<Alerts>>,
     /// The per-client limit on `/api/*`; `None` when turned off.
     pub limiter: Option<Arc<http::limits::RateLimiter>>,
+    /// The store's size on this disk over the last day (the embedded store's).
+    pub store_size: Arc<store_size::StoreSize>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -89,6 +92,7 @@ impl AppState {
             presences: Arc::default(),
             grid: Arc::new(grid),
             alerts: None,
+            store_size: Arc::default(),
         }
     }
 }
@@ -291,6 +295,12 @@ pub async fn run(
         ))),
         _ => None,
     };
+    tokio::spawn(sample_store_size(
+        state.store.clone(),
+        state.store_size.clone(),
+        state.metrics.clone(),
+        stop_rx.clone(),
+    ));
     let grid = watching.then(|| {
         tokio::spawn(
             state
@@ -417,4 +427,34 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutdown requested");
+}
+
+/// Samples the store's size on disk every [`store_size::EVERY`] until `shutdown` (a store
+/// kept elsewhere has none: it returns at once).
+async fn sample_store_size(
+    store: Arc<dyn Store>,
+    size: Arc<store_size::StoreSize>,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(store_size::EVERY);
+    loop {
+        tokio::select! {
+            () = ingest::mqtt::stopped(&mut shutdown) => return,
+            _ = tick.tick() => {}
+        }
+        let s = store.clone();
+        let Ok(Some(bytes)) = tokio::task::spawn_blocking(move || s.disk_bytes()).await else {
+            return;
+        };
+        size.record(time::now_us(), bytes);
+        metrics
+            .store_bytes
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+        if let Some(g) = size.growth_per_day() {
+            metrics
+                .store_growth_bytes_per_day
+                .store(g as i64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }

@@ -104,6 +104,10 @@ pub struct Metrics {
     pub http_overloaded: AtomicU64,
     /// Requests whose answer did not start within the request timeout.
     pub http_timed_out: AtomicU64,
+    /// The store's files on this disk, bytes (embedded store; 0 for InfluxDB).
+    pub store_bytes: AtomicU64,
+    /// Their growth over the last day, bytes a day (0 until sampled for an hour).
+    pub store_growth_bytes_per_day: AtomicI64,
     /// Measurements the grid watch analysed (from the ingest, or in a share group from its
     /// own subscription).
     pub watch_readings: AtomicU64,
@@ -152,6 +156,8 @@ impl Default for Metrics {
             http_overloaded: AtomicU64::new(0),
             http_timed_out: AtomicU64::new(0),
             watch_readings: AtomicU64::new(0),
+            store_bytes: AtomicU64::new(0),
+            store_growth_bytes_per_day: AtomicI64::new(0),
             events_saved: AtomicU64::new(0),
             event_rewinds: AtomicU64::new(0),
             event_errors: AtomicU64::new(0),
@@ -275,6 +281,16 @@ impl Metrics {
             o,
             "# HELP ogm_http_timed_out_total Requests answered 503 because their answer did not start within the request timeout.\n# TYPE ogm_http_timed_out_total counter\nogm_http_timed_out_total {}",
             self.http_timed_out.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP ogm_store_bytes The embedded store's files on disk (database and write-ahead log).\n# TYPE ogm_store_bytes gauge\nogm_store_bytes {}",
+            self.store_bytes.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP ogm_store_growth_bytes_per_day How fast the embedded store grew over the last day (negative when pruning freed more).\n# TYPE ogm_store_growth_bytes_per_day gauge\nogm_store_growth_bytes_per_day {}",
+            self.store_growth_bytes_per_day.load(Relaxed)
         );
         for (name, kind, help, v) in [
             (

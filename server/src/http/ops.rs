@@ -44,6 +44,8 @@ pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
             "kind": state.store.kind(),
             "ok": store_answers && !inputs.store_failing,
             "writes_failing": inputs.store_failing,
+            "bytes": state.store_size.bytes(),
+            "growth_bytes_per_day": state.store_size.growth_per_day().map(f64::round),
         },
         "ingest": {
             "stalled": health::stalled(&inputs),
@@ -51,7 +53,14 @@ pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
             "last_received_s_ago": age_s(inputs.now_us, inputs.last_received_us),
             "broker_last_took_publishes_s_ago": age_s(inputs.now_us, inputs.broker_published_us),
         },
-        "disk": inputs.disk,
+        "disk": inputs.disk.map(|d| json!({
+            "free_bytes": d.free_bytes,
+            "min_free_bytes": d.min_free_bytes,
+            "days_until_full": crate::store_size::days_until_full(
+                d.free_bytes,
+                state.store_size.growth_per_day(),
+            ),
+        })),
     }))
 }
 

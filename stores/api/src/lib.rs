@@ -300,6 +300,11 @@ pub type FluxStream = mpsc::Receiver<Result<bytes::Bytes, StoreError>>;
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     fn kind(&self) -> StoreKind;
+    /// Bytes the store's files take on this machine's disk; None for a store kept elsewhere
+    /// (InfluxDB).
+    fn disk_bytes(&self) -> Option<u64> {
+        None
+    }
     async fn write(&self, batch: Vec<Record>) -> Result<WriteOutcome, StoreError>;
     /// Whether the store answers right now.
     async fn healthy(&self) -> bool;

@@ -272,6 +272,14 @@ impl SqliteStore {
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
+    fn disk_bytes(&self) -> Option<u64> {
+        // The database and its write-ahead log (the shared-memory index is not data).
+        let mut wal = self.inner.path.clone().into_os_string();
+        wal.push("-wal");
+        let len = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        Some(len(&self.inner.path) + len(Path::new(&wal)))
+    }
+
     fn kind(&self) -> StoreKind {
         StoreKind::Embedded
     }
