@@ -146,6 +146,23 @@ async fn late_shuffled_and_redelivered_readings_give_one_event() {
     println!("FIGURE one grid event: {joined:?}");
 }
 
+/// Publishes `device`'s readings into the dip (26 s) and waits until the server has saved the
+/// event open; returns it.
+async fn into_the_dip(
+    stack: &Stack,
+    probe: &mut MqttProbe,
+    device: &str,
+    all: &[(i64, f64)],
+    base: i64,
+) -> GridEventView {
+    publish(probe, device, &all[..260]).await;
+    wait::until(Duration::from_secs(30), || {
+        let a = events(stack, base);
+        (a.events.len() == 1 && a.events[0].end_us.is_none()).then(|| a.events[0].clone())
+    })
+    .unwrap_or_else(|| panic!("no open event: {:?}", events(stack, base)))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_open_when_the_server_is_killed_is_recorded_once() {
     let (_dir, mut stack) = stack(&["ev-c"]);
@@ -153,13 +170,7 @@ async fn an_event_open_when_the_server_is_killed_is_recorded_once() {
     let base = now_us() - 300 * S;
     let all = readings(base, 45);
     let mut c = MqttProbe::connect(port, "ev-c", PW).await.unwrap();
-    // Into the dip (26 s), until the server has saved the open event.
-    publish(&mut c, "ev-c", &all[..260]).await;
-    let open = wait::until(Duration::from_secs(30), || {
-        let a = events(&stack, base);
-        (a.events.len() == 1 && a.events[0].end_us.is_none()).then(|| a.events[0].clone())
-    })
-    .unwrap_or_else(|| panic!("no open event: {:?}", events(&stack, base)));
+    let open = into_the_dip(&stack, &mut c, "ev-c", &all, base).await;
     stack.crash_and_restart_server().unwrap();
     publish(&mut c, "ev-c", &all[260..]).await;
     let closed = one_closed_event(&stack, base, 1);
@@ -174,13 +185,8 @@ async fn an_event_left_open_by_a_device_that_never_returns_is_closed_after_a_res
     let base = now_us() - 300 * S;
     let all = readings(base, 45);
     let mut c = MqttProbe::connect(port, "ev-f", PW).await.unwrap();
-    // Into the dip; then the board dies with the server, and never comes back.
-    publish(&mut c, "ev-f", &all[..260]).await;
-    let open = wait::until(Duration::from_secs(30), || {
-        let a = events(&stack, base);
-        (a.events.len() == 1 && a.events[0].end_us.is_none()).then(|| a.events[0].clone())
-    })
-    .unwrap_or_else(|| panic!("no open event: {:?}", events(&stack, base)));
+    // Then the board dies with the server, and never comes back.
+    let open = into_the_dip(&stack, &mut c, "ev-f", &all, base).await;
     drop(c);
     stack.crash_and_restart_server().unwrap();
     let closed = wait::until(Duration::from_secs(30), || {
