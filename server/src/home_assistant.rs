@@ -122,82 +122,64 @@ impl Discovery {
             merge(&mut config, extra);
             config
         };
-        let mut out = vec![
-            self.config(
+        // (component, key in the summary, name, what the key's entity adds)
+        let entities = [
+            (
                 "sensor",
-                "ogm_grid",
                 "frequency",
-                sensor(
-                    "frequency",
-                    "Frequency",
-                    json!({
-                        "unit_of_measurement": "Hz", "device_class": "frequency",
-                        "state_class": "measurement", "suggested_display_precision": 3,
-                    }),
-                ),
+                "Frequency",
+                json!({
+                    "unit_of_measurement": "Hz", "device_class": "frequency",
+                    "state_class": "measurement", "suggested_display_precision": 3,
+                }),
             ),
-            self.config(
+            (
                 "sensor",
-                "ogm_grid",
                 "deviation_mhz",
-                sensor(
-                    "deviation_mhz",
-                    "Deviation",
-                    json!({
-                        "unit_of_measurement": "mHz", "state_class": "measurement",
-                        "suggested_display_precision": 1, "icon": "mdi:sine-wave",
-                    }),
-                ),
+                "Deviation",
+                json!({
+                    "unit_of_measurement": "mHz", "state_class": "measurement",
+                    "suggested_display_precision": 1, "icon": "mdi:sine-wave",
+                }),
             ),
-            self.config(
+            (
                 "sensor",
-                "ogm_grid",
                 "rocof",
-                sensor(
-                    "rocof",
-                    "RoCoF",
-                    json!({
-                        "unit_of_measurement": "Hz/s", "state_class": "measurement",
-                        "suggested_display_precision": 3, "icon": "mdi:chart-line-variant",
-                    }),
-                ),
+                "RoCoF",
+                json!({
+                    "unit_of_measurement": "Hz/s", "state_class": "measurement",
+                    "suggested_display_precision": 3, "icon": "mdi:chart-line-variant",
+                }),
             ),
-            self.config(
+            (
                 "sensor",
-                "ogm_grid",
                 "grid_time_s",
-                sensor(
-                    "grid_time_s",
-                    "Time deviation",
-                    json!({
-                        "unit_of_measurement": "s", "device_class": "duration",
-                        "state_class": "measurement", "suggested_display_precision": 2,
-                    }),
-                ),
+                "Time deviation",
+                json!({
+                    "unit_of_measurement": "s", "device_class": "duration",
+                    "state_class": "measurement", "suggested_display_precision": 2,
+                }),
             ),
-            self.config(
+            (
                 "sensor",
-                "ogm_grid",
                 "devices_online",
-                sensor(
-                    "devices_online",
-                    "Devices online",
-                    json!({
-                        "state_class": "measurement", "icon": "mdi:access-point-network",
-                    }),
-                ),
+                "Devices online",
+                json!({ "state_class": "measurement", "icon": "mdi:access-point-network" }),
+            ),
+            // Expires like the others: a frozen server must not leave a stale "no alert".
+            (
+                "binary_sensor",
+                "alert",
+                "Alert",
+                json!({ "device_class": "problem", "payload_on": "ON", "payload_off": "OFF" }),
             ),
         ];
-        // Expires like the others: a frozen server must not leave a stale "no alert".
-        let alert = sensor(
-            "alert",
-            "Alert",
-            json!({
-                "device_class": "problem", "payload_on": "ON", "payload_off": "OFF",
-            }),
-        );
-        out.push(self.config("binary_sensor", "ogm_grid", "alert", alert));
-        out
+        entities
+            .into_iter()
+            .map(|(component, key, name, extra)| {
+                self.config(component, "ogm_grid", key, sensor(key, name, extra))
+            })
+            .collect()
     }
 
     /// A measuring device's configs, the first time it is seen; empty afterwards.
