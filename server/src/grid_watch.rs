@@ -23,7 +23,8 @@ use crate::metrics::Metrics;
 pub const TICK: Duration = Duration::from_millis(500);
 /// Most events kept for a failing store.
 pub const MAX_UNSAVED: usize = 10_000;
-/// How often stored events left open by an earlier run are looked for.
+/// How often stored events left open by an earlier run are looked for, until one look covered
+/// them all.
 pub const ORPHANS_EVERY: Duration = Duration::from_secs(10);
 
 /// The watch, shared by the ingest (which feeds it) and its task (which carries it out).
@@ -83,7 +84,9 @@ impl GridWatch {
         let mut last = Instant::now();
         let mut unsaved: BTreeMap<(DeviceId, i64), StoredEvent> = BTreeMap::new();
         let mut failures = 0u32;
-        let mut orphans_due = Instant::now();
+        let started_us = crate::time::now_us();
+        // None once a look found every event the earlier run left open.
+        let mut orphans_due = Some(Instant::now());
         let mut waiting: Vec<(Instant, DeviceId, i64, i64)> = Vec::new();
         loop {
             let stopping = tokio::select! {
@@ -116,10 +119,14 @@ impl GridWatch {
             let (due, later): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|(at, ..)| *at <= now);
             waiting = later;
             let mut result = save(&*store, &mut unsaved, &metrics).await;
-            if !stopping && orphans_due <= Instant::now() {
-                orphans_due = Instant::now() + ORPHANS_EVERY;
-                if let Err(e) = self.orphans(&*store).await {
-                    result = Err(e);
+            if !stopping && orphans_due.is_some_and(|at| at <= Instant::now()) {
+                orphans_due = Some(Instant::now() + ORPHANS_EVERY);
+                match self.orphans(&*store).await {
+                    // Every reading of the earlier run is before this one started: once the
+                    // cutoff has passed that, nothing it left open can be missed any more.
+                    Ok(cutoff) if cutoff >= started_us => orphans_due = None,
+                    Ok(_) => {}
+                    Err(e) => result = Err(e),
                 }
             }
             for (_, device, late_us, upto_us) in due {
@@ -158,8 +165,9 @@ impl GridWatch {
     /// Stored events still open whose device has been silent for longer than ends an event,
     /// and which this run does not follow (left by a run that stopped while they were open,
     /// from a device that has not come back): their devices are analysed again from the store,
-    /// so each such event gets the end its stored readings give it.
-    async fn orphans(&self, store: &dyn Store) -> Result<(), StoreError> {
+    /// so each such event gets the end its stored readings give it. Returns the cutoff: events
+    /// whose last reading is before it were looked at.
+    async fn orphans(&self, store: &dyn Store) -> Result<i64, StoreError> {
         let max_gap = self.core().rules().max_gap_us;
         let now = crate::time::now_us();
         let cutoff = now - max_gap - ogm_grid::HOLD_US;
@@ -178,7 +186,7 @@ impl GridWatch {
                 core.recheck(&e.device_id, e.start_us, now);
             }
         }
-        Ok(())
+        Ok(cutoff)
     }
 
     /// Analyses `device` again from the store; returns where the replaced events begin.

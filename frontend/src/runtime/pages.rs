@@ -476,12 +476,14 @@ fn span_marks(rt: &Runtime, now_us: i64) -> Vec<(i64, i64, chart::MarkKind)> {
             })
             .collect()
     });
-    let seen = spans.clone();
-    for &(a, b) in &rt.pages.window_events {
-        if !seen.iter().any(|&(s, e, _)| s <= b && a <= e) {
-            spans.push((a, b, chart::MarkKind::Event));
-        }
-    }
+    let unseen: Vec<_> = rt
+        .pages
+        .window_events
+        .iter()
+        .filter(|&&(a, b)| !spans.iter().any(|&(s, e, _)| s <= b && a <= e))
+        .map(|&(a, b)| (a, b, chart::MarkKind::Event))
+        .collect();
+    spans.extend(unseen);
     rt.ui.alerts.with_untracked(|a| {
         for alert in a.iter().flat_map(|a| a.active.iter().chain(&a.past)) {
             if alert.subject == "grid" {

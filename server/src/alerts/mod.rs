@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod rules;
 
 use std::path::Path;
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -43,6 +44,8 @@ pub struct Alerts {
     rules: Rules,
     engine: Mutex<Engine>,
     outbox: Outbox,
+    /// Alerts active, as last recorded (read each second for Home Assistant and `/metrics`).
+    active: AtomicUsize,
     nominal_hz: f64,
 }
 
@@ -80,10 +83,12 @@ impl Alerts {
                 _ => outbox.close(a.id, now)?,
             }
         }
+        let active = AtomicUsize::new(outbox.active()?.len());
         Ok(Self {
             rules,
             engine: Mutex::new(engine),
             outbox,
+            active,
             nominal_hz,
         })
     }
@@ -123,7 +128,7 @@ impl Alerts {
 
     /// Alerts active now, as last recorded.
     pub fn active_count(&self) -> usize {
-        self.outbox.active().map_or(0, |a| a.len())
+        self.active.load(Relaxed)
     }
 
     /// Active alerts and the last resolved ones.
@@ -307,6 +312,10 @@ async fn evaluate(
             }
         }
     }
+    // Alerts restored from the outbox are active from the start.
+    metrics
+        .alerts_active
+        .store(alerts.active_count() as u64, Relaxed);
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first a few seconds in, when the devices have been heard again.
@@ -359,8 +368,11 @@ async fn evaluate(
             }
         }
         if let Ok(n) = alerts.outbox.active() {
-            metrics.alerts_active.store(n.len() as u64, Relaxed);
+            alerts.active.store(n.len(), Relaxed);
         }
+        metrics
+            .alerts_active
+            .store(alerts.active_count() as u64, Relaxed);
     }
 }
 
