@@ -28,6 +28,7 @@
 //! per-second cells have been pruned, the interval is raised to a multiple of the finest tier
 //! still complete there.
 
+mod codec;
 mod error;
 mod events;
 mod plan;
