@@ -1,19 +1,61 @@
-//! Sealed blocks: one device's measurements over a stretch of time as compressed columns.
-//! Pure: no SQL, no I/O.
+//! Sealed blocks: one device's readings (or rollup cells) over a stretch of time as compressed
+//! columns. Pure: no SQL, no I/O.
 //!
-//! A block is a version byte, the number of readings, then five sections (timestamps,
-//! frequency, voltage, current, power), each its length and a standalone pcodec chunk. pcodec
-//! finds the delta order of the timestamps and the decimal step of the values (0.1 mHz,
-//! 10 mV, ...) itself, and is lossless: every f64 comes back bit for bit.
+//! A block is a version byte, the number of rows, the number of sections, then each section:
+//! its length and a standalone pcodec chunk. Raw blocks have five sections (timestamps,
+//! frequency, voltage, current, power); cell blocks fourteen (cell starts, counts, then min,
+//! max and sum of each of the four fields). pcodec finds the delta order of the timestamps and
+//! the decimal step of the values (0.1 mHz, 10 mV, ...) itself, and is lossless: every f64
+//! comes back bit for bit. A reader decompresses only the sections it needs.
 
 use ogm_protocol::Measurement;
 
 /// The format written.
 const VERSION: u8 = 1;
-/// Sections, in order.
-const SECTIONS: usize = 5;
-/// Most readings in one block (a bound on what decoding may allocate).
+/// Sections of a raw block and of a cell block.
+const RAW_SECTIONS: usize = 5;
+const CELL_SECTIONS: usize = 2 + 3 * FIELDS;
+/// Fields of a measurement.
+pub(crate) const FIELDS: usize = 4;
+/// Most rows in one block (a bound on what decoding may allocate).
 pub(crate) const MAX_BLOCK: usize = 1 << 16;
+
+/// A rollup cell of the four measurement fields: `n` readings from `t` on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Cell {
+    pub t: i64,
+    pub n: i64,
+    pub min: [f64; FIELDS],
+    pub max: [f64; FIELDS],
+    pub sum: [f64; FIELDS],
+}
+
+impl Cell {
+    pub(crate) fn one(m: &Measurement, t: i64) -> Self {
+        let v = values(m);
+        Self {
+            t,
+            n: 1,
+            min: v,
+            max: v,
+            sum: v,
+        }
+    }
+
+    pub(crate) fn merge(&mut self, o: &Self) {
+        self.n += o.n;
+        for i in 0..FIELDS {
+            self.min[i] = self.min[i].min(o.min[i]);
+            self.max[i] = self.max[i].max(o.max[i]);
+            self.sum[i] += o.sum[i];
+        }
+    }
+}
+
+/// A measurement's four values, in field order.
+pub(crate) fn values(m: &Measurement) -> [f64; FIELDS] {
+    [m.frequency, m.voltage, m.current, m.power]
+}
 
 /// Why bytes are not a block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,83 +67,185 @@ impl std::fmt::Display for CodecError {
     }
 }
 
+impl std::error::Error for CodecError {}
+
 fn pco_error(e: pco::errors::PcoError) -> CodecError {
     CodecError(e.to_string())
 }
 
-/// `rows`, in time order with distinct timestamps, as a block. At most [`MAX_BLOCK`] rows.
-pub(crate) fn encode(rows: &[Measurement]) -> Vec<u8> {
-    debug_assert!(rows.len() <= MAX_BLOCK);
-    debug_assert!(rows.windows(2).all(|w| w[0].timestamp < w[1].timestamp));
-    let config = pco::ChunkConfig::default();
-    let ts: Vec<i64> = rows.iter().map(|m| m.timestamp).collect();
-    let column = |f: fn(&Measurement) -> f64| -> Vec<f64> { rows.iter().map(f).collect() };
-    let mut sections = Vec::with_capacity(SECTIONS);
+fn compress<T: pco::data_types::Number>(v: &[T]) -> Vec<u8> {
     // Standalone chunks of i64 and f64 cannot fail to compress: pcodec's errors are for
     // invalid configurations, and the default one is valid.
-    sections.push(pco::standalone::simple_compress(&ts, &config).unwrap_or_default());
-    for f in [
-        (|m: &Measurement| m.frequency) as fn(&Measurement) -> f64,
-        |m| m.voltage,
-        |m| m.current,
-        |m| m.power,
-    ] {
-        sections.push(pco::standalone::simple_compress(&column(f), &config).unwrap_or_default());
-    }
-    let mut out = Vec::with_capacity(5 + sections.iter().map(|s| 4 + s.len()).sum::<usize>());
+    pco::standalone::simple_compress(v, &pco::ChunkConfig::default()).unwrap_or_default()
+}
+
+fn frame(n: usize, sections: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(6 + sections.iter().map(|s| 4 + s.len()).sum::<usize>());
     out.push(VERSION);
-    out.extend_from_slice(&u32::try_from(rows.len()).unwrap_or(u32::MAX).to_le_bytes());
-    for s in &sections {
+    out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
+    out.push(u8::try_from(sections.len()).unwrap_or(u8::MAX));
+    for s in sections {
         out.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_le_bytes());
         out.extend_from_slice(s);
     }
     out
 }
 
-/// A block's readings, in time order.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Vec<Measurement>, CodecError> {
-    let mut rest = bytes;
-    let mut take = |n: usize| -> Result<&[u8], CodecError> {
-        if rest.len() < n {
-            return Err(CodecError(format!("{} bytes short", n - rest.len())));
+/// `rows`, in time order with distinct timestamps, as a block. At most [`MAX_BLOCK`] rows.
+pub(crate) fn encode_raw(rows: &[Measurement]) -> Vec<u8> {
+    debug_assert!(rows.len() <= MAX_BLOCK);
+    debug_assert!(rows.windows(2).all(|w| w[0].timestamp < w[1].timestamp));
+    let ts: Vec<i64> = rows.iter().map(|m| m.timestamp).collect();
+    let mut sections = vec![compress(&ts)];
+    for i in 0..FIELDS {
+        let column: Vec<f64> = rows.iter().map(|m| values(m)[i]).collect();
+        sections.push(compress(&column));
+    }
+    frame(rows.len(), &sections)
+}
+
+/// `cells`, in time order with distinct starts, as a block. At most [`MAX_BLOCK`] cells.
+pub(crate) fn encode_cells(cells: &[Cell]) -> Vec<u8> {
+    debug_assert!(cells.len() <= MAX_BLOCK);
+    let t: Vec<i64> = cells.iter().map(|c| c.t).collect();
+    let n: Vec<i64> = cells.iter().map(|c| c.n).collect();
+    let mut sections = vec![compress(&t), compress(&n)];
+    for i in 0..FIELDS {
+        for pick in [
+            (|c: &Cell, i: usize| c.min[i]) as fn(&Cell, usize) -> f64,
+            |c, i| c.max[i],
+            |c, i| c.sum[i],
+        ] {
+            let column: Vec<f64> = cells.iter().map(|c| pick(c, i)).collect();
+            sections.push(compress(&column));
         }
-        let (head, tail) = rest.split_at(n);
-        rest = tail;
-        Ok(head)
-    };
-    let version = take(1)?[0];
-    if version != VERSION {
-        return Err(CodecError(format!("format {version}, not {VERSION}")));
     }
-    let u32_at = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
-    let n = u32_at(take(4)?);
-    if n > MAX_BLOCK {
-        return Err(CodecError(format!("{n} readings, more than {MAX_BLOCK}")));
+    frame(cells.len(), &sections)
+}
+
+/// A block's sections, parsed but not yet decompressed.
+#[derive(Debug)]
+pub(crate) struct Block<'a> {
+    n: usize,
+    sections: Vec<&'a [u8]>,
+}
+
+impl<'a> Block<'a> {
+    /// Checks the frame; `sections` is what the block's table holds (5 raw, 14 cells).
+    fn parse(bytes: &'a [u8], sections: usize) -> Result<Self, CodecError> {
+        let mut rest = bytes;
+        let mut take = |n: usize| -> Result<&'a [u8], CodecError> {
+            if rest.len() < n {
+                return Err(CodecError(format!("{} bytes short", n - rest.len())));
+            }
+            let (head, tail) = rest.split_at(n);
+            rest = tail;
+            Ok(head)
+        };
+        let version = take(1)?[0];
+        if version != VERSION {
+            return Err(CodecError(format!("format {version}, not {VERSION}")));
+        }
+        let u32_at = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        let n = u32_at(take(4)?);
+        if n > MAX_BLOCK {
+            return Err(CodecError(format!("{n} rows, more than {MAX_BLOCK}")));
+        }
+        let count = usize::from(take(1)?[0]);
+        if count != sections {
+            return Err(CodecError(format!("{count} sections, not {sections}")));
+        }
+        let mut out = Vec::with_capacity(count);
+        for _ in 0..count {
+            let len = u32_at(take(4)?);
+            out.push(take(len)?);
+        }
+        Ok(Self { n, sections: out })
     }
-    let mut section = || -> Result<&[u8], CodecError> {
-        let len = u32_at(take(4)?);
-        take(len)
-    };
-    let ts: Vec<i64> = pco::standalone::simple_decompress(section()?).map_err(pco_error)?;
-    let mut columns: [Vec<f64>; 4] = Default::default();
-    for c in &mut columns {
-        *c = pco::standalone::simple_decompress(section()?).map_err(pco_error)?;
+
+    /// Rows (readings or cells) in the block, from its header alone.
+    pub(crate) fn len(&self) -> usize {
+        self.n
     }
-    if ts.len() != n || columns.iter().any(|c| c.len() != n) {
-        return Err(CodecError(format!(
-            "{n} readings announced, columns of {} and {:?}",
-            ts.len(),
-            columns.iter().map(Vec::len).collect::<Vec<_>>()
-        )));
+
+    pub(crate) fn raw(bytes: &'a [u8]) -> Result<Self, CodecError> {
+        Self::parse(bytes, RAW_SECTIONS)
     }
-    let [frequency, voltage, current, power] = columns;
-    Ok((0..n)
+
+    pub(crate) fn cells(bytes: &'a [u8]) -> Result<Self, CodecError> {
+        Self::parse(bytes, CELL_SECTIONS)
+    }
+
+    fn column<T: pco::data_types::Number>(&self, i: usize) -> Result<Vec<T>, CodecError> {
+        let v: Vec<T> = pco::standalone::simple_decompress(self.sections[i]).map_err(pco_error)?;
+        if v.len() != self.n {
+            return Err(CodecError(format!(
+                "{} rows announced, a column of {}",
+                self.n,
+                v.len()
+            )));
+        }
+        Ok(v)
+    }
+
+    /// Timestamps (raw) or cell starts (cells).
+    pub(crate) fn times(&self) -> Result<Vec<i64>, CodecError> {
+        self.column(0)
+    }
+
+    /// A raw block's values of field `i`.
+    pub(crate) fn field(&self, i: usize) -> Result<Vec<f64>, CodecError> {
+        self.column(1 + i)
+    }
+
+    /// A cell block's counts.
+    pub(crate) fn counts(&self) -> Result<Vec<i64>, CodecError> {
+        self.column(1)
+    }
+
+    /// A cell block's min, max and sum columns of field `i`.
+    pub(crate) fn envelope(&self, i: usize) -> Result<[Vec<f64>; 3], CodecError> {
+        Ok([
+            self.column(2 + 3 * i)?,
+            self.column(3 + 3 * i)?,
+            self.column(4 + 3 * i)?,
+        ])
+    }
+}
+
+/// A raw block's readings, in time order.
+pub(crate) fn decode_raw(bytes: &[u8]) -> Result<Vec<Measurement>, CodecError> {
+    let b = Block::raw(bytes)?;
+    let ts = b.times()?;
+    let [f, v, c, p] = [b.field(0)?, b.field(1)?, b.field(2)?, b.field(3)?];
+    Ok((0..ts.len())
         .map(|i| Measurement {
             timestamp: ts[i],
-            frequency: frequency[i],
-            voltage: voltage[i],
-            current: current[i],
-            power: power[i],
+            frequency: f[i],
+            voltage: v[i],
+            current: c[i],
+            power: p[i],
+        })
+        .collect())
+}
+
+/// A cell block's cells, in time order.
+pub(crate) fn decode_cells(bytes: &[u8]) -> Result<Vec<Cell>, CodecError> {
+    let b = Block::cells(bytes)?;
+    let (t, n) = (b.times()?, b.counts()?);
+    let env = [
+        b.envelope(0)?,
+        b.envelope(1)?,
+        b.envelope(2)?,
+        b.envelope(3)?,
+    ];
+    Ok((0..t.len())
+        .map(|j| Cell {
+            t: t[j],
+            n: n[j],
+            min: std::array::from_fn(|i| env[i][0][j]),
+            max: std::array::from_fn(|i| env[i][1][j]),
+            sum: std::array::from_fn(|i| env[i][2][j]),
         })
         .collect())
 }
@@ -145,8 +289,8 @@ mod tests {
     #[test]
     fn every_reading_comes_back_bit_for_bit_in_a_fraction_of_the_bytes() {
         let rows = board(3_000, 7);
-        let bytes = encode(&rows);
-        let back = decode(&bytes).unwrap();
+        let bytes = encode_raw(&rows);
+        let back = decode_raw(&bytes).unwrap();
         assert_eq!(back.len(), rows.len());
         for (a, b) in rows.iter().zip(&back) {
             assert_eq!(a.timestamp, b.timestamp);
@@ -176,7 +320,7 @@ mod tests {
                     power: unit(&mut s),
                 })
                 .collect();
-            let back = decode(&encode(&rows)).unwrap();
+            let back = decode_raw(&encode_raw(&rows)).unwrap();
             assert_eq!(back.len(), n);
             for (a, b) in rows.iter().zip(&back) {
                 assert_eq!(a.frequency.to_bits(), b.frequency.to_bits());
@@ -188,11 +332,11 @@ mod tests {
 
     #[test]
     fn damaged_bytes_are_an_error_never_a_panic() {
-        let bytes = encode(&board(200, 3));
-        assert!(decode(&[]).is_err());
-        assert!(decode(&[2, 0, 0, 0, 0]).is_err(), "an unknown format");
+        let bytes = encode_raw(&board(200, 3));
+        assert!(decode_raw(&[]).is_err());
+        assert!(decode_raw(&[2, 0, 0, 0, 0]).is_err(), "an unknown format");
         for cut in [1, 5, 9, bytes.len() / 2, bytes.len() - 1] {
-            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(decode_raw(&bytes[..cut]).is_err(), "cut at {cut}");
         }
         let mut s = 5u64;
         for _ in 0..500 {
@@ -200,7 +344,7 @@ mod tests {
             let at = ((unit(&mut s) + 1.0) / 2.0 * b.len() as f64) as usize % b.len();
             b[at] ^= 1 << ((unit(&mut s) + 1.0) * 3.5) as u32 % 8;
             // Either an error or some readings: never a panic, never more than announced.
-            if let Ok(rows) = decode(&b) {
+            if let Ok(rows) = decode_raw(&b) {
                 assert!(rows.len() <= MAX_BLOCK);
             }
         }

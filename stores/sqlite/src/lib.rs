@@ -28,6 +28,7 @@
 //! per-second cells have been pruned, the interval is raised to a multiple of the finest tier
 //! still complete there.
 
+mod blocks;
 mod codec;
 mod error;
 mod events;
@@ -36,6 +37,7 @@ mod pool;
 mod prune;
 mod read;
 mod schema;
+mod seal;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -52,8 +54,10 @@ use tokio::sync::mpsc;
 
 pub use prune::PruneOutcome;
 pub use read::RowsRead;
+pub use seal::SealOutcome;
 
-use crate::plan::{SECOND_US, clamp_range};
+use crate::blocks::{MINUTES, RAW, SECONDS};
+use crate::plan::clamp_range;
 use crate::pool::ReadPool;
 use crate::prune::{Kept, PRUNE_BATCH, Target};
 use crate::write::Writer;
@@ -155,7 +159,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 options,
-                writer: Mutex::new(Writer::new(conn)),
+                writer: Mutex::new(Writer::new(conn).map_err(error::map)?),
                 readers,
                 kept,
                 rows: read::RowCounter::default(),
@@ -173,9 +177,11 @@ impl SqliteStore {
         self.inner.rows.snapshot()
     }
 
-    /// Deletes what is older than the retention (as of `now_us`): raw measurements and status
-    /// rows, per-second rollups, logs; then the oldest logs past `log_max_bytes`. Works in batches of a few thousand rows, each its own
-    /// short transaction, so ingest interleaves. Per-minute rollups are never deleted.
+    /// Tiered retention as of `now_us`: raw readings past `raw_retention` become 1 s envelopes
+    /// (window by window, each its own transaction), 1 s envelopes past
+    /// `second_rollup_retention` go, and so do status rows past the raw retention and logs past
+    /// theirs, then the oldest logs past `log_max_bytes`. Deletions run in batches of a few
+    /// thousand rows, so ingest interleaves. Per-minute envelopes are never deleted.
     pub async fn prune(&self, now_us: i64) -> Result<PruneOutcome, StoreError> {
         let o = &self.inner.options;
         // Per-second cells never go before raw rows: a tier must not be emptier than a finer one.
@@ -184,13 +190,30 @@ impl SqliteStore {
             (Some(raw), None) => Some(raw),
             (None, _) => None,
         };
+        let mut deleted = [0u64; 4];
+        if let Some(cutoff) = Target::new("measurement", o.raw_retention, RAW.window).cutoff(now_us)
+        {
+            deleted[0] = self.retire_raw(cutoff).await?;
+        }
+        if let Some(cutoff) = Target::new("measurement_1s", second, SECONDS.window).cutoff(now_us) {
+            let devices = self
+                .with_writer(move |w, inner| {
+                    inner.kept.raise(&w.conn, "measurement_1s", cutoff)?;
+                    prune::device_keys(&w.conn)
+                })
+                .await?;
+            for device in devices {
+                deleted[2] += self
+                    .with_writer(move |w, _| seal::drop_seconds(&mut w.conn, device, cutoff))
+                    .await?;
+            }
+        }
         let targets = [
-            (Target::new("measurement", o.raw_retention, 1), 0),
             (Target::new("status", o.raw_retention, 1), 1),
-            (Target::new("measurement_1s", second, SECOND_US), 2),
+            // Rows of a version 2 file.
+            (Target::new("measurement_1s", second, SECONDS.window), 2),
             (Target::new("logs", o.log_retention, 1), 3),
         ];
-        let mut deleted = [0u64; 4];
         for (target, slot) in targets {
             let Some(cutoff) = target.cutoff(now_us) else {
                 continue;
@@ -234,7 +257,95 @@ impl SqliteStore {
                 statuses = out.statuses,
                 second_rollups = out.second_rollups,
                 logs = out.logs,
-                "pruned old rows"
+                "retired and pruned old data"
+            );
+        }
+        Ok(out)
+    }
+
+    /// Turns every raw reading before `cutoff` (a window start) into 1 s envelopes, the
+    /// oldest window first across all devices; the raw horizon follows each finished window,
+    /// so a reader finds every window either still raw or already in envelopes.
+    async fn retire_raw(&self, cutoff: i64) -> Result<u64, StoreError> {
+        let mut readings = 0;
+        loop {
+            let next = self
+                .with_writer(move |w, _| {
+                    let devices = prune::device_keys(&w.conn)?;
+                    let mut oldest: Option<i64> = None;
+                    for &d in &devices {
+                        if let Some(t) = blocks::oldest_window(&w.conn, &RAW, d, cutoff)? {
+                            oldest = Some(oldest.map_or(t, |o| o.min(t)));
+                        }
+                    }
+                    Ok(oldest.map(|w0| (w0, devices)))
+                })
+                .await?;
+            let Some((w0, devices)) = next else {
+                break;
+            };
+            for device in devices {
+                readings += self
+                    .with_writer(move |w, _| seal::retire_raw(&mut w.conn, device, w0))
+                    .await?;
+            }
+            let done = w0 + RAW.window;
+            self.with_writer(move |w, inner| inner.kept.raise(&w.conn, "measurement", done))
+                .await?;
+        }
+        self.with_writer(move |w, inner| inner.kept.raise(&w.conn, "measurement", cutoff))
+            .await?;
+        Ok(readings)
+    }
+
+    /// Compaction as of `now_us`: every closed window of raw readings and of 1 min envelopes
+    /// still in rows is sealed into compressed blocks, a version 2 file's 1 s rows are sealed
+    /// or dropped (where raw readings say the same), and free pages go back to the disk. Each
+    /// device window is its own short transaction. The server runs this every minute.
+    pub async fn seal(&self, now_us: i64) -> Result<SealOutcome, StoreError> {
+        let mut out = SealOutcome::default();
+        let devices = self.with_writer(|w, _| prune::device_keys(&w.conn)).await?;
+        for device in devices {
+            for tier in [RAW, MINUTES, SECONDS] {
+                let before = if tier == SECONDS {
+                    self.inner.kept.from("measurement")
+                } else {
+                    seal::horizon(&tier, now_us)
+                };
+                while let Some(w0) = self
+                    .with_writer(move |w, _| {
+                        blocks::oldest_row_window(&w.conn, &tier, device, before)
+                    })
+                    .await?
+                {
+                    out.items += self
+                        .with_writer(move |w, _| {
+                            let n = seal::seal_window(&mut w.conn, &tier, device, w0)?;
+                            if tier == RAW {
+                                w.sealed_until(device, w0 + RAW.window);
+                            }
+                            Ok(n)
+                        })
+                        .await?;
+                    out.windows += 1;
+                }
+            }
+            let raw_from = self.inner.kept.from("measurement");
+            while self
+                .with_writer(move |w, _| {
+                    seal::drop_redundant_seconds(&mut w.conn, device, raw_from)
+                })
+                .await?
+                > 0
+            {}
+        }
+        out.pages_freed = self.with_writer(|w, _| seal::give_back(&w.conn)).await?;
+        if out.windows > 0 {
+            tracing::debug!(
+                windows = out.windows,
+                items = out.items,
+                pages_freed = out.pages_freed,
+                "sealed closed windows"
             );
         }
         Ok(out)

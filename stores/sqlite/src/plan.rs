@@ -235,6 +235,7 @@ impl Folder {
     }
 
     /// Adds one raw value at `t`.
+    #[cfg(test)]
     pub(crate) fn point(&mut self, t: i64, v: f64) {
         self.cell(t, v, v, v, 1);
     }

@@ -8,6 +8,8 @@ use ogm_protocol::{DeviceId, LogLevel, Measurement, Status};
 use ogm_store::{DeviceSummary, Field, History, HistoryQuery, LogQuery, LogRow};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::blocks;
+use crate::codec::{Block, CodecError};
 use crate::plan::{
     Folder, Segment, Source, Tier, choose_interval, clamp_range, finest_complete_width, plan,
 };
@@ -47,20 +49,29 @@ impl RowCounter {
     }
 }
 
-/// Where a field lives: its raw table and column, and its rollup tables.
+/// Where a field lives. Measured fields: the three block tiers of [`crate::blocks`] (1 s
+/// envelopes only where raw readings were retired; elsewhere seconds fold from the readings).
+/// Status fields: rows only, raw and per-minute.
 #[derive(Debug, Clone, Copy)]
 struct FieldTables {
     column: &'static str,
+    /// The field's place among the measured ones; `None` for a status field.
+    measured: Option<usize>,
     raw: &'static str,
     second: Option<&'static str>,
     minute: &'static str,
 }
 
+/// One cell of a field: start, min, max, sum, readings (a raw reading is a cell of one).
+type Env = (i64, f64, f64, f64, i64);
+
 impl FieldTables {
     fn of(field: Field) -> Self {
-        if field.is_measurement() {
+        let measured = Field::MEASURED.iter().position(|f| *f == field);
+        if measured.is_some() {
             Self {
                 column: field.as_str(),
+                measured,
                 raw: "measurement",
                 second: Some("measurement_1s"),
                 minute: "measurement_1m",
@@ -68,6 +79,7 @@ impl FieldTables {
         } else {
             Self {
                 column: field.as_str(),
+                measured,
                 raw: "status",
                 second: None,
                 minute: "status_1m",
@@ -102,29 +114,18 @@ impl FieldTables {
         s
     }
 
-    /// Rows of one tier in `[?2, ?3)` for device `?1`, oldest first.
+    /// Rows of one tier in `[?2, ?3)` for device `?1`, oldest first, as [`Env`] columns.
     fn rows_sql(&self, tier: Tier) -> String {
         let (t, c) = (self.table(tier), self.column);
         match tier {
             Tier::Raw => format!(
-                "SELECT ts, {c} FROM {t} WHERE device = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts"
+                "SELECT ts, {c}, {c}, {c}, 1 FROM {t} \
+                 WHERE device = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts"
             ),
             _ => format!(
                 "SELECT ts, {c}_min, {c}_max, {c}_sum, n FROM {t} \
                  WHERE device = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts"
             ),
-        }
-    }
-
-    /// Raw rows counted up to `?4`, or the rollup cells' counts.
-    fn count_sql(&self, tier: Tier) -> String {
-        let t = self.table(tier);
-        match tier {
-            Tier::Raw => format!(
-                "SELECT count(*) FROM \
-                 (SELECT 1 FROM {t} WHERE device = ?1 AND ts >= ?2 AND ts < ?3 LIMIT ?4)"
-            ),
-            _ => format!("SELECT n FROM {t} WHERE device = ?1 AND ts >= ?2 AND ts < ?3"),
         }
     }
 }
@@ -135,14 +136,113 @@ fn device_key(conn: &Connection, id: &DeviceId) -> rusqlite::Result<Option<i64>>
         .optional()
 }
 
-/// The number of raw rows in the planned range, exact up to `cap + 1`, then it stops counting.
-/// Coarse segments go first so a dense range stops after a few rollup rows.
+fn env_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Env> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+/// A raw block's readings of the measured field `i`, as cells of one.
+fn raw_envs(bytes: &[u8], i: usize) -> Result<Vec<Env>, CodecError> {
+    let b = Block::raw(bytes)?;
+    let v = b.field(i)?;
+    Ok(b.times()?
+        .into_iter()
+        .zip(v)
+        .map(|(t, v)| (t, v, v, v, 1))
+        .collect())
+}
+
+/// A cell block's envelopes of the measured field `i`.
+fn cell_envs(bytes: &[u8], i: usize) -> Result<Vec<Env>, CodecError> {
+    let b = Block::cells(bytes)?;
+    let [min, max, sum] = b.envelope(i)?;
+    Ok(b.times()?
+        .into_iter()
+        .zip(b.counts()?)
+        .enumerate()
+        .map(|(j, (t, n))| (t, min[j], max[j], sum[j], n))
+        .collect())
+}
+
+/// Reads one segment's cells in time order until `f` says stop, counting what it visits.
+fn visit(
+    conn: &Connection,
+    field: &FieldTables,
+    device: i64,
+    seg: &Segment,
+    raw_kept_from: i64,
+    rows: &RowCounter,
+    f: &mut dyn FnMut(Env) -> bool,
+) -> rusqlite::Result<()> {
+    let mut counted = |tier: Tier, conn: &Connection, lo: i64, hi: i64| -> rusqlite::Result<()> {
+        if lo >= hi {
+            return Ok(());
+        }
+        let mut visited = 0u64;
+        let mut go = |e: Env| {
+            visited += 1;
+            f(e)
+        };
+        let sql = field.rows_sql(tier);
+        let result = match (field.measured, tier) {
+            (None, _) => {
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let mut it = stmt.query(params![device, lo, hi])?;
+                while let Some(r) = it.next()? {
+                    if !go(env_row(r)?) {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+            (Some(i), Tier::Raw) => blocks::merged(
+                conn,
+                &blocks::RAW,
+                device,
+                (lo, hi),
+                &sql,
+                env_row,
+                |b| raw_envs(b, i),
+                |e| e.0,
+                go,
+            ),
+            (Some(i), tier) => blocks::merged(
+                conn,
+                if tier == Tier::Second {
+                    &blocks::SECONDS
+                } else {
+                    &blocks::MINUTES
+                },
+                device,
+                (lo, hi),
+                &sql,
+                env_row,
+                |b| cell_envs(b, i),
+                |e| e.0,
+                go,
+            ),
+        };
+        rows.add(tier, visited);
+        result
+    };
+    match seg.tier {
+        // Seconds fold from the raw readings wherever those are kept.
+        Tier::Second if field.measured.is_some() => {
+            let split = raw_kept_from.clamp(seg.lo, seg.hi);
+            counted(Tier::Second, conn, seg.lo, split)?;
+            counted(Tier::Raw, conn, split, seg.hi)
+        }
+        tier => counted(tier, conn, seg.lo, seg.hi),
+    }
+}
+
+/// The number of raw readings in the planned range, exact up to `cap + 1`, then it stops
+/// counting. Coarse segments go first so a dense range stops after a few rollup cells.
 fn count_capped(
     conn: &Connection,
     field: &FieldTables,
     device: i64,
     segments: &[Segment],
-    cap: u64,
+    (cap, raw_kept_from): (u64, i64),
     rows: &RowCounter,
 ) -> rusqlite::Result<u64> {
     let mut order: Vec<&Segment> = segments.iter().collect();
@@ -152,25 +252,10 @@ fn count_capped(
         if total > cap {
             break;
         }
-        let mut stmt = conn.prepare_cached(&field.count_sql(seg.tier))?;
-        if seg.tier == Tier::Raw {
-            let limit = i64::try_from(cap + 1 - total).unwrap_or(i64::MAX);
-            let n: i64 = stmt.query_row(params![device, seg.lo, seg.hi, limit], |r| r.get(0))?;
-            let n = u64::try_from(n).unwrap_or(0);
-            rows.add(Tier::Raw, n);
-            total += n;
-        } else {
-            let mut it = stmt.query(params![device, seg.lo, seg.hi])?;
-            let mut visited = 0;
-            while let Some(r) = it.next()? {
-                visited += 1;
-                total += u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0);
-                if total > cap {
-                    break;
-                }
-            }
-            rows.add(seg.tier, visited);
-        }
+        visit(conn, field, device, seg, raw_kept_from, rows, &mut |e| {
+            total += u64::try_from(e.4).unwrap_or(0);
+            total <= cap
+        })?;
     }
     Ok(total)
 }
@@ -182,31 +267,22 @@ fn read_buckets(
     field: &FieldTables,
     device: i64,
     segments: &[Segment],
-    interval: i64,
-    max: u32,
+    (interval, max): (i64, u32),
+    raw_kept_from: i64,
     rows: &RowCounter,
 ) -> rusqlite::Result<Option<Vec<ogm_store::Bucket>>> {
     let mut folder = Folder::new(interval);
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    let mut over = false;
     for seg in segments {
-        let mut stmt = conn.prepare_cached(&field.rows_sql(seg.tier))?;
-        let mut it = stmt.query(params![device, seg.lo, seg.hi])?;
-        let mut visited = 0;
-        while let Some(r) = it.next()? {
-            visited += 1;
-            let t: i64 = r.get(0)?;
-            if seg.tier == Tier::Raw {
-                folder.point(t, r.get(1)?);
-            } else {
-                let n = u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0);
-                folder.cell(t, r.get(1)?, r.get(2)?, r.get(3)?, n);
-            }
-            if interval == 0 && folder.len() > limit {
-                rows.add(seg.tier, visited);
-                return Ok(None);
-            }
+        visit(conn, field, device, seg, raw_kept_from, rows, &mut |e| {
+            folder.cell(e.0, e.1, e.2, e.3, u64::try_from(e.4).unwrap_or(0));
+            over = interval == 0 && folder.len() > limit;
+            !over
+        })?;
+        if over {
+            return Ok(None);
         }
-        rows.add(seg.tier, visited);
     }
     Ok(Some(folder.finish()))
 }
@@ -234,12 +310,13 @@ pub(crate) fn history(
     let field = FieldTables::of(q.field());
     let sources = field.sources(kept);
     let max = q.max_points().max(1);
+    let raw_kept_from = sources[0].kept_from;
     let count = count_capped(
         &tx,
         &field,
         device,
         &plan(start, stop, &sources),
-        u64::from(max),
+        (u64::from(max), raw_kept_from),
         rows,
     )?;
     let finest = finest_complete_width(start, &sources);
@@ -255,7 +332,15 @@ pub(crate) fn history(
                 .collect()
         };
         let segments = plan(start, stop, &usable);
-        match read_buckets(&tx, &field, device, &segments, interval, max, rows)? {
+        match read_buckets(
+            &tx,
+            &field,
+            device,
+            &segments,
+            (interval, max),
+            raw_kept_from,
+            rows,
+        )? {
             Some(points) => {
                 return Ok(History {
                     interval_us: interval,
@@ -347,16 +432,6 @@ fn device_names(conn: &Connection) -> rusqlite::Result<HashMap<i64, DeviceId>> {
     Ok(out)
 }
 
-fn measurement_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Measurement> {
-    Ok(Measurement {
-        timestamp: r.get(0)?,
-        frequency: r.get(1)?,
-        voltage: r.get(2)?,
-        current: r.get(3)?,
-        power: r.get(4)?,
-    })
-}
-
 /// Every device with its newest measurement and status, each found by one index probe.
 pub(crate) fn devices(conn: &mut Connection) -> rusqlite::Result<Vec<DeviceSummary>> {
     let tx = conn.transaction()?;
@@ -382,7 +457,14 @@ pub(crate) fn devices(conn: &mut Connection) -> rusqlite::Result<Vec<DeviceSumma
         let Ok(device_id) = DeviceId::new(&name) else {
             continue;
         };
-        let last_measurement = last_m.query_row([key], measurement_row).optional()?;
+        let row = last_m
+            .query_row([key], blocks::measurement_row)
+            .optional()?;
+        // A device quiet for longer than a window has its newest reading in a block.
+        let last_measurement = match row {
+            Some(m) => Some(m),
+            None => blocks::newest_sealed(&tx, key)?,
+        };
         let last_status = last_s
             .query_row([key], |r| {
                 Ok(Status {
@@ -420,13 +502,12 @@ pub(crate) fn export_chunk(
     hi: i64,
     limit: usize,
 ) -> rusqlite::Result<Vec<Measurement>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT ts, frequency, voltage, current, power FROM measurement \
-         WHERE device = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts LIMIT ?4",
-    )?;
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = stmt.query_map(params![device, lo, hi, limit], measurement_row)?;
-    rows.collect()
+    let mut out = Vec::with_capacity(limit.min(1 << 16));
+    blocks::raw_readings(conn, device, (lo, hi), |m| {
+        out.push(m);
+        out.len() < limit
+    })?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -447,15 +528,22 @@ mod tests {
                     continue;
                 }
                 sqls.push(t.rows_sql(tier));
-                sqls.push(t.count_sql(tier));
             }
+        }
+        for tier in [blocks::RAW, blocks::SECONDS, blocks::MINUTES] {
+            sqls.push(tier.blocks_sql());
+        }
+        for tier in [blocks::SECONDS, blocks::MINUTES] {
+            sqls.push(blocks::cell_rows_sql(tier.rows));
         }
         for s in [
             LOGS_SQL,
             LOGS_OF_DEVICE_SQL,
             "SELECT ts, frequency, voltage, current, power FROM measurement WHERE device = ?1 ORDER BY ts DESC LIMIT 1",
             "SELECT ts, rssi, free_heap, online, battery, dropped FROM status WHERE device = ?1 ORDER BY ts DESC LIMIT 1",
-            "SELECT ts, frequency, voltage, current, power FROM measurement WHERE device = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts LIMIT ?4",
+            blocks::RAW_ROWS_SQL,
+            "SELECT t1, data FROM measurement_block WHERE device = ?1 AND t0 <= ?2 ORDER BY t0 DESC LIMIT 1",
+            "SELECT data FROM measurement_block WHERE device = ?1 ORDER BY t0 DESC LIMIT 1",
         ] {
             sqls.push(s.to_owned());
         }

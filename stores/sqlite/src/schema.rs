@@ -6,8 +6,11 @@
 //!   clustered B-tree and a device's range is one contiguous read.
 //! - `logs`: a rowid table (messages can be long), unique on `(device, ts)`, with indexes for
 //!   "newest first at level L", with and without a device.
-//! - `measurement_1s`, `measurement_1m`, `status_1m`: rollups keyed `(device, ts)` where `ts` is
-//!   the cell start, holding `n` (rows in the cell) and `<field>_min/_max/_sum` per field.
+//! - `measurement_1m`, `status_1m`: rollups keyed `(device, ts)` where `ts` is the cell start,
+//!   holding `n` (rows in the cell) and `<field>_min/_max/_sum` per field; `measurement_1s`,
+//!   the same per second, is written no more (version 3) and emptied by compaction.
+//! - `measurement_block`, `measurement_1s_block`, `measurement_1m_block` (version 3): sealed
+//!   blocks of raw readings, 1 s and 1 min envelopes (see [`crate::blocks`]).
 //! - `device_events`: the server's events of each device keyed `(device, start_us)`, `device`
 //!   being the id's text (version 2).
 //! - `meta`: small key/value facts; `pruned_before:<table>` says from when on a pruned table
@@ -18,7 +21,7 @@ use rusqlite::Connection;
 use crate::{SqliteOptions, Synchronous};
 
 /// The schema version this code writes (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE devices (
@@ -105,6 +108,23 @@ CREATE TABLE device_events (
 CREATE INDEX device_events_by_start ON device_events (start_us);
 ";
 
+/// Version 3: sealed blocks of each measurement tier. A rowid table each (the blobs run to
+/// overflow pages, which a `WITHOUT ROWID` table handles badly), keyed `(device, t0)`.
+const BLOCKS: &str = "
+CREATE TABLE measurement_block (
+    device INTEGER NOT NULL, t0 INTEGER NOT NULL, t1 INTEGER NOT NULL, n INTEGER NOT NULL,
+    data BLOB NOT NULL, UNIQUE (device, t0)
+);
+CREATE TABLE measurement_1s_block (
+    device INTEGER NOT NULL, t0 INTEGER NOT NULL, t1 INTEGER NOT NULL, n INTEGER NOT NULL,
+    data BLOB NOT NULL, UNIQUE (device, t0)
+);
+CREATE TABLE measurement_1m_block (
+    device INTEGER NOT NULL, t0 INTEGER NOT NULL, t1 INTEGER NOT NULL, n INTEGER NOT NULL,
+    data BLOB NOT NULL, UNIQUE (device, t0)
+);
+";
+
 /// Settings every connection gets.
 fn configure(conn: &Connection, options: &SqliteOptions) -> rusqlite::Result<()> {
     conn.busy_timeout(options.busy_timeout)?;
@@ -158,17 +178,26 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     match version {
         0 => {
+            // Freed pages go back to the file system as compaction frees them (set before the
+            // first table).
+            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
             conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {SCHEMA} {EVENTS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN IMMEDIATE; {SCHEMA} {EVENTS} {BLOCKS} \
+                 PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?;
             tracing::info!("created the embedded store's schema");
             Ok(())
         }
-        1 => {
+        1 | 2 => {
+            let events = if version == 1 { EVENTS } else { "" };
             conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {EVENTS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN IMMEDIATE; {events} {BLOCKS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?;
-            tracing::info!("added the grid events to the embedded store's schema (version 2)");
+            tracing::info!(
+                from = version,
+                "upgraded the embedded store's schema to version 3: its rows are sealed into \
+                 compressed blocks in the background"
+            );
             Ok(())
         }
         SCHEMA_VERSION => Ok(()),

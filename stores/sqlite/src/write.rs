@@ -1,6 +1,8 @@
 //! The write path: one transaction per batch that inserts raw rows with `INSERT OR IGNORE`
-//! and, only for rows actually inserted, folds them into the rollups and the devices' last-seen
-//! times. A redelivered record therefore changes nothing and is counted as a duplicate.
+//! and, only for rows actually inserted, folds them into the per-minute rollups and the
+//! devices' last-seen times. A redelivered record therefore changes nothing and is counted as
+//! a duplicate; one older than the device's newest sealed window is first looked up in the
+//! sealed block that would hold it.
 //!
 //! A measurement with a non-finite value (rejected upstream, so never expected) is skipped
 //! with a warning and counted neither as stored nor as a duplicate: SQLite would turn NaN
@@ -12,13 +14,15 @@ use ogm_protocol::{LogEntry, LogLevel, Measurement, Payload, Status};
 use ogm_store::{Record, WriteOutcome, bucket_start};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
-use crate::plan::{MINUTE_US, SECOND_US};
+use crate::plan::MINUTE_US;
 
 /// The writing connection and what it has learnt of device ids.
 pub(crate) struct Writer {
     pub(crate) conn: Connection,
     /// Device id → `devices.id`; only entries committed to the database.
     ids: HashMap<String, i64>,
+    /// `devices.id` → end of its newest window with a sealed raw block.
+    sealed: HashMap<i64, i64>,
 }
 
 /// Min, max and sum of `N` fields over `n` rows.
@@ -128,17 +132,25 @@ fn finite(m: &Measurement) -> bool {
 }
 
 impl Writer {
-    pub(crate) fn new(conn: Connection) -> Self {
-        Self {
+    pub(crate) fn new(conn: Connection) -> rusqlite::Result<Self> {
+        let sealed = crate::blocks::sealed_ends(&conn)?.into_iter().collect();
+        Ok(Self {
             conn,
             ids: HashMap::new(),
-        }
+            sealed,
+        })
+    }
+
+    /// Notes that `device` has a sealed raw block in a window ending at `end`.
+    pub(crate) fn sealed_until(&mut self, device: i64, end: i64) {
+        let e = self.sealed.entry(device).or_insert(end);
+        *e = (*e).max(end);
     }
 
     /// Stores a batch in one transaction.
     pub(crate) fn write(&mut self, batch: &[Record]) -> rusqlite::Result<WriteOutcome> {
         let mut fresh = Vec::new();
-        let result = write_batch(&mut self.conn, &self.ids, &mut fresh, batch);
+        let result = write_batch(&mut self.conn, &self.ids, &self.sealed, &mut fresh, batch);
         if result.is_ok() {
             // Only ids that were committed are remembered.
             self.ids.extend(fresh);
@@ -179,12 +191,13 @@ fn device_key(
 fn write_batch(
     conn: &mut Connection,
     known: &HashMap<String, i64>,
+    sealed: &HashMap<i64, i64>,
     fresh: &mut Vec<(String, i64)>,
     batch: &[Record],
 ) -> rusqlite::Result<WriteOutcome> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut out = WriteOutcome::default();
-    let mut m_1s: Cells<4> = BTreeMap::new();
+    let mut m_1m: Cells<4> = BTreeMap::new();
     let mut s_1m: Cells<2> = BTreeMap::new();
     let mut last_seen: HashMap<i64, i64> = HashMap::new();
     {
@@ -212,11 +225,17 @@ fn write_batch(
             let inserted = match &rec.payload {
                 Payload::Measurement(m) => {
                     let v = [m.frequency, m.voltage, m.current, m.power];
-                    let n = ins_m.execute(params![device, ts, v[0], v[1], v[2], v[3]])?;
+                    let in_sealed = sealed.get(&device).is_some_and(|&end| ts < end)
+                        && crate::blocks::sealed_holds(&tx, device, ts)?;
+                    let n = if in_sealed {
+                        0
+                    } else {
+                        ins_m.execute(params![device, ts, v[0], v[1], v[2], v[3]])?
+                    };
                     if n > 0 {
                         add(
-                            &mut m_1s,
-                            (device, bucket_start(ts, SECOND_US)),
+                            &mut m_1m,
+                            (device, bucket_start(ts, MINUTE_US)),
                             Agg::one(v),
                         );
                     }
@@ -247,12 +266,6 @@ fn write_batch(
             }
         }
     }
-    // The minute cells are folded from the second cells (a minute holds whole seconds).
-    let mut m_1m: Cells<4> = BTreeMap::new();
-    for (&(device, ts), agg) in &m_1s {
-        add(&mut m_1m, (device, bucket_start(ts, MINUTE_US)), *agg);
-    }
-    flush(&tx, "measurement_1s", &MEASUREMENT_FIELDS, &m_1s)?;
     flush(&tx, "measurement_1m", &MEASUREMENT_FIELDS, &m_1m)?;
     flush(&tx, "status_1m", &STATUS_FIELDS, &s_1m)?;
     {

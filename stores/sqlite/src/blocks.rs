@@ -1,0 +1,418 @@
+//! Sealed blocks on disk: each of the three measurement tiers keeps recent data as rows and
+//! older data as compressed blocks ([`crate::codec`]), one or more per device and aligned
+//! window, never crossing a window's edge. This module reads both as one time-ordered stream
+//! and rewrites a window's rows and blocks as new blocks, in the caller's transaction.
+//!
+//! | tier | rows | blocks | window |
+//! |---|---|---|---|
+//! | raw readings | `measurement` | `measurement_block` | 1 h |
+//! | 1 s envelopes | `measurement_1s` (files of version 2 only) | `measurement_1s_block` | 1 h |
+//! | 1 min envelopes | `measurement_1m` (upserted by the ingest) | `measurement_1m_block` | 1 day |
+//!
+//! A block row is `(device, t0, t1, n, data)`: its first and last timestamp (or cell start),
+//! its readings, the codec's bytes. Raw rows are never in a block too (the writer checks
+//! sealed windows before it inserts); a cell may be in a block and a row at once (a late
+//! reading's minute), and readers fold the two like any cells of one bucket.
+
+use ogm_protocol::Measurement;
+use ogm_store::bucket_start;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::codec::{self, Block, Cell, CodecError, MAX_BLOCK};
+use crate::plan::{MINUTE_US, SECOND_US};
+
+const HOUR_US: i64 = 3600 * SECOND_US;
+const DAY_US: i64 = 24 * HOUR_US;
+
+/// One tier's row table, block table and window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tiered {
+    pub rows: &'static str,
+    pub blocks: &'static str,
+    pub window: i64,
+    /// The cell width (1 for raw readings).
+    pub width: i64,
+}
+
+pub(crate) const RAW: Tiered = Tiered {
+    rows: "measurement",
+    blocks: "measurement_block",
+    window: HOUR_US,
+    width: 1,
+};
+pub(crate) const SECONDS: Tiered = Tiered {
+    rows: "measurement_1s",
+    blocks: "measurement_1s_block",
+    window: HOUR_US,
+    width: SECOND_US,
+};
+pub(crate) const MINUTES: Tiered = Tiered {
+    rows: "measurement_1m",
+    blocks: "measurement_1m_block",
+    window: DAY_US,
+    width: MINUTE_US,
+};
+
+impl Tiered {
+    pub(crate) fn window_of(&self, t: i64) -> i64 {
+        bucket_start(t, self.window)
+    }
+
+    /// Blocks of `?1` that may hold times in `[?2, ?3)`, oldest first (`?2` is rounded down
+    /// to its window by the caller).
+    pub(crate) fn blocks_sql(&self) -> String {
+        format!(
+            "SELECT t1, data FROM {} WHERE device = ?1 AND t0 >= ?2 AND t0 < ?3 ORDER BY t0",
+            self.blocks
+        )
+    }
+}
+
+/// A damaged block as a SQLite conversion error, so it travels the same way.
+pub(crate) fn damaged(e: CodecError) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e))
+}
+
+/// Visits the items of one tier in `[lo, hi)` in time order, blocks and rows merged, until
+/// `f` says stop. `decode` turns a block into its items; `row` reads one of `rows_sql`'s rows
+/// (whose parameters are device, lo, hi).
+#[allow(clippy::too_many_arguments, reason = "one merge for every item kind")]
+pub(crate) fn merged<T>(
+    conn: &Connection,
+    tier: &Tiered,
+    device: i64,
+    (lo, hi): (i64, i64),
+    rows_sql: &str,
+    row: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
+    decode: impl Fn(&[u8]) -> Result<Vec<T>, CodecError>,
+    time: impl Fn(&T) -> i64,
+    mut f: impl FnMut(T) -> bool,
+) -> rusqlite::Result<()> {
+    let mut rows_stmt = conn.prepare_cached(rows_sql)?;
+    let mut rows = rows_stmt.query(params![device, lo, hi])?;
+    let mut next_row = match rows.next()? {
+        Some(r) => Some(row(r)?),
+        None => None,
+    };
+    let mut blocks_stmt = conn.prepare_cached(&tier.blocks_sql())?;
+    let mut blocks = blocks_stmt.query(params![device, tier.window_of(lo), hi])?;
+    while let Some(b) = blocks.next()? {
+        if b.get::<_, i64>(0)? < lo {
+            continue;
+        }
+        let data = b.get_ref(1)?.as_blob()?;
+        for item in decode(data).map_err(damaged)? {
+            let t = time(&item);
+            if t < lo {
+                continue;
+            }
+            if t >= hi {
+                break;
+            }
+            while let Some(r) = next_row.take_if(|r| time(r) < t) {
+                if !f(r) {
+                    return Ok(());
+                }
+                next_row = match rows.next()? {
+                    Some(r) => Some(row(r)?),
+                    None => None,
+                };
+            }
+            if !f(item) {
+                return Ok(());
+            }
+        }
+    }
+    while let Some(r) = next_row.take() {
+        if !f(r) {
+            return Ok(());
+        }
+        next_row = match rows.next()? {
+            Some(r) => Some(row(r)?),
+            None => None,
+        };
+    }
+    Ok(())
+}
+
+/// Raw readings as full measurements.
+pub(crate) const RAW_ROWS_SQL: &str = "SELECT ts, frequency, voltage, current, power \
+     FROM measurement WHERE device = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts";
+
+pub(crate) fn measurement_row(r: &Row<'_>) -> rusqlite::Result<Measurement> {
+    Ok(Measurement {
+        timestamp: r.get(0)?,
+        frequency: r.get(1)?,
+        voltage: r.get(2)?,
+        current: r.get(3)?,
+        power: r.get(4)?,
+    })
+}
+
+/// Cells of a rollup table, all four fields.
+pub(crate) fn cell_rows_sql(table: &str) -> String {
+    format!(
+        "SELECT ts, n, frequency_min, frequency_max, frequency_sum, voltage_min, voltage_max, \
+         voltage_sum, current_min, current_max, current_sum, power_min, power_max, power_sum \
+         FROM {table} WHERE device = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts"
+    )
+}
+
+pub(crate) fn cell_row(r: &Row<'_>) -> rusqlite::Result<Cell> {
+    let mut c = Cell {
+        t: r.get(0)?,
+        n: r.get(1)?,
+        min: [0.0; codec::FIELDS],
+        max: [0.0; codec::FIELDS],
+        sum: [0.0; codec::FIELDS],
+    };
+    for i in 0..codec::FIELDS {
+        c.min[i] = r.get(2 + 3 * i)?;
+        c.max[i] = r.get(3 + 3 * i)?;
+        c.sum[i] = r.get(4 + 3 * i)?;
+    }
+    Ok(c)
+}
+
+/// Every reading of `device` in `[lo, hi)`, oldest first.
+pub(crate) fn raw_readings(
+    conn: &Connection,
+    device: i64,
+    range: (i64, i64),
+    f: impl FnMut(Measurement) -> bool,
+) -> rusqlite::Result<()> {
+    merged(
+        conn,
+        &RAW,
+        device,
+        range,
+        RAW_ROWS_SQL,
+        measurement_row,
+        codec::decode_raw,
+        |m| m.timestamp,
+        f,
+    )
+}
+
+/// Every cell of a rollup tier of `device` in `[lo, hi)`, oldest first (a cell may come twice,
+/// from a block and a row).
+pub(crate) fn cells(
+    conn: &Connection,
+    tier: &Tiered,
+    device: i64,
+    range: (i64, i64),
+    f: impl FnMut(Cell) -> bool,
+) -> rusqlite::Result<()> {
+    merged(
+        conn,
+        tier,
+        device,
+        range,
+        &cell_rows_sql(tier.rows),
+        cell_row,
+        codec::decode_cells,
+        |c| c.t,
+        f,
+    )
+}
+
+/// Splits `items` (time order) into at most [`MAX_BLOCK`] each, evenly.
+fn chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let k = items.len().div_ceil(MAX_BLOCK).max(1);
+    items.chunks(items.len().div_ceil(k).max(1))
+}
+
+/// Replaces what `tier` holds of `device` in the window starting at `w0` (rows and blocks)
+/// with blocks of `items`. Runs in the caller's transaction.
+fn rewrite<T>(
+    conn: &Connection,
+    tier: &Tiered,
+    device: i64,
+    w0: i64,
+    items: &[T],
+    time: impl Fn(&T) -> i64,
+    count: impl Fn(&T) -> i64,
+    encode: impl Fn(&[T]) -> Vec<u8>,
+) -> rusqlite::Result<()> {
+    let w1 = w0 + tier.window;
+    conn.prepare_cached(&format!(
+        "DELETE FROM {} WHERE device = ?1 AND t0 >= ?2 AND t0 < ?3",
+        tier.blocks
+    ))?
+    .execute(params![device, w0, w1])?;
+    conn.prepare_cached(&format!(
+        "DELETE FROM {} WHERE device = ?1 AND ts >= ?2 AND ts < ?3",
+        tier.rows
+    ))?
+    .execute(params![device, w0, w1])?;
+    let mut insert = conn.prepare_cached(&format!(
+        "INSERT INTO {} (device, t0, t1, n, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+        tier.blocks
+    ))?;
+    for chunk in chunks(items) {
+        let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
+            continue;
+        };
+        let n: i64 = chunk.iter().map(&count).sum();
+        insert.execute(params![device, time(first), time(last), n, encode(chunk)])?;
+    }
+    Ok(())
+}
+
+/// Seals `device`'s raw readings in the window at `w0`: its rows and any earlier blocks
+/// become new blocks. Returns the readings the window holds.
+pub(crate) fn seal_raw(conn: &Connection, device: i64, w0: i64) -> rusqlite::Result<usize> {
+    let mut all: Vec<Measurement> = Vec::new();
+    raw_readings(conn, device, (w0, w0 + RAW.window), |m| {
+        all.push(m);
+        true
+    })?;
+    all.dedup_by_key(|m| m.timestamp);
+    rewrite(
+        conn,
+        &RAW,
+        device,
+        w0,
+        &all,
+        |m| m.timestamp,
+        |_| 1,
+        codec::encode_raw,
+    )?;
+    Ok(all.len())
+}
+
+/// Seals `device`'s cells of a rollup tier in the window at `w0`, folding cells that come
+/// twice; `extra` cells (1 s envelopes of raw readings being retired) join them.
+pub(crate) fn seal_cells(
+    conn: &Connection,
+    tier: &Tiered,
+    device: i64,
+    w0: i64,
+    extra: Vec<Cell>,
+) -> rusqlite::Result<usize> {
+    let mut all: Vec<Cell> = Vec::new();
+    cells(conn, tier, device, (w0, w0 + tier.window), |c| {
+        all.push(c);
+        true
+    })?;
+    all.extend(extra);
+    all.sort_by_key(|c| c.t);
+    let mut folded: Vec<Cell> = Vec::with_capacity(all.len());
+    for c in all {
+        match folded.last_mut() {
+            Some(last) if last.t == c.t => last.merge(&c),
+            _ => folded.push(c),
+        }
+    }
+    rewrite(
+        conn,
+        tier,
+        device,
+        w0,
+        &folded,
+        |c| c.t,
+        |c| c.n,
+        codec::encode_cells,
+    )?;
+    Ok(folded.len())
+}
+
+/// The oldest window of `device` in `tier` with rows before `before`.
+pub(crate) fn oldest_row_window(
+    conn: &Connection,
+    tier: &Tiered,
+    device: i64,
+    before: i64,
+) -> rusqlite::Result<Option<i64>> {
+    let t: Option<i64> = conn
+        .prepare_cached(&format!(
+            "SELECT ts FROM {} WHERE device = ?1 AND ts < ?2 ORDER BY ts LIMIT 1",
+            tier.rows
+        ))?
+        .query_row(params![device, before], |r| r.get(0))
+        .optional()?;
+    Ok(t.map(|t| tier.window_of(t)))
+}
+
+/// The oldest window of `device` in `tier` with rows or blocks before `before`.
+pub(crate) fn oldest_window(
+    conn: &Connection,
+    tier: &Tiered,
+    device: i64,
+    before: i64,
+) -> rusqlite::Result<Option<i64>> {
+    let block: Option<i64> = conn
+        .prepare_cached(&format!(
+            "SELECT t0 FROM {} WHERE device = ?1 AND t0 < ?2 ORDER BY t0 LIMIT 1",
+            tier.blocks
+        ))?
+        .query_row(params![device, before], |r| r.get(0))
+        .optional()?;
+    let row = oldest_row_window(conn, tier, device, before)?;
+    Ok(match (block.map(|t| tier.window_of(t)), row) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
+}
+
+/// Per device, the end of its newest window with a raw block: readings before it may be
+/// sealed already.
+pub(crate) fn sealed_ends(conn: &Connection) -> rusqlite::Result<Vec<(i64, i64)>> {
+    let mut stmt = conn.prepare("SELECT device, max(t0) FROM measurement_block GROUP BY device")?;
+    stmt.query_map([], |r| {
+        Ok((r.get(0)?, RAW.window_of(r.get(1)?) + RAW.window))
+    })?
+    .collect()
+}
+
+/// Whether a sealed raw block of `device` holds a reading at `ts`.
+pub(crate) fn sealed_holds(conn: &Connection, device: i64, ts: i64) -> rusqlite::Result<bool> {
+    let block = conn
+        .prepare_cached(
+            "SELECT t1, data FROM measurement_block WHERE device = ?1 AND t0 <= ?2 \
+             ORDER BY t0 DESC LIMIT 1",
+        )?
+        .query_row(params![device, ts], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })
+        .optional()?;
+    let Some((t1, data)) = block else {
+        return Ok(false);
+    };
+    if t1 < ts {
+        return Ok(false);
+    }
+    let times = Block::raw(&data).and_then(|b| b.times()).map_err(damaged)?;
+    Ok(times.binary_search(&ts).is_ok())
+}
+
+/// The newest sealed reading of `device`.
+pub(crate) fn newest_sealed(
+    conn: &Connection,
+    device: i64,
+) -> rusqlite::Result<Option<Measurement>> {
+    let data: Option<Vec<u8>> = conn
+        .prepare_cached(
+            "SELECT data FROM measurement_block WHERE device = ?1 ORDER BY t0 DESC LIMIT 1",
+        )?
+        .query_row([device], |r| r.get(0))
+        .optional()?;
+    match data {
+        Some(d) => Ok(codec::decode_raw(&d).map_err(damaged)?.pop()),
+        None => Ok(None),
+    }
+}
+
+/// 1 s envelopes of readings in time order.
+pub(crate) fn seconds_of(readings: &[Measurement]) -> Vec<Cell> {
+    let mut out: Vec<Cell> = Vec::new();
+    for m in readings {
+        let t = bucket_start(m.timestamp, SECOND_US);
+        let one = Cell::one(m, t);
+        match out.last_mut() {
+            Some(last) if last.t == t => last.merge(&one),
+            _ => out.push(one),
+        }
+    }
+    out
+}
