@@ -203,10 +203,15 @@ pub struct Config {
     #[arg(long, env = "OGM_STORE", value_enum, default_value_t = StoreChoice::Embedded)]
     pub store: StoreChoice,
 
-    /// How long raw points are kept in the embedded store (rollups are kept). `0` keeps them
-    /// forever. Units: s, m, h, d.
+    /// How long raw points are kept in the embedded store; older ones become 1 s envelopes
+    /// (min, max, mean, count). `0` keeps them forever. Units: s, m, h, d.
     #[arg(long, env = "OGM_RAW_RETENTION", default_value = "30d", value_parser = parse_duration)]
     pub raw_retention: std::time::Duration,
+
+    /// How long the embedded store keeps 1 s envelopes (at least as long as raw points);
+    /// 1 min envelopes are kept for good. `0` keeps them forever. Units: s, m, h, d.
+    #[arg(long, env = "OGM_SECOND_RETENTION", default_value = "365d", value_parser = parse_duration)]
+    pub second_retention: std::time::Duration,
 
     /// How long device log entries are kept in the embedded store. `0` keeps them forever.
     #[arg(long, env = "OGM_LOG_RETENTION", default_value = "90d", value_parser = parse_duration)]

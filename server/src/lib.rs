@@ -97,8 +97,8 @@ impl AppState {
     }
 }
 
-/// Opens the configured store. The embedded one also gets a task that prunes raw points past
-/// their retention once an hour.
+/// Opens the configured store. The embedded one also gets a task that seals closed windows
+/// into compressed blocks every minute and applies the tiered retention once an hour.
 pub async fn open_store(
     config: &Config,
     shutdown: watch::Receiver<bool>,
@@ -107,6 +107,8 @@ pub async fn open_store(
         StoreChoice::Embedded => {
             let options = ogm_store_sqlite::SqliteOptions {
                 raw_retention: (!config.raw_retention.is_zero()).then_some(config.raw_retention),
+                second_rollup_retention: (!config.second_retention.is_zero())
+                    .then_some(config.second_retention),
                 log_retention: (!config.log_retention.is_zero()).then_some(config.log_retention),
                 log_max_bytes: (config.log_retention_mb > 0)
                     .then(|| config.log_retention_mb.saturating_mul(1024 * 1024)),
@@ -122,7 +124,7 @@ pub async fn open_store(
                     },
                 )?,
             );
-            tokio::spawn(prune_periodically(store.clone(), shutdown));
+            tokio::spawn(compact_periodically(store.clone(), shutdown));
             Ok(store)
         }
         StoreChoice::Influxdb => {
@@ -174,17 +176,24 @@ pub async fn open_store(
     }
 }
 
-async fn prune_periodically(
+/// Seals every minute and prunes every hour, both at once on start.
+async fn compact_periodically(
     store: Arc<ogm_store_sqlite::SqliteStore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    let mut seal = tokio::time::interval(std::time::Duration::from_secs(60));
+    let mut prune = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tokio::select! {
             () = ingest::mqtt::stopped(&mut shutdown) => return,
-            _ = tick.tick() => {
+            _ = prune.tick() => {
                 if let Err(e) = store.prune(time::now_us()).await {
-                    tracing::warn!(error = %e, "pruning old raw points failed");
+                    tracing::warn!(error = %e, "retiring and pruning old data failed");
+                }
+            }
+            _ = seal.tick() => {
+                if let Err(e) = store.seal(time::now_us()).await {
+                    tracing::warn!(error = %e, "sealing closed windows failed");
                 }
             }
         }

@@ -6,9 +6,13 @@
 //!
 //! The readings are what a board sends: frequency at 0.1 mHz (a mean-reverting walk with
 //! noise), voltage at 10 mV, current at 1 mA, power at 0.1 W. Both stores' bytes per
-//! measurement are printed: the embedded store's files (raw rows, rollups, WAL), and InfluxDB's
-//! TSM files and WAL once it has snapshotted its cache and fully compacted the shards (not its
-//! preallocated series index).
+//! measurement are printed: the embedded store's files (sealed blocks, rollups, WAL) once its
+//! compaction has sealed every closed window, as the server's minute task does while the data
+//! comes in, and InfluxDB's TSM files and WAL once it has snapshotted its cache and fully
+//! compacted the shards (not its preallocated series index). After the timings the embedded
+//! store's tiers are measured one by one (raw readings retired into 1 s envelopes, then those
+//! dropped), and the disk 10 devices need a year under the default tiered retention (raw 30 d,
+//! 1 s envelopes 365 d, 1 min envelopes for good) is printed.
 //!
 //! `cargo build --release -p ogm-server -p ogm-devstack && target/release/ogm-bench-history --devices 10 --days 7 --hz 10`
 //! (the disk figures of the storage issue: `--devices 10 --days 0.0834 --hz 10` and
@@ -200,7 +204,8 @@ async fn main() -> anyhow::Result<()> {
     let ids: Vec<DeviceId> = (0..args.devices)
         .map(|i| DeviceId::new(&format!("dev-{i:02}")))
         .collect::<Result<_, _>>()?;
-    let (mut sqlite_s, mut influx_s) = (0.0, 0.0);
+    let (mut sqlite_s, mut influx_s, mut seal_s) = (0.0, 0.0, 0.0);
+    let now = ogm_devstack::fixtures::now_us();
     let chunk = 10_000i64;
     let mut t = start;
     let mut line = String::new();
@@ -230,11 +235,15 @@ async fn main() -> anyhow::Result<()> {
         let w = Instant::now();
         store.write(batch).await?;
         sqlite_s += w.elapsed().as_secs_f64();
+        // The server seals closed windows every minute; these readings are all in the past.
+        let w = Instant::now();
+        store.seal(now).await?;
+        seal_s += w.elapsed().as_secs_f64();
         t = stop;
     }
     let total = (points_per_device * args.devices as i64) as f64;
     println!(
-        "insert: embedded {:.0} points/s, influxdb 1.6 {:.0} points/s",
+        "insert: embedded {:.0} points/s (and {seal_s:.1} s sealing), influxdb 1.6 {:.0} points/s",
         total / sqlite_s,
         if influx_s > 0.0 {
             total / influx_s
@@ -325,5 +334,59 @@ async fn main() -> anyhow::Result<()> {
         };
         println!("{name:<6} {buckets:>10} {p50:>12.2} / {p99:>7.2} {influx_fig:>24}");
     }
+    drop(_server);
+    tiers(&data, &args, db_bytes, now).await
+}
+
+/// The embedded store's tiers one by one: every raw reading retired into 1 s envelopes, then
+/// those dropped; and what 10 devices at this rate need on disk a year.
+async fn tiers(data: &std::path::Path, args: &Args, all: u64, now: i64) -> anyhow::Result<()> {
+    let size = |dir: &std::path::Path| bytes_under(dir, &|_| true).0;
+    let step = |raw: Duration, second: Duration| {
+        let data = data.to_path_buf();
+        async move {
+            let store = SqliteStore::open(
+                &data,
+                SqliteOptions {
+                    raw_retention: Some(raw),
+                    second_rollup_retention: Some(second),
+                    ..SqliteOptions::default()
+                },
+            )?;
+            store.prune(now).await?;
+            store.seal(now).await?;
+            drop(store);
+            anyhow::Ok(size(&data))
+        }
+    };
+    let day = Duration::from_secs(86_400);
+    let without_raw = step(Duration::ZERO, 400 * day).await?;
+    let minutes_only = step(Duration::ZERO, Duration::ZERO).await?;
+    let device_days = args.devices as f64 * args.days;
+    let readings = device_days * 86_400.0 * args.hz;
+    let seconds = device_days * 86_400.0;
+    let raw = all.saturating_sub(without_raw) as f64;
+    let second = without_raw.saturating_sub(minutes_only) as f64;
+    let minute = minutes_only as f64;
+    println!(
+        "\ntiers: raw readings {:.2} B/reading, 1 s envelopes {:.2} B/second, 1 min envelopes \
+         {:.1} B/minute (the empty file's pages included)",
+        raw / readings,
+        second / seconds,
+        minute / (seconds / 60.0)
+    );
+    let per_device_day = |b: f64| b / device_days;
+    let first_year = 10.0
+        * (30.0 * per_device_day(raw)
+            + 335.0 * per_device_day(second)
+            + 365.0 * per_device_day(minute));
+    let next_years = 10.0 * 365.0 * per_device_day(minute);
+    println!(
+        "disk for 10 devices at {} Hz (raw 30 d, 1 s envelopes 365 d, 1 min envelopes kept): \
+         {:.2} GB the first year, then {:.0} MB a year",
+        args.hz,
+        first_year / 1e9,
+        next_years / 1e6
+    );
     Ok(())
 }

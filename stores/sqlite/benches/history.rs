@@ -219,6 +219,14 @@ async fn run(cfg: Config, dir: PathBuf) {
         }
     }
     let fill = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let sealed = store.seal(END + DAY).await.expect("seal");
+    println!(
+        "seal: {} windows, {} readings and cells in {:.1} s",
+        sealed.windows,
+        sealed.items,
+        t.elapsed().as_secs_f64()
+    );
     let db = file_size(store.path());
     let wal = file_size(&store.path().with_extension("sqlite3-wal"));
     println!(

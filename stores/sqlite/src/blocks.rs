@@ -260,8 +260,18 @@ fn rewrite<T>(
 }
 
 /// Seals `device`'s raw readings in the window at `w0`: its rows and any earlier blocks
-/// become new blocks. Returns the readings the window holds.
-pub(crate) fn seal_raw(conn: &Connection, device: i64, w0: i64) -> rusqlite::Result<usize> {
+/// become new blocks. A dense window (more than [`DENSE`] readings a second) also gets its
+/// 1 s envelopes, so a range read in whole seconds needs a tenth of the values; a sparse one
+/// does not (they would repeat the readings). Returns the readings the window holds.
+///
+/// Where the window holds the raw horizon of a version 2 file (its readings pruned at any
+/// µs), the 1 s envelopes before the horizon stay as they are.
+pub(crate) fn seal_raw(
+    conn: &Connection,
+    device: i64,
+    w0: i64,
+    raw_kept_from: i64,
+) -> rusqlite::Result<usize> {
     let mut all: Vec<Measurement> = Vec::new();
     raw_readings(conn, device, (w0, w0 + RAW.window), |m| {
         all.push(m);
@@ -278,24 +288,78 @@ pub(crate) fn seal_raw(conn: &Connection, device: i64, w0: i64) -> rusqlite::Res
         |_| 1,
         codec::encode_raw,
     )?;
+    let boundary = crate::seal::ceil_to_second(raw_kept_from);
+    let live = &all[all.partition_point(|m| m.timestamp < boundary)..];
+    let seconds = seconds_of(live);
+    let mut envelopes = Vec::new();
+    cells(
+        conn,
+        &SECONDS,
+        device,
+        (w0, boundary.min(w0 + RAW.window)),
+        |c| {
+            envelopes.push(c);
+            true
+        },
+    )?;
+    if live.len() as f64 > DENSE * seconds.len() as f64 {
+        envelopes.extend(seconds);
+    }
+    replace_cells(conn, &SECONDS, device, w0, envelopes)?;
     Ok(all.len())
 }
 
+/// Readings a second, on average over the seconds that have any, above which a sealed window
+/// keeps its 1 s envelopes beside its readings.
+const DENSE: f64 = 1.5;
+
+/// Whether `[a, b)` (inside one raw window) can be read from the window's 1 s envelopes: the
+/// window has them and no reading arrived since it was sealed.
+pub(crate) fn envelopes_cover(
+    conn: &Connection,
+    device: i64,
+    (a, b): (i64, i64),
+) -> rusqlite::Result<bool> {
+    let w0 = RAW.window_of(a);
+    let has_envelopes = conn
+        .prepare_cached(
+            "SELECT 1 FROM measurement_1s_block WHERE device = ?1 AND t0 >= ?2 AND t0 < ?3",
+        )?
+        .exists(params![device, w0, w0 + RAW.window])?;
+    if !has_envelopes {
+        return Ok(false);
+    }
+    let has_rows = conn
+        .prepare_cached("SELECT 1 FROM measurement WHERE device = ?1 AND ts >= ?2 AND ts < ?3")?
+        .exists(params![device, a, b])?;
+    Ok(!has_rows)
+}
+
 /// Seals `device`'s cells of a rollup tier in the window at `w0`, folding cells that come
-/// twice; `extra` cells (1 s envelopes of raw readings being retired) join them.
+/// twice (a minute that got a late reading after it was sealed).
 pub(crate) fn seal_cells(
     conn: &Connection,
     tier: &Tiered,
     device: i64,
     w0: i64,
-    extra: Vec<Cell>,
 ) -> rusqlite::Result<usize> {
     let mut all: Vec<Cell> = Vec::new();
     cells(conn, tier, device, (w0, w0 + tier.window), |c| {
         all.push(c);
         true
     })?;
-    all.extend(extra);
+    replace_cells(conn, tier, device, w0, all)
+}
+
+/// Replaces what `tier` holds of `device` in the window at `w0` with `cells` (any order; cells
+/// with the same start are folded into one). Returns the cells written.
+pub(crate) fn replace_cells(
+    conn: &Connection,
+    tier: &Tiered,
+    device: i64,
+    w0: i64,
+    mut all: Vec<Cell>,
+) -> rusqlite::Result<usize> {
     all.sort_by_key(|c| c.t);
     let mut folded: Vec<Cell> = Vec::with_capacity(all.len());
     for c in all {
@@ -317,19 +381,19 @@ pub(crate) fn seal_cells(
     Ok(folded.len())
 }
 
-/// The oldest window of `device` in `tier` with rows before `before`.
+/// The oldest window of `device` in `tier` with rows in `[from, before)`.
 pub(crate) fn oldest_row_window(
     conn: &Connection,
     tier: &Tiered,
     device: i64,
-    before: i64,
+    (from, before): (i64, i64),
 ) -> rusqlite::Result<Option<i64>> {
     let t: Option<i64> = conn
         .prepare_cached(&format!(
-            "SELECT ts FROM {} WHERE device = ?1 AND ts < ?2 ORDER BY ts LIMIT 1",
+            "SELECT ts FROM {} WHERE device = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts LIMIT 1",
             tier.rows
         ))?
-        .query_row(params![device, before], |r| r.get(0))
+        .query_row(params![device, from, before], |r| r.get(0))
         .optional()?;
     Ok(t.map(|t| tier.window_of(t)))
 }
@@ -348,7 +412,7 @@ pub(crate) fn oldest_window(
         ))?
         .query_row(params![device, before], |r| r.get(0))
         .optional()?;
-    let row = oldest_row_window(conn, tier, device, before)?;
+    let row = oldest_row_window(conn, tier, device, (i64::MIN, before))?;
     Ok(match (block.map(|t| tier.window_of(t)), row) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

@@ -286,7 +286,10 @@ impl SqliteStore {
             };
             for device in devices {
                 readings += self
-                    .with_writer(move |w, _| seal::retire_raw(&mut w.conn, device, w0))
+                    .with_writer(move |w, inner| {
+                        let kept = inner.kept.from("measurement");
+                        seal::retire_raw(&mut w.conn, device, w0, kept)
+                    })
                     .await?;
             }
             let done = w0 + RAW.window;
@@ -307,20 +310,23 @@ impl SqliteStore {
         let devices = self.with_writer(|w, _| prune::device_keys(&w.conn)).await?;
         for device in devices {
             for tier in [RAW, MINUTES, SECONDS] {
-                let before = if tier == SECONDS {
-                    self.inner.kept.from("measurement")
-                } else {
-                    seal::horizon(&tier, now_us)
+                // Raw rows from the raw horizon on (older ones are retired by the next prune);
+                // a version 2 file's 1 s rows before it.
+                let raw_kept = self.inner.kept.from("measurement");
+                let range = match tier {
+                    RAW => (raw_kept, seal::horizon(&tier, now_us)),
+                    SECONDS => (i64::MIN, raw_kept),
+                    _ => (i64::MIN, seal::horizon(&tier, now_us)),
                 };
                 while let Some(w0) = self
                     .with_writer(move |w, _| {
-                        blocks::oldest_row_window(&w.conn, &tier, device, before)
+                        blocks::oldest_row_window(&w.conn, &tier, device, range)
                     })
                     .await?
                 {
                     out.items += self
                         .with_writer(move |w, _| {
-                            let n = seal::seal_window(&mut w.conn, &tier, device, w0)?;
+                            let n = seal::seal_window(&mut w.conn, &tier, device, w0, raw_kept)?;
                             if tier == RAW {
                                 w.sealed_until(device, w0 + RAW.window);
                             }

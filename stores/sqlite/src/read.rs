@@ -225,11 +225,22 @@ fn visit(
         result
     };
     match seg.tier {
-        // Seconds fold from the raw readings wherever those are kept.
+        // Before the raw horizon, 1 s envelopes are all there is. After it, window by window,
+        // a sealed window's envelopes where it has them, else the readings.
         Tier::Second if field.measured.is_some() => {
-            let split = raw_kept_from.clamp(seg.lo, seg.hi);
+            let split = crate::seal::ceil_to_second(raw_kept_from).clamp(seg.lo, seg.hi);
             counted(Tier::Second, conn, seg.lo, split)?;
-            counted(Tier::Raw, conn, split, seg.hi)
+            let mut a = split;
+            while a < seg.hi {
+                let b = (blocks::RAW.window_of(a) + blocks::RAW.window).min(seg.hi);
+                if blocks::envelopes_cover(conn, device, (a, b))? {
+                    counted(Tier::Second, conn, a, b)?;
+                } else {
+                    counted(Tier::Raw, conn, a, b)?;
+                }
+                a = b;
+            }
+            Ok(())
         }
         tier => counted(tier, conn, seg.lo, seg.hi),
     }
@@ -533,6 +544,9 @@ mod tests {
         for tier in [blocks::RAW, blocks::SECONDS, blocks::MINUTES] {
             sqls.push(tier.blocks_sql());
         }
+        sqls.push(
+            "SELECT 1 FROM measurement_1s_block WHERE device = ?1 AND t0 >= ?2 AND t0 < ?3".into(),
+        );
         for tier in [blocks::SECONDS, blocks::MINUTES] {
             sqls.push(blocks::cell_rows_sql(tier.rows));
         }

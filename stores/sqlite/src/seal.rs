@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::blocks::{self, RAW, SECONDS, Tiered};
 use crate::codec::Block;
-use crate::plan::MINUTE_US;
+use crate::plan::{MINUTE_US, SECOND_US};
 
 /// A window is sealed once its end is this far in the past (late readings of a sealed window
 /// are taken too, and sealed again with it on the next pass).
@@ -35,28 +35,50 @@ pub(crate) fn seal_window(
     tier: &Tiered,
     device: i64,
     w0: i64,
+    raw_kept_from: i64,
 ) -> rusqlite::Result<u64> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let n = if *tier == RAW {
-        blocks::seal_raw(&tx, device, w0)?
+        blocks::seal_raw(&tx, device, w0, raw_kept_from)?
     } else {
-        blocks::seal_cells(&tx, tier, device, w0, Vec::new())?
+        blocks::seal_cells(&tx, tier, device, w0)?
     };
     tx.commit()?;
     Ok(n as u64)
 }
 
-/// Turns a device's raw readings in the window at `w0` into 1 s envelopes (merged with any
-/// already there) and deletes the readings, in one transaction; returns the readings.
-pub(crate) fn retire_raw(conn: &mut Connection, device: i64, w0: i64) -> rusqlite::Result<u64> {
+/// Turns a device's raw readings in the window at `w0` into 1 s envelopes and deletes the
+/// readings, in one transaction; returns the readings. Envelopes the window already has from
+/// before `raw_kept_from` (a version 2 file pruned its readings at any µs) are kept; the rest
+/// are made from the readings.
+pub(crate) fn retire_raw(
+    conn: &mut Connection,
+    device: i64,
+    w0: i64,
+    raw_kept_from: i64,
+) -> rusqlite::Result<u64> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let boundary = ceil_to_second(raw_kept_from);
     let mut readings = Vec::new();
     blocks::raw_readings(&tx, device, (w0, w0 + RAW.window), |m| {
-        readings.push(m);
+        if m.timestamp >= boundary {
+            readings.push(m);
+        }
         true
     })?;
-    let seconds = blocks::seconds_of(&readings);
-    blocks::seal_cells(&tx, &SECONDS, device, w0, seconds)?;
+    let mut cells = Vec::new();
+    blocks::cells(
+        &tx,
+        &SECONDS,
+        device,
+        (w0, boundary.min(w0 + RAW.window)),
+        |c| {
+            cells.push(c);
+            true
+        },
+    )?;
+    cells.extend(blocks::seconds_of(&readings));
+    blocks::replace_cells(&tx, &SECONDS, device, w0, cells)?;
     for sql in [
         "DELETE FROM measurement WHERE device = ?1 AND ts >= ?2 AND ts < ?3",
         "DELETE FROM measurement_block WHERE device = ?1 AND t0 >= ?2 AND t0 < ?3",
@@ -66,6 +88,20 @@ pub(crate) fn retire_raw(conn: &mut Connection, device: i64, w0: i64) -> rusqlit
     }
     tx.commit()?;
     Ok(readings.len() as u64)
+}
+
+/// The first whole second at or after `t` (`t` itself beyond the time limit, such as the
+/// `i64::MIN` of a horizon never raised).
+pub(crate) fn ceil_to_second(t: i64) -> i64 {
+    if t.unsigned_abs() > crate::plan::TIME_LIMIT_US.unsigned_abs() {
+        return t;
+    }
+    let f = ogm_store::bucket_start(t, SECOND_US);
+    if f == t {
+        t
+    } else {
+        f.saturating_add(SECOND_US)
+    }
 }
 
 /// Deletes a device's 1 s envelope blocks before `cutoff` (a window start); returns the cells.
@@ -117,8 +153,9 @@ pub(crate) fn drop_redundant_seconds(
     Ok(n as u64)
 }
 
-/// Pages kept free for the rows of the next hour rather than given back and taken again.
-const FREE_SLACK_PAGES: i64 = 1024;
+/// Free pages kept rather than given back (64 KiB): the rows of the next hour take pages
+/// again anyway, but a store's size on disk should be what it holds.
+const FREE_SLACK_PAGES: i64 = 16;
 
 /// Gives free pages past a slack back to the file system: at once where the file was made
 /// with incremental auto-vacuum (every file since version 3), and by one full `VACUUM` the
@@ -126,23 +163,23 @@ const FREE_SLACK_PAGES: i64 = 1024;
 pub(crate) fn give_back(conn: &Connection) -> rusqlite::Result<u64> {
     let mode: i64 = conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
     let free: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
-    let excess = free - FREE_SLACK_PAGES;
-    if excess <= 0 {
-        return Ok(0);
-    }
-    if mode == 2 {
+    let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+    let freed = if mode == 2 && free > FREE_SLACK_PAGES {
+        let excess = free - FREE_SLACK_PAGES;
         conn.execute_batch(&format!("PRAGMA incremental_vacuum({excess})"))?;
-    } else {
-        let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
-        if free * 2 < pages {
-            return Ok(0);
-        }
+        excess
+    } else if mode != 2 && free > 0 && free * 2 >= pages {
         tracing::info!(
             free_pages = free,
             pages,
             "rewriting the embedded store once to give its free pages back (incremental from now on)"
         );
         conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")?;
-    }
-    Ok(u64::try_from(excess).unwrap_or(0))
+        free
+    } else {
+        return Ok(0);
+    };
+    // The file shrinks at a checkpoint; the log, which now holds the moved pages, with it.
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(u64::try_from(freed).unwrap_or(0))
 }

@@ -226,6 +226,8 @@ async fn the_same_batch_twice_is_stored_once_and_rollups_do_not_change() {
         .any(|b| b.t == 1_703_123_456_789_123 && b.min == 50.02);
     assert!(fixture_m, "the seed's measurement is stored");
 
+    // Sent again once sealed in blocks: still nothing new.
+    assert!(seal_all(&store).await >= 1201);
     let again = store.write(batch.clone()).await.unwrap();
     assert_eq!(
         again,
@@ -325,8 +327,10 @@ async fn a_ramp_buckets_exactly_from_each_tier() {
             };
             assert_eq!(*b, want);
         }
-        // Seconds fold from the raw readings (1 s envelopes are kept only once those are retired).
-        assert_eq!((read.raw, read.second), (36_000, 0));
+        // Seconds fold from the readings while they are rows; a sealed window has its 1 s
+        // envelopes (10 readings a second is dense).
+        let want = if sealed { (0, 3600) } else { (36_000, 0) };
+        assert_eq!((read.raw, read.second), want);
 
         // Two hours at 100 points: 120 s buckets from per-minute cells.
         let (h, read) = counted(&store, hq(&id, Field::Power, T0, T0 + 2 * H, 100)).await;
@@ -827,6 +831,8 @@ async fn pruning_drops_old_rows_but_keeps_rollups() {
     {
         let store = SqliteStore::open(dir.path(), options.clone()).unwrap();
         write_all(&store, r).await;
+        // The old readings sealed in blocks, the last minute's still rows.
+        assert_eq!(store.seal(now).await.unwrap().items, 7200 + 120);
         wide_before = store.history(wide.clone()).await.unwrap();
         minute_before = store.history(minute.clone()).await.unwrap();
         rssi_before = store.history(rssi.clone()).await.unwrap();
@@ -888,6 +894,101 @@ async fn pruning_drops_old_rows_but_keeps_rollups() {
     drop(store);
     let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
     assert_eq!(store.history(minute).await.unwrap().interval_us, MIN);
+}
+
+/// A file of schema version 2, written by the release before sealed blocks (commit c7c8fa9;
+/// `tests/fixtures/README.md` says how): device `legacy-1` read every 4 s for two hours from
+/// `LEGACY_T0`, power = k for the k-th reading, status every minute, one log entry, and the
+/// first hour's raw readings pruned (its 1 s rows kept). Opened by this release it answers as
+/// it did, and compaction then seals it and gives the space back.
+#[tokio::test]
+async fn a_version_2_file_is_upgraded_in_place() {
+    const LEGACY_T0: i64 = 1_699_999_200 * S;
+    let made_at = LEGACY_T0 + H + DAY;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/v2-c7c8fa9.sqlite3"
+        ),
+        dir.path().join(ogm_store_sqlite::DB_FILE),
+    )
+    .unwrap();
+    let options = SqliteOptions {
+        raw_retention: Some(Duration::from_secs(86_400)),
+        second_rollup_retention: Some(Duration::from_secs(30 * 86_400)),
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open(dir.path(), options.clone()).unwrap();
+    let id = dev("legacy-1");
+    let points: Vec<(i64, f64)> = (0..1800)
+        .map(|k| (LEGACY_T0 + 4 * k * S + 250_000, k as f64))
+        .collect();
+    let queries = [
+        hq(&id, Field::Power, LEGACY_T0, LEGACY_T0 + 2 * H, 100), // per-minute rows
+        hq(&id, Field::Power, LEGACY_T0 + H, LEGACY_T0 + 2 * H, 1000), // raw rows
+        hq(&id, Field::Power, LEGACY_T0 + 7, LEGACY_T0 + H - 3, 500), // its 1 s rows
+        hq(
+            &id,
+            Field::Power,
+            LEGACY_T0 + 50 * MIN,
+            LEGACY_T0 + 70 * MIN,
+            400,
+        ), // both
+    ];
+    let mut before = Vec::new();
+    for q in &queries {
+        let h = store.history(q.clone()).await.unwrap();
+        assert!(!h.points.is_empty(), "{q:?}");
+        let want = reference(&points, q.start_us(), q.stop_us(), h.interval_us);
+        assert_same(&h.points, &want, &format!("{q:?}"));
+        before.push(h);
+    }
+    assert_eq!(before[1].interval_us, 0, "raw readings of the second hour");
+    assert_eq!(
+        before[2].interval_us % S,
+        0,
+        "1 s rows where raw ones were pruned"
+    );
+    let rssi = store
+        .history(hq(&id, Field::Rssi, LEGACY_T0, LEGACY_T0 + 2 * H, 1000))
+        .await
+        .unwrap();
+    let logs = store.logs(all_logs(None, 10)).await.unwrap();
+    assert_eq!(logs[0].message, "written by the version 2 store");
+    let bytes_before = store.disk_bytes().unwrap();
+
+    let sealed = store.seal(made_at).await.unwrap();
+    assert!(sealed.windows >= 3, "{sealed:?}");
+    for (q, b) in queries.iter().zip(&before) {
+        assert_eq!(&store.history(q.clone()).await.unwrap(), b, "{q:?}");
+    }
+    let bytes_after = store.disk_bytes().unwrap();
+    assert!(
+        bytes_after * 2 < bytes_before,
+        "{bytes_before} B before compaction, {bytes_after} B after"
+    );
+    // Reopened: the same answers; a reading sent again is a duplicate, a new one is stored.
+    drop(store);
+    let store = SqliteStore::open(dir.path(), options).unwrap();
+    for (q, b) in queries.iter().zip(&before) {
+        assert_eq!(&store.history(q.clone()).await.unwrap(), b, "{q:?}");
+    }
+    let rssi_after = store
+        .history(hq(&id, Field::Rssi, LEGACY_T0, LEGACY_T0 + 2 * H, 1000))
+        .await
+        .unwrap();
+    assert_eq!(rssi_after, rssi);
+    let mut again = m_at(points[1000].0, 1000);
+    again.power = 1000.0;
+    let o = store
+        .write(vec![
+            rec(&id, Payload::Measurement(again)),
+            rec(&id, Payload::Measurement(m_at(made_at, 1))),
+        ])
+        .await
+        .unwrap();
+    assert_eq!((o.stored, o.duplicates), (1, 1));
 }
 
 #[tokio::test]
