@@ -140,6 +140,12 @@ pub(crate) fn open_writer(
 ) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     configure(&conn, options)?;
+    // A new file gives freed pages back to the file system as compaction frees them. This
+    // has to be set before the first page is written, which switching to WAL does.
+    let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+    if pages == 0 {
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    }
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(%mode, "SQLite refused WAL mode; reads will wait for writes");
@@ -178,9 +184,6 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     match version {
         0 => {
-            // Freed pages go back to the file system as compaction frees them (set before the
-            // first table).
-            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
             conn.execute_batch(&format!(
                 "BEGIN IMMEDIATE; {SCHEMA} {EVENTS} {BLOCKS} \
                  PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
@@ -213,6 +216,18 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A new file gives freed pages back (incremental auto-vacuum), which only a file's first
+    /// write can choose.
+    #[test]
+    fn a_new_file_gives_freed_pages_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("new.sqlite3"), &SqliteOptions::default()).unwrap();
+        let mode: i64 = conn
+            .pragma_query_value(None, "auto_vacuum", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, 2, "incremental");
+    }
 
     /// A version 1 file (before the grid events) gets the events table, and keeps its rows.
     #[test]
