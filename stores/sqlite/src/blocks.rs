@@ -456,20 +456,42 @@ pub(crate) fn sealed_holds(conn: &Connection, device: i64, ts: i64) -> rusqlite:
     Ok(times.binary_search(&ts).is_ok())
 }
 
-/// The newest sealed reading of `device`.
-pub(crate) fn newest_sealed(
-    conn: &Connection,
-    device: i64,
-) -> rusqlite::Result<Option<Measurement>> {
-    let data: Option<Vec<u8>> = conn
-        .prepare_cached(
-            "SELECT data FROM measurement_block WHERE device = ?1 ORDER BY t0 DESC LIMIT 1",
-        )?
-        .query_row([device], |r| r.get(0))
-        .optional()?;
-    match data {
-        Some(d) => Ok(codec::decode_raw(&d).map_err(damaged)?.pop()),
-        None => Ok(None),
+/// The newest sealed reading of each device, remembered by its timestamp: a reading never
+/// changes once stored, so its block is decoded once, not at every device list (which every
+/// history request consults).
+#[derive(Debug, Default)]
+pub(crate) struct NewestSealed(std::sync::Mutex<std::collections::HashMap<i64, Measurement>>);
+
+impl NewestSealed {
+    pub(crate) fn get(
+        &self,
+        conn: &Connection,
+        device: i64,
+    ) -> rusqlite::Result<Option<Measurement>> {
+        let newest: Option<(i64, i64)> = conn
+            .prepare_cached(
+                "SELECT t0, t1 FROM measurement_block WHERE device = ?1 ORDER BY t0 DESC LIMIT 1",
+            )?
+            .query_row([device], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((t0, t1)) = newest else {
+            return Ok(None);
+        };
+        let mut cache = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(m) = cache.get(&device).filter(|m| m.timestamp == t1) {
+            return Ok(Some(m.clone()));
+        }
+        let data: Vec<u8> = conn
+            .prepare_cached("SELECT data FROM measurement_block WHERE device = ?1 AND t0 = ?2")?
+            .query_row(params![device, t0], |r| r.get(0))?;
+        let last = codec::decode_raw(&data).map_err(damaged)?.pop();
+        if let Some(m) = &last {
+            cache.insert(device, m.clone());
+        }
+        Ok(last)
     }
 }
 

@@ -127,6 +127,7 @@ struct Inner {
     readers: ReadPool,
     kept: Kept,
     rows: read::RowCounter,
+    newest_sealed: blocks::NewestSealed,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -163,6 +164,7 @@ impl SqliteStore {
                 readers,
                 kept,
                 rows: read::RowCounter::default(),
+                newest_sealed: blocks::NewestSealed::default(),
             }),
         })
     }
@@ -427,7 +429,8 @@ impl Store for SqliteStore {
     }
 
     async fn devices(&self) -> Result<Vec<DeviceSummary>, StoreError> {
-        self.with_reader(|c, _| read::devices(c)).await
+        self.with_reader(|c, inner| read::devices(c, &inner.newest_sealed))
+            .await
     }
 
     async fn export(&self, query: ExportQuery) -> Result<ExportStream, StoreError> {

@@ -444,7 +444,10 @@ fn device_names(conn: &Connection) -> rusqlite::Result<HashMap<i64, DeviceId>> {
 }
 
 /// Every device with its newest measurement and status, each found by one index probe.
-pub(crate) fn devices(conn: &mut Connection) -> rusqlite::Result<Vec<DeviceSummary>> {
+pub(crate) fn devices(
+    conn: &mut Connection,
+    sealed: &blocks::NewestSealed,
+) -> rusqlite::Result<Vec<DeviceSummary>> {
     let tx = conn.transaction()?;
     let mut list: Vec<(i64, String, i64)> = Vec::new();
     {
@@ -474,7 +477,7 @@ pub(crate) fn devices(conn: &mut Connection) -> rusqlite::Result<Vec<DeviceSumma
         // A device quiet for longer than a window has its newest reading in a block.
         let last_measurement = match row {
             Some(m) => Some(m),
-            None => blocks::newest_sealed(&tx, key)?,
+            None => sealed.get(&tx, key)?,
         };
         let last_status = last_s
             .query_row([key], |r| {
@@ -557,7 +560,8 @@ mod tests {
             "SELECT ts, rssi, free_heap, online, battery, dropped FROM status WHERE device = ?1 ORDER BY ts DESC LIMIT 1",
             blocks::RAW_ROWS_SQL,
             "SELECT t1, data FROM measurement_block WHERE device = ?1 AND t0 <= ?2 ORDER BY t0 DESC LIMIT 1",
-            "SELECT data FROM measurement_block WHERE device = ?1 ORDER BY t0 DESC LIMIT 1",
+            "SELECT t0, t1 FROM measurement_block WHERE device = ?1 ORDER BY t0 DESC LIMIT 1",
+            "SELECT data FROM measurement_block WHERE device = ?1 AND t0 = ?2",
         ] {
             sqls.push(s.to_owned());
         }

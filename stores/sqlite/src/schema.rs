@@ -130,6 +130,9 @@ fn configure(conn: &Connection, options: &SqliteOptions) -> rusqlite::Result<()>
     conn.busy_timeout(options.busy_timeout)?;
     conn.pragma_update(None, "foreign_keys", false)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // A history query alone prepares a dozen statements (rows and blocks of three tiers, for
+    // each field); the default cache of 16 would parse them again and again.
+    conn.set_prepared_statement_cache_capacity(128);
     Ok(())
 }
 

@@ -166,7 +166,10 @@ pub(crate) fn give_back(conn: &Connection) -> rusqlite::Result<u64> {
     let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
     let freed = if mode == 2 && free > FREE_SLACK_PAGES {
         let excess = free - FREE_SLACK_PAGES;
-        conn.execute_batch(&format!("PRAGMA incremental_vacuum({excess})"))?;
+        // Each step of the pragma frees one page: step it to the end.
+        let mut stmt = conn.prepare(&format!("PRAGMA incremental_vacuum({excess})"))?;
+        let mut rows = stmt.query([])?;
+        while rows.next()?.is_some() {}
         excess
     } else if mode != 2 && free > 0 && free * 2 >= pages {
         tracing::info!(

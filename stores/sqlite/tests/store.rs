@@ -715,6 +715,19 @@ async fn devices_report_their_newest_values() {
     assert_eq!(d[1].last_seen, seed_status.timestamp);
     assert_eq!(d[1].last_measurement, None);
     assert_eq!(d[1].last_status, Some(seed_status));
+    // Sealed in a block, the newest measurement is still found (twice: once decoded, once
+    // remembered); a newer row wins over it.
+    assert!(seal_all(&store).await > 0);
+    for _ in 0..2 {
+        let d = store.devices().await.unwrap();
+        assert_eq!(d[0].last_measurement, Some(m_at(T0 + 10 * S, 10)));
+    }
+    store
+        .write(vec![rec(&a, Payload::Measurement(m_at(T0 + H, 99)))])
+        .await
+        .unwrap();
+    let d = store.devices().await.unwrap();
+    assert_eq!(d[0].last_measurement, Some(m_at(T0 + H, 99)));
 }
 
 #[tokio::test]
