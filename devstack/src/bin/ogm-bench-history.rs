@@ -381,7 +381,10 @@ async fn tiers(data: &std::path::Path, args: &Args, all: u64, now: i64) -> anyho
     let day = Duration::from_secs(86_400);
     // What an empty store takes (schema pages), not counted as minutes.
     let empty_dir = tempfile::tempdir()?;
-    drop(SqliteStore::open(empty_dir.path(), SqliteOptions::default())?);
+    drop(SqliteStore::open(
+        empty_dir.path(),
+        SqliteOptions::default(),
+    )?);
     let empty = size(empty_dir.path());
     let without_raw = step(Duration::ZERO, 400 * day).await?;
     let minutes_only = step(Duration::ZERO, Duration::ZERO).await?;
