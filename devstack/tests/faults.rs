@@ -518,3 +518,87 @@ async fn sigterm_ends_the_server_while_a_store_write_hangs_and_the_handoff_is_fu
         count,
     );
 }
+
+/// Compaction on a full disk: sealing fails, each window's transaction is rolled back, and
+/// every reading still answers exactly as before; once the disk grows the next pass seals them
+/// all and the file shrinks. (The store, not a server: the seal pass is what is under test.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealing_on_a_full_disk_loses_nothing_and_finishes_once_it_grows() {
+    use std::io::Write as _;
+
+    use ogm_protocol::{DeviceId, Measurement, Payload};
+    use ogm_store::{Field, HistoryQuery, Record, Store};
+    use ogm_store_sqlite::{SqliteOptions, SqliteStore};
+
+    if !Tmpfs::available() {
+        eprintln!("SKIPPED: mounting a tmpfs needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let disk = Tmpfs::mount(&data, 16 * 1024).unwrap();
+    let store = SqliteStore::open(&data, SqliteOptions::default()).unwrap();
+    let id = DeviceId::new("sealed-1").unwrap();
+    // Two hours of 10 Hz readings, a day old: two windows ready to seal.
+    let t0 = (now_us() / 3_600_000_000 - 26) * 3_600_000_000;
+    let readings: Vec<Record> = (0..72_000i64)
+        .map(|k| Record {
+            device_id: id.clone(),
+            payload: Payload::Measurement(Measurement {
+                timestamp: t0 + k * 100_000,
+                frequency: 50.0 + (k % 977) as f64 * 1e-4,
+                voltage: 230.0 + (k % 13) as f64 * 0.01,
+                current: 4.0,
+                power: k as f64 * 0.1,
+            }),
+        })
+        .collect();
+    for chunk in readings.chunks(5_000) {
+        store.write(chunk.to_vec()).await.unwrap();
+    }
+    let queries: Vec<HistoryQuery> = [(0, 7_200, 100_000), (0, 600, 1_000), (1_234, 4_321, 500)]
+        .iter()
+        .map(|&(a, b, max)| {
+            HistoryQuery::new(
+                id.clone(),
+                Field::Power,
+                t0 + a * 1_000_000,
+                t0 + b * 1_000_000,
+                max,
+            )
+            .unwrap()
+        })
+        .collect();
+    let mut before = Vec::new();
+    for q in &queries {
+        before.push(store.history(q.clone()).await.unwrap());
+    }
+    assert_eq!(before[0].interval_us, 0, "all 72 000 readings");
+
+    // Fill what is left of the disk.
+    let mut filler = std::fs::File::create(data.join("filler")).unwrap();
+    let block = vec![0u8; 64 * 1024];
+    while filler.write_all(&block).is_ok() {}
+    drop(filler);
+    let full = store.seal(now_us()).await;
+    assert!(full.is_err(), "sealing on a full disk: {full:?}");
+    for (q, b) in queries.iter().zip(&before) {
+        assert_eq!(&store.history(q.clone()).await.unwrap(), b, "{q:?}");
+    }
+
+    disk.resize(64 * 1024).unwrap();
+    let bytes_before = store.disk_bytes().unwrap();
+    let sealed = store.seal(now_us()).await.unwrap();
+    assert!(sealed.items >= 72_000, "{sealed:?}");
+    for (q, b) in queries.iter().zip(&before) {
+        assert_eq!(&store.history(q.clone()).await.unwrap(), b, "{q:?}");
+    }
+    let bytes_after = store.disk_bytes().unwrap();
+    table_line(&format!(
+        "FAULT sealing on a full disk: failed, every reading kept; once grown {bytes_before} B -> {bytes_after} B"
+    ));
+    assert!(
+        bytes_after * 4 < bytes_before,
+        "{bytes_before} B -> {bytes_after} B"
+    );
+}

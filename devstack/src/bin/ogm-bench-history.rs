@@ -391,11 +391,13 @@ async fn tiers(data: &std::path::Path, args: &Args, all: u64, now: i64) -> anyho
     let device_days = args.devices as f64 * args.days;
     let readings = device_days * 86_400.0 * args.hz;
     let seconds = device_days * 86_400.0;
-    let raw = all.saturating_sub(without_raw) as f64;
+    // While kept, raw readings take their blocks and, in a dense window, its 1 s envelopes.
+    let raw = all.saturating_sub(minutes_only) as f64;
     let second = without_raw.saturating_sub(minutes_only) as f64;
     let minute = minutes_only.saturating_sub(empty) as f64;
     println!(
-        "\ntiers: raw readings {:.2} B/reading, 1 s envelopes {:.2} B/second, 1 min envelopes \
+        "\ntiers: raw readings {:.2} B/reading (with a dense window's 1 s envelopes), 1 s \
+         envelopes {:.2} B/second, 1 min envelopes \
          {:.1} B/minute",
         raw / readings,
         second / seconds,

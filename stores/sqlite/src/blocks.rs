@@ -216,10 +216,12 @@ pub(crate) fn cells(
     )
 }
 
-/// Most readings in a raw block: a block is decompressed whole, so a short range (the edges
-/// of any range) should not pay for a whole dense hour; pcodec gains little past a few
-/// thousand values (at 10 Hz: 5.1 B a reading in blocks of 600, 4.6 in blocks of 3000).
-const RAW_BLOCK: usize = 4096;
+/// Most readings in a raw block, and cells in a 1 s envelope block: a block is decompressed
+/// whole, so a short range (the edges of any range) should not pay for a whole dense hour;
+/// pcodec gains little past a few thousand values (at 10 Hz: 5.1 B a reading in blocks of
+/// 600, 4.6 in blocks of 3000).
+const RAW_BLOCK: usize = 2048;
+const SECONDS_BLOCK: usize = 600;
 
 /// Splits `items` (time order) into at most `max` each, evenly.
 fn chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
@@ -254,7 +256,11 @@ fn rewrite<T>(
         "INSERT INTO {} (device, t0, t1, n, data) VALUES (?1, ?2, ?3, ?4, ?5)",
         tier.blocks
     ))?;
-    let max = if *tier == RAW { RAW_BLOCK } else { MAX_BLOCK };
+    let max = match *tier {
+        RAW => RAW_BLOCK,
+        SECONDS => SECONDS_BLOCK,
+        _ => MAX_BLOCK,
+    };
     for chunk in chunks(items, max) {
         let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
             continue;
@@ -425,34 +431,45 @@ pub(crate) fn oldest_window(
     })
 }
 
-/// Per device, the end of its newest window with a raw block: readings before it may be
-/// sealed already.
-pub(crate) fn sealed_ends(conn: &Connection) -> rusqlite::Result<Vec<(i64, i64)>> {
-    let mut stmt = conn.prepare("SELECT device, max(t0) FROM measurement_block GROUP BY device")?;
-    stmt.query_map([], |r| {
-        Ok((r.get(0)?, RAW.window_of(r.get(1)?) + RAW.window))
-    })?
-    .collect()
+/// Per device, its newest sealed reading's time: a reading after it is in no block.
+pub(crate) fn sealed_newest(conn: &Connection) -> rusqlite::Result<Vec<(i64, i64)>> {
+    let mut stmt = conn.prepare("SELECT device, max(t1) FROM measurement_block GROUP BY device")?;
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
 }
 
-/// Whether a sealed raw block of `device` holds a reading at `ts`.
+/// `device`'s newest sealed reading's time.
+pub(crate) fn sealed_newest_of(conn: &Connection, device: i64) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT max(t1) FROM measurement_block WHERE device = ?1")?
+        .query_row([device], |r| r.get(0))
+}
+
+/// Whether a sealed raw block of `device` holds a reading at `ts`. Only a block whose span
+/// covers `ts` is read and decoded (a backlog landing after a sealed stretch costs one index
+/// probe a reading).
 pub(crate) fn sealed_holds(conn: &Connection, device: i64, ts: i64) -> rusqlite::Result<bool> {
     let block = conn
         .prepare_cached(
-            "SELECT t1, data FROM measurement_block WHERE device = ?1 AND t0 <= ?2 \
+            "SELECT t0, t1 FROM measurement_block WHERE device = ?1 AND t0 <= ?2 \
              ORDER BY t0 DESC LIMIT 1",
         )?
         .query_row(params![device, ts], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
         })
         .optional()?;
-    let Some((t1, data)) = block else {
+    let Some((t0, t1)) = block.filter(|&(_, t1)| t1 >= ts) else {
         return Ok(false);
     };
-    if t1 < ts {
+    let mut stmt =
+        conn.prepare_cached("SELECT data FROM measurement_block WHERE device = ?1 AND t0 = ?2")?;
+    let mut rows = stmt.query(params![device, t0])?;
+    let Some(row) = rows.next()? else {
         return Ok(false);
-    }
-    let times = Block::raw(&data).and_then(|b| b.times()).map_err(damaged)?;
+    };
+    let times = Block::raw(row.get_ref(0)?.as_blob()?)
+        .and_then(|b| b.times())
+        .map_err(damaged)?;
+    debug_assert!(times.last() == Some(&t1));
     Ok(times.binary_search(&ts).is_ok())
 }
 

@@ -428,5 +428,20 @@ mod tests {
                 assert!(rows.len() <= MAX_BLOCK);
             }
         }
+        let rows = board(300, 4);
+        let cells: Vec<Cell> = rows.iter().map(|m| Cell::one(m, m.timestamp)).collect();
+        let bytes = encode_cells(&cells);
+        assert!(
+            decode_cells(&encode_raw(&rows)).is_err(),
+            "a raw block is not cells"
+        );
+        for _ in 0..500 {
+            let mut b = bytes.clone();
+            let at = ((unit(&mut s) + 1.0) / 2.0 * b.len() as f64) as usize % b.len();
+            b[at] ^= 1 << ((unit(&mut s) + 1.0) * 3.5) as u32 % 8;
+            if let Ok(cells) = decode_cells(&b) {
+                assert!(cells.len() <= MAX_BLOCK);
+            }
+        }
     }
 }

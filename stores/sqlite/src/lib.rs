@@ -329,8 +329,10 @@ impl SqliteStore {
                     out.items += self
                         .with_writer(move |w, _| {
                             let n = seal::seal_window(&mut w.conn, &tier, device, w0, raw_kept)?;
-                            if tier == RAW {
-                                w.sealed_until(device, w0 + RAW.window);
+                            if tier == RAW
+                                && let Some(t) = blocks::sealed_newest_of(&w.conn, device)?
+                            {
+                                w.sealed_until(device, t);
                             }
                             Ok(n)
                         })

@@ -559,7 +559,7 @@ mod tests {
             "SELECT ts, frequency, voltage, current, power FROM measurement WHERE device = ?1 ORDER BY ts DESC LIMIT 1",
             "SELECT ts, rssi, free_heap, online, battery, dropped FROM status WHERE device = ?1 ORDER BY ts DESC LIMIT 1",
             blocks::RAW_ROWS_SQL,
-            "SELECT t1, data FROM measurement_block WHERE device = ?1 AND t0 <= ?2 ORDER BY t0 DESC LIMIT 1",
+            "SELECT t0, t1 FROM measurement_block WHERE device = ?1 AND t0 <= ?2 ORDER BY t0 DESC LIMIT 1",
             "SELECT t0, t1 FROM measurement_block WHERE device = ?1 ORDER BY t0 DESC LIMIT 1",
             "SELECT data FROM measurement_block WHERE device = ?1 AND t0 = ?2",
         ] {

@@ -21,7 +21,7 @@ pub(crate) struct Writer {
     pub(crate) conn: Connection,
     /// Device id → `devices.id`; only entries committed to the database.
     ids: HashMap<String, i64>,
-    /// `devices.id` → end of its newest window with a sealed raw block.
+    /// `devices.id` → its newest sealed reading's time (readings after it need no look-up).
     sealed: HashMap<i64, i64>,
 }
 
@@ -133,7 +133,7 @@ fn finite(m: &Measurement) -> bool {
 
 impl Writer {
     pub(crate) fn new(conn: Connection) -> rusqlite::Result<Self> {
-        let sealed = crate::blocks::sealed_ends(&conn)?.into_iter().collect();
+        let sealed = crate::blocks::sealed_newest(&conn)?.into_iter().collect();
         Ok(Self {
             conn,
             ids: HashMap::new(),
@@ -141,10 +141,10 @@ impl Writer {
         })
     }
 
-    /// Notes that `device` has a sealed raw block in a window ending at `end`.
-    pub(crate) fn sealed_until(&mut self, device: i64, end: i64) {
-        let e = self.sealed.entry(device).or_insert(end);
-        *e = (*e).max(end);
+    /// Notes that `device`'s newest sealed reading is at `t`.
+    pub(crate) fn sealed_until(&mut self, device: i64, t: i64) {
+        let e = self.sealed.entry(device).or_insert(t);
+        *e = (*e).max(t);
     }
 
     /// Stores a batch in one transaction.
@@ -225,7 +225,7 @@ fn write_batch(
             let inserted = match &rec.payload {
                 Payload::Measurement(m) => {
                     let v = [m.frequency, m.voltage, m.current, m.power];
-                    let in_sealed = sealed.get(&device).is_some_and(|&end| ts < end)
+                    let in_sealed = sealed.get(&device).is_some_and(|&newest| ts <= newest)
                         && crate::blocks::sealed_holds(&tx, device, ts)?;
                     let n = if in_sealed {
                         0
