@@ -216,10 +216,11 @@ pub(crate) fn cells(
     )
 }
 
-/// Most readings in a raw block, and cells in a 1 s envelope block: a block is decompressed
-/// whole, so a short range (the edges of any range) should not pay for a whole dense hour;
-/// pcodec gains little past a few thousand values (at 10 Hz: 5.1 B a reading in blocks of
-/// 600, 4.6 in blocks of 3000).
+/// Most readings in a raw block, and cells in a dense window's 1 s envelope block: a block is
+/// decompressed whole, so a short range (the edges of any range) should not pay for a whole
+/// dense hour; pcodec gains little past a few thousand values (at 10 Hz: 5.1 B a reading in
+/// blocks of 600, 4.6 in blocks of 3000), and a blob's last overflow page is half empty on
+/// average. Retired envelopes (read rarely, kept a year) are a block per hour.
 const RAW_BLOCK: usize = 2048;
 const SECONDS_BLOCK: usize = 600;
 
@@ -230,12 +231,13 @@ fn chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
 }
 
 /// Replaces what `tier` holds of `device` in the window starting at `w0` (rows and blocks)
-/// with blocks of `items`. Runs in the caller's transaction.
+/// with blocks of at most `max` of `items`. Runs in the caller's transaction.
+#[allow(clippy::too_many_arguments, reason = "one rewrite for every item kind")]
 fn rewrite<T>(
     conn: &Connection,
     tier: &Tiered,
     device: i64,
-    w0: i64,
+    (w0, max): (i64, usize),
     items: &[T],
     time: impl Fn(&T) -> i64,
     count: impl Fn(&T) -> i64,
@@ -256,11 +258,6 @@ fn rewrite<T>(
         "INSERT INTO {} (device, t0, t1, n, data) VALUES (?1, ?2, ?3, ?4, ?5)",
         tier.blocks
     ))?;
-    let max = match *tier {
-        RAW => RAW_BLOCK,
-        SECONDS => SECONDS_BLOCK,
-        _ => MAX_BLOCK,
-    };
     for chunk in chunks(items, max) {
         let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
             continue;
@@ -294,7 +291,7 @@ pub(crate) fn seal_raw(
         conn,
         &RAW,
         device,
-        w0,
+        (w0, RAW_BLOCK),
         &all,
         |m| m.timestamp,
         |_| 1,
@@ -317,7 +314,7 @@ pub(crate) fn seal_raw(
     if live.len() as f64 > DENSE * seconds.len() as f64 {
         envelopes.extend(seconds);
     }
-    replace_cells(conn, &SECONDS, device, w0, envelopes)?;
+    replace_cells(conn, &SECONDS, device, (w0, SECONDS_BLOCK), envelopes)?;
     Ok(all.len())
 }
 
@@ -360,16 +357,17 @@ pub(crate) fn seal_cells(
         all.push(c);
         true
     })?;
-    replace_cells(conn, tier, device, w0, all)
+    replace_cells(conn, tier, device, (w0, MAX_BLOCK), all)
 }
 
 /// Replaces what `tier` holds of `device` in the window at `w0` with `cells` (any order; cells
-/// with the same start are folded into one). Returns the cells written.
+/// with the same start are folded into one), in blocks of at most `max`. Returns the cells
+/// written.
 pub(crate) fn replace_cells(
     conn: &Connection,
     tier: &Tiered,
     device: i64,
-    w0: i64,
+    (w0, max): (i64, usize),
     mut all: Vec<Cell>,
 ) -> rusqlite::Result<usize> {
     all.sort_by_key(|c| c.t);
@@ -384,7 +382,7 @@ pub(crate) fn replace_cells(
         conn,
         tier,
         device,
-        w0,
+        (w0, max),
         &folded,
         |c| c.t,
         |c| c.n,

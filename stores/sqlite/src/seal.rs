@@ -78,7 +78,7 @@ pub(crate) fn retire_raw(
         },
     )?;
     cells.extend(blocks::seconds_of(&readings));
-    blocks::replace_cells(&tx, &SECONDS, device, w0, cells)?;
+    blocks::replace_cells(&tx, &SECONDS, device, (w0, crate::codec::MAX_BLOCK), cells)?;
     for sql in [
         "DELETE FROM measurement WHERE device = ?1 AND ts >= ?2 AND ts < ?3",
         "DELETE FROM measurement_block WHERE device = ?1 AND t0 >= ?2 AND t0 < ?3",
