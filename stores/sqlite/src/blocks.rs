@@ -14,6 +14,8 @@
 //! sealed windows before it inserts); a cell may be in a block and a row at once (a late
 //! reading's minute), and readers fold the two like any cells of one bucket.
 
+use std::rc::Rc;
+
 use ogm_protocol::Measurement;
 use ogm_store::bucket_start;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -74,17 +76,18 @@ pub(crate) fn damaged(e: CodecError) -> rusqlite::Error {
 }
 
 /// Visits the items of one tier in `[lo, hi)` in time order, blocks and rows merged, until
-/// `f` says stop. `decode` turns a block into its items; `row` reads one of `rows_sql`'s rows
-/// (whose parameters are device, lo, hi).
+/// `f` says stop. `decode` turns a block row (its newest time, and the row, whose `data` it
+/// reads with [`data`] unless it knows the block already) into its items; `row` reads one of
+/// `rows_sql`'s rows (whose parameters are device, lo, hi).
 #[allow(clippy::too_many_arguments, reason = "one merge for every item kind")]
-pub(crate) fn merged<T>(
+pub(crate) fn merged<T: Clone>(
     conn: &Connection,
     tier: &Tiered,
     device: i64,
     (lo, hi): (i64, i64),
     rows_sql: &str,
     row: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
-    decode: impl Fn(&[u8]) -> Result<Vec<T>, CodecError>,
+    mut decode: impl FnMut(i64, &Row<'_>) -> rusqlite::Result<Rc<[T]>>,
     time: impl Fn(&T) -> i64,
     mut f: impl FnMut(T) -> bool,
 ) -> rusqlite::Result<()> {
@@ -97,12 +100,13 @@ pub(crate) fn merged<T>(
     let mut blocks_stmt = conn.prepare_cached(&tier.blocks_sql())?;
     let mut blocks = blocks_stmt.query(params![device, tier.window_of(lo), hi])?;
     while let Some(b) = blocks.next()? {
-        if b.get::<_, i64>(0)? < lo {
+        let t1 = b.get::<_, i64>(0)?;
+        if t1 < lo {
             continue;
         }
-        let data = b.get_ref(1)?.as_blob()?;
-        for item in decode(data).map_err(damaged)? {
-            let t = time(&item);
+        let items = decode(t1, b)?;
+        for item in items.iter() {
+            let t = time(item);
             if t < lo {
                 continue;
             }
@@ -118,7 +122,7 @@ pub(crate) fn merged<T>(
                     None => None,
                 };
             }
-            if !f(item) {
+            if !f(item.clone()) {
                 return Ok(());
             }
         }
@@ -133,6 +137,18 @@ pub(crate) fn merged<T>(
         };
     }
     Ok(())
+}
+
+/// A block row's bytes (the second column of [`Tiered::blocks_sql`]).
+pub(crate) fn data<'r>(row: &'r Row<'_>) -> rusqlite::Result<&'r [u8]> {
+    row.get_ref(1)?.as_blob().map_err(Into::into)
+}
+
+/// A decoder for [`merged`] that decodes every block it is given.
+fn each<T>(
+    decode: impl Fn(&[u8]) -> Result<Vec<T>, CodecError>,
+) -> impl FnMut(i64, &Row<'_>) -> rusqlite::Result<Rc<[T]>> {
+    move |_, row| Ok(decode(data(row)?).map_err(damaged)?.into())
 }
 
 /// Raw readings as full measurements.
@@ -188,7 +204,7 @@ pub(crate) fn raw_readings(
         range,
         RAW_ROWS_SQL,
         measurement_row,
-        codec::decode_raw,
+        each(codec::decode_raw),
         |m| m.timestamp,
         f,
     )
@@ -210,7 +226,7 @@ pub(crate) fn cells(
         range,
         &cell_rows_sql(tier.rows),
         cell_row,
-        codec::decode_cells,
+        each(codec::decode_cells),
         |c| c.t,
         f,
     )
@@ -497,14 +513,14 @@ impl NewestSealed {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(m) = cache.get(&device).filter(|m| m.timestamp == t1) {
-            return Ok(Some(m.clone()));
+            return Ok(Some(*m));
         }
         let data: Vec<u8> = conn
             .prepare_cached("SELECT data FROM measurement_block WHERE device = ?1 AND t0 = ?2")?
             .query_row(params![device, t0], |r| r.get(0))?;
         let last = codec::decode_raw(&data).map_err(damaged)?.pop();
         if let Some(m) = &last {
-            cache.insert(device, m.clone());
+            cache.insert(device, *m);
         }
         Ok(last)
     }

@@ -422,7 +422,7 @@ mod tests {
         for _ in 0..500 {
             let mut b = bytes.clone();
             let at = ((unit(&mut s) + 1.0) / 2.0 * b.len() as f64) as usize % b.len();
-            b[at] ^= 1 << ((unit(&mut s) + 1.0) * 3.5) as u32 % 8;
+            b[at] ^= 1 << (((unit(&mut s) + 1.0) * 3.5) as u32 % 8);
             // Either an error or some readings: never a panic, never more than announced.
             if let Ok(rows) = decode_raw(&b) {
                 assert!(rows.len() <= MAX_BLOCK);
@@ -438,7 +438,7 @@ mod tests {
         for _ in 0..500 {
             let mut b = bytes.clone();
             let at = ((unit(&mut s) + 1.0) / 2.0 * b.len() as f64) as usize % b.len();
-            b[at] ^= 1 << ((unit(&mut s) + 1.0) * 3.5) as u32 % 8;
+            b[at] ^= 1 << (((unit(&mut s) + 1.0) * 3.5) as u32 % 8);
             if let Ok(cells) = decode_cells(&b) {
                 assert!(cells.len() <= MAX_BLOCK);
             }

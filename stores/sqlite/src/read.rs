@@ -2,6 +2,7 @@
 //! chunks. Every function runs on a pooled reading connection inside a blocking task.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ogm_protocol::{DeviceId, LogLevel, Measurement, Status};
@@ -163,14 +164,21 @@ fn cell_envs(bytes: &[u8], i: usize) -> Result<Vec<Env>, CodecError> {
         .collect())
 }
 
+/// Blocks one history query has decoded, by table and newest time: its count and its
+/// buckets, and the edges of neighbouring tiers, often read the same block.
+/// Kept to a few dozen blocks, so a long range still streams in bounded memory.
+type Memo = HashMap<(&'static str, i64), Rc<[Env]>>;
+const MEMO_BLOCKS: usize = 32;
+
 /// Reads one segment's cells in time order until `f` says stop, counting what it visits.
+#[allow(clippy::too_many_arguments, reason = "the query's state, passed down")]
 fn visit(
     conn: &Connection,
     field: &FieldTables,
     device: i64,
     seg: &Segment,
     raw_kept_from: i64,
-    rows: &RowCounter,
+    (rows, memo): (&RowCounter, &mut Memo),
     f: &mut dyn FnMut(Env) -> bool,
 ) -> rusqlite::Result<()> {
     let mut counted = |tier: Tier, conn: &Connection, lo: i64, hi: i64| -> rusqlite::Result<()> {
@@ -194,32 +202,41 @@ fn visit(
                 }
                 Ok(())
             }
-            (Some(i), Tier::Raw) => blocks::merged(
-                conn,
-                &blocks::RAW,
-                device,
-                (lo, hi),
-                &sql,
-                env_row,
-                |b| raw_envs(b, i),
-                |e| e.0,
-                go,
-            ),
-            (Some(i), tier) => blocks::merged(
-                conn,
-                if tier == Tier::Second {
-                    &blocks::SECONDS
-                } else {
-                    &blocks::MINUTES
-                },
-                device,
-                (lo, hi),
-                &sql,
-                env_row,
-                |b| cell_envs(b, i),
-                |e| e.0,
-                go,
-            ),
+            (Some(i), tier) => {
+                let blocks = match tier {
+                    Tier::Raw => &blocks::RAW,
+                    Tier::Second => &blocks::SECONDS,
+                    Tier::Minute => &blocks::MINUTES,
+                };
+                let decode = |t1: i64, row: &rusqlite::Row<'_>| -> rusqlite::Result<Rc<[Env]>> {
+                    if let Some(v) = memo.get(&(blocks.blocks, t1)) {
+                        return Ok(Rc::clone(v));
+                    }
+                    let bytes = blocks::data(row)?;
+                    let v: Rc<[Env]> = if tier == Tier::Raw {
+                        raw_envs(bytes, i)
+                    } else {
+                        cell_envs(bytes, i)
+                    }
+                    .map_err(blocks::damaged)?
+                    .into();
+                    if memo.len() < MEMO_BLOCKS {
+                        memo.insert((blocks.blocks, t1), Rc::clone(&v));
+                    }
+                    Ok(v)
+                };
+                blocks::merged(
+                    conn,
+                    blocks,
+                    device,
+                    (lo, hi),
+                    &sql,
+                    env_row,
+                    decode,
+                    |e| e.0,
+                    go,
+                )
+            }
         };
         rows.add(tier, visited);
         result
@@ -254,7 +271,7 @@ fn count_capped(
     device: i64,
     segments: &[Segment],
     (cap, raw_kept_from): (u64, i64),
-    rows: &RowCounter,
+    (rows, memo): (&RowCounter, &mut Memo),
 ) -> rusqlite::Result<u64> {
     let mut order: Vec<&Segment> = segments.iter().collect();
     order.sort_by_key(|s| std::cmp::Reverse(s.tier));
@@ -263,10 +280,18 @@ fn count_capped(
         if total > cap {
             break;
         }
-        visit(conn, field, device, seg, raw_kept_from, rows, &mut |e| {
-            total += u64::try_from(e.4).unwrap_or(0);
-            total <= cap
-        })?;
+        visit(
+            conn,
+            field,
+            device,
+            seg,
+            raw_kept_from,
+            (rows, memo),
+            &mut |e| {
+                total += u64::try_from(e.4).unwrap_or(0);
+                total <= cap
+            },
+        )?;
     }
     Ok(total)
 }
@@ -280,17 +305,25 @@ fn read_buckets(
     segments: &[Segment],
     (interval, max): (i64, u32),
     raw_kept_from: i64,
-    rows: &RowCounter,
+    (rows, memo): (&RowCounter, &mut Memo),
 ) -> rusqlite::Result<Option<Vec<ogm_store::Bucket>>> {
     let mut folder = Folder::new(interval);
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
     let mut over = false;
     for seg in segments {
-        visit(conn, field, device, seg, raw_kept_from, rows, &mut |e| {
-            folder.cell(e.0, e.1, e.2, e.3, u64::try_from(e.4).unwrap_or(0));
-            over = interval == 0 && folder.len() > limit;
-            !over
-        })?;
+        visit(
+            conn,
+            field,
+            device,
+            seg,
+            raw_kept_from,
+            (rows, memo),
+            &mut |e| {
+                folder.cell(e.0, e.1, e.2, e.3, u64::try_from(e.4).unwrap_or(0));
+                over = interval == 0 && folder.len() > limit;
+                !over
+            },
+        )?;
         if over {
             return Ok(None);
         }
@@ -322,13 +355,14 @@ pub(crate) fn history(
     let sources = field.sources(kept);
     let max = q.max_points().max(1);
     let raw_kept_from = sources[0].kept_from;
+    let mut memo = Memo::new();
     let count = count_capped(
         &tx,
         &field,
         device,
         &plan(start, stop, &sources),
         (u64::from(max), raw_kept_from),
-        rows,
+        (rows, &mut memo),
     )?;
     let finest = finest_complete_width(start, &sources);
     let mut interval = choose_interval(start, stop, max, count, finest);
@@ -350,7 +384,7 @@ pub(crate) fn history(
             &segments,
             (interval, max),
             raw_kept_from,
-            rows,
+            (rows, &mut memo),
         )? {
             Some(points) => {
                 return Ok(History {
