@@ -1,32 +1,40 @@
 //! The embedded store: [`SqliteStore`] implements [`ogm_store::Store`] on one SQLite file in
-//! WAL mode, with per-second and per-minute rollups so a history query's cost grows with the
-//! points it returns, not with the rows in its range.
+//! WAL mode. Measurements live in three tiers (raw readings, 1 s and 1 min envelopes), each as
+//! rows while recent and as compressed blocks once sealed, so the file holds years of history
+//! in a few bytes a reading and a history query's cost grows with the points it returns, not
+//! with the readings in its range.
 //!
 //! Layout:
 //! - `schema`: connection settings and the tables (raw rows keyed `(device, ts)`
-//!   `WITHOUT ROWID`, per-second and per-minute rollups, logs, devices, meta).
-//! - `write`: one transaction per batch; `INSERT OR IGNORE` makes writes idempotent, and only
-//!   rows actually inserted reach the rollups and the devices' last-seen times.
+//!   `WITHOUT ROWID`, per-minute rollups, block tables, logs, devices, meta); migrations.
+//! - `write`: one transaction per batch; `INSERT OR IGNORE` (and, before a sealed window, a
+//!   look in its block) makes writes idempotent, and only readings actually inserted reach the
+//!   per-minute rollups and the devices' last-seen times.
+//! - `codec`: the block format (pure): pcodec columns.
+//! - `blocks`: reading a tier's blocks and rows as one stream; rewriting a window as blocks.
+//! - `seal`: compaction steps, each one transaction: sealing a window, retiring raw readings
+//!   into 1 s envelopes, dropping old envelopes, giving pages back.
 //! - `plan`: pure planning: which tier serves which part of a range, the bucket interval,
 //!   folding rows into buckets.
 //! - `read`: history, logs, devices and export queries.
 //! - `events`: the server's device events, saved by (device, start) and read by range.
-//! - `prune`: retention, in small batches.
+//! - `prune`: retention horizons and batched deletes of status rows and logs.
 //! - `pool`: lazily opened reading connections; `error`: SQLite errors as [`StoreError`].
 //!
 //! Concurrency: one writing connection behind a mutex, and a small pool of reading
 //! connections. All SQLite work runs in `tokio::task::spawn_blocking`. In WAL mode readers see
 //! the last commit and never wait for the writer.
 //!
-//! History: the raw count in `[start, stop)` is taken from the rollups (per-minute cells for the
-//! aligned middle, per-second cells and raw rows only for the partial edges) and stops counting
-//! once it passes `max_points`, so it is cheap for any range. [`ogm_store::bucket_interval_us`]
-//! then picks the interval; 0 means raw points. Buckets are read from the coarsest tier whose
-//! cell width divides the interval (raw rows below a second, per-second cells for whole
-//! seconds, per-minute cells for whole minutes), again with finer tiers at the edges only, so
-//! answers are exact: the same buckets a scan of raw rows would give. Where raw rows or
-//! per-second cells have been pruned, the interval is raised to a multiple of the finest tier
-//! still complete there.
+//! History: the raw count in `[start, stop)` is taken from the envelopes (per-minute cells for
+//! the aligned middle, per-second cells and raw readings only for the partial edges) and stops
+//! counting once it passes `max_points`, so it is cheap for any range.
+//! [`ogm_store::bucket_interval_us`] then picks the interval; 0 means raw points. Buckets are
+//! read from the coarsest tier whose cell width divides the interval (raw readings below a
+//! second; for whole seconds a sealed dense window's 1 s envelopes, else its readings, and
+//! retired envelopes before the raw horizon; per-minute cells for whole minutes), again with
+//! finer tiers at the edges only, so answers are exact: the same buckets a scan of the readings
+//! would give. Where raw readings or 1 s envelopes have been retired or dropped, the interval
+//! is raised to a multiple of the finest tier still complete there.
 
 mod blocks;
 mod codec;
@@ -82,8 +90,9 @@ pub enum Synchronous {
 /// Settings of the embedded store.
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
-    /// How long raw measurements and status rows are kept; `None` keeps them forever.
-    /// Per-minute rollups are always kept, so long ranges stay queryable.
+    /// How long raw measurements and status rows are kept; `None` keeps them forever. Older
+    /// measurements become 1 s envelopes; per-minute envelopes are always kept, so long ranges
+    /// stay queryable.
     pub raw_retention: Option<Duration>,
     /// How long per-second rollups are kept; never less than `raw_retention` (`None`: as long
     /// as raw rows).

@@ -1,6 +1,8 @@
-//! Retention: deleting raw rows, per-second rollups and logs older than configured, in small
-//! batches (one short write transaction each) so ingest never waits long. Per-minute rollups
-//! are kept forever; they are what long-range history reads.
+//! Retention horizons, and deleting status rows, a version 2 file's per-second rows and logs
+//! older than configured, in small batches (one short write transaction each) so ingest never
+//! waits long. (Raw readings are retired into 1 s envelopes and those dropped by
+//! [`crate::seal`].) Per-minute envelopes are kept forever; they are what long-range history
+//! reads.
 //!
 //! Before a table is pruned, the time from which it is complete (`kept_from`) is raised, in
 //! memory and in `meta`, so history queries from then on coarsen their buckets instead of
