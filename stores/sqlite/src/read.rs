@@ -170,109 +170,117 @@ fn cell_envs(bytes: &[u8], i: usize) -> Result<Vec<Env>, CodecError> {
 type Memo = HashMap<(&'static str, i64), Rc<[Env]>>;
 const MEMO_BLOCKS: usize = 32;
 
-/// Reads one segment's cells in time order until `f` says stop, counting what it visits.
-#[allow(clippy::too_many_arguments, reason = "the query's state, passed down")]
-fn visit(
-    conn: &Connection,
-    field: &FieldTables,
+/// One history query's reading state: its field of one device, the raw horizon it planned
+/// with, the counter of rows visited and the blocks it has decoded.
+struct Query<'a> {
+    conn: &'a Connection,
+    field: FieldTables,
     device: i64,
-    seg: &Segment,
     raw_kept_from: i64,
-    (rows, memo): (&RowCounter, &mut Memo),
-    f: &mut dyn FnMut(Env) -> bool,
-) -> rusqlite::Result<()> {
-    let mut counted = |tier: Tier, conn: &Connection, lo: i64, hi: i64| -> rusqlite::Result<()> {
-        if lo >= hi {
-            return Ok(());
-        }
-        let mut visited = 0u64;
-        let mut go = |e: Env| {
-            visited += 1;
-            f(e)
-        };
-        let sql = field.rows_sql(tier);
-        let result = match (field.measured, tier) {
-            (None, _) => {
-                let mut stmt = conn.prepare_cached(&sql)?;
-                let mut it = stmt.query(params![device, lo, hi])?;
-                while let Some(r) = it.next()? {
-                    if !go(env_row(r)?) {
-                        break;
+    rows: &'a RowCounter,
+    memo: Memo,
+}
+
+impl Query<'_> {
+    /// Reads one segment's cells in time order until `f` says stop, counting what it visits.
+    fn visit(&mut self, seg: &Segment, f: &mut dyn FnMut(Env) -> bool) -> rusqlite::Result<()> {
+        let Self {
+            conn,
+            field,
+            device,
+            raw_kept_from,
+            rows,
+            memo,
+        } = self;
+        let (conn, device, raw_kept_from, rows) = (*conn, *device, *raw_kept_from, *rows);
+        let mut counted =
+            |tier: Tier, conn: &Connection, lo: i64, hi: i64| -> rusqlite::Result<()> {
+                if lo >= hi {
+                    return Ok(());
+                }
+                let mut visited = 0u64;
+                let mut go = |e: Env| {
+                    visited += 1;
+                    f(e)
+                };
+                let sql = field.rows_sql(tier);
+                let result = match (field.measured, tier) {
+                    (None, _) => {
+                        let mut stmt = conn.prepare_cached(&sql)?;
+                        let mut it = stmt.query(params![device, lo, hi])?;
+                        while let Some(r) = it.next()? {
+                            if !go(env_row(r)?) {
+                                break;
+                            }
+                        }
+                        Ok(())
                     }
+                    (Some(i), tier) => {
+                        let blocks = match tier {
+                            Tier::Raw => &blocks::RAW,
+                            Tier::Second => &blocks::SECONDS,
+                            Tier::Minute => &blocks::MINUTES,
+                        };
+                        let decode =
+                            |t1: i64, row: &rusqlite::Row<'_>| -> rusqlite::Result<Rc<[Env]>> {
+                                if let Some(v) = memo.get(&(blocks.blocks, t1)) {
+                                    return Ok(Rc::clone(v));
+                                }
+                                let bytes = blocks::data(row)?;
+                                let v: Rc<[Env]> = if tier == Tier::Raw {
+                                    raw_envs(bytes, i)
+                                } else {
+                                    cell_envs(bytes, i)
+                                }
+                                .map_err(blocks::damaged)?
+                                .into();
+                                if memo.len() < MEMO_BLOCKS {
+                                    memo.insert((blocks.blocks, t1), Rc::clone(&v));
+                                }
+                                Ok(v)
+                            };
+                        blocks::merged(
+                            conn,
+                            blocks,
+                            device,
+                            (lo, hi),
+                            &sql,
+                            env_row,
+                            decode,
+                            |e| e.0,
+                            go,
+                        )
+                    }
+                };
+                rows.add(tier, visited);
+                result
+            };
+        match seg.tier {
+            // Before the raw horizon, 1 s envelopes are all there is. After it, window by window,
+            // a sealed window's envelopes where it has them, else the readings.
+            Tier::Second if field.measured.is_some() => {
+                let split = crate::seal::ceil_to_second(raw_kept_from).clamp(seg.lo, seg.hi);
+                counted(Tier::Second, conn, seg.lo, split)?;
+                let mut a = split;
+                while a < seg.hi {
+                    let b = (blocks::RAW.window_of(a) + blocks::RAW.window).min(seg.hi);
+                    if blocks::envelopes_cover(conn, device, (a, b))? {
+                        counted(Tier::Second, conn, a, b)?;
+                    } else {
+                        counted(Tier::Raw, conn, a, b)?;
+                    }
+                    a = b;
                 }
                 Ok(())
             }
-            (Some(i), tier) => {
-                let blocks = match tier {
-                    Tier::Raw => &blocks::RAW,
-                    Tier::Second => &blocks::SECONDS,
-                    Tier::Minute => &blocks::MINUTES,
-                };
-                let decode = |t1: i64, row: &rusqlite::Row<'_>| -> rusqlite::Result<Rc<[Env]>> {
-                    if let Some(v) = memo.get(&(blocks.blocks, t1)) {
-                        return Ok(Rc::clone(v));
-                    }
-                    let bytes = blocks::data(row)?;
-                    let v: Rc<[Env]> = if tier == Tier::Raw {
-                        raw_envs(bytes, i)
-                    } else {
-                        cell_envs(bytes, i)
-                    }
-                    .map_err(blocks::damaged)?
-                    .into();
-                    if memo.len() < MEMO_BLOCKS {
-                        memo.insert((blocks.blocks, t1), Rc::clone(&v));
-                    }
-                    Ok(v)
-                };
-                blocks::merged(
-                    conn,
-                    blocks,
-                    device,
-                    (lo, hi),
-                    &sql,
-                    env_row,
-                    decode,
-                    |e| e.0,
-                    go,
-                )
-            }
-        };
-        rows.add(tier, visited);
-        result
-    };
-    match seg.tier {
-        // Before the raw horizon, 1 s envelopes are all there is. After it, window by window,
-        // a sealed window's envelopes where it has them, else the readings.
-        Tier::Second if field.measured.is_some() => {
-            let split = crate::seal::ceil_to_second(raw_kept_from).clamp(seg.lo, seg.hi);
-            counted(Tier::Second, conn, seg.lo, split)?;
-            let mut a = split;
-            while a < seg.hi {
-                let b = (blocks::RAW.window_of(a) + blocks::RAW.window).min(seg.hi);
-                if blocks::envelopes_cover(conn, device, (a, b))? {
-                    counted(Tier::Second, conn, a, b)?;
-                } else {
-                    counted(Tier::Raw, conn, a, b)?;
-                }
-                a = b;
-            }
-            Ok(())
+            tier => counted(tier, conn, seg.lo, seg.hi),
         }
-        tier => counted(tier, conn, seg.lo, seg.hi),
     }
 }
 
 /// The number of raw readings in the planned range, exact up to `cap + 1`, then it stops
 /// counting. Coarse segments go first so a dense range stops after a few rollup cells.
-fn count_capped(
-    conn: &Connection,
-    field: &FieldTables,
-    device: i64,
-    segments: &[Segment],
-    (cap, raw_kept_from): (u64, i64),
-    (rows, memo): (&RowCounter, &mut Memo),
-) -> rusqlite::Result<u64> {
+fn count_capped(q: &mut Query<'_>, segments: &[Segment], cap: u64) -> rusqlite::Result<u64> {
     let mut order: Vec<&Segment> = segments.iter().collect();
     order.sort_by_key(|s| std::cmp::Reverse(s.tier));
     let mut total = 0u64;
@@ -280,18 +288,10 @@ fn count_capped(
         if total > cap {
             break;
         }
-        visit(
-            conn,
-            field,
-            device,
-            seg,
-            raw_kept_from,
-            (rows, memo),
-            &mut |e| {
-                total += u64::try_from(e.4).unwrap_or(0);
-                total <= cap
-            },
-        )?;
+        q.visit(seg, &mut |e| {
+            total += u64::try_from(e.4).unwrap_or(0);
+            total <= cap
+        })?;
     }
     Ok(total)
 }
@@ -299,31 +299,19 @@ fn count_capped(
 /// Folds the planned segments into buckets. With `interval == 0`, gives `None` as soon as
 /// there are more than `max` points.
 fn read_buckets(
-    conn: &Connection,
-    field: &FieldTables,
-    device: i64,
+    q: &mut Query<'_>,
     segments: &[Segment],
     (interval, max): (i64, u32),
-    raw_kept_from: i64,
-    (rows, memo): (&RowCounter, &mut Memo),
 ) -> rusqlite::Result<Option<Vec<ogm_store::Bucket>>> {
     let mut folder = Folder::new(interval);
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
     let mut over = false;
     for seg in segments {
-        visit(
-            conn,
-            field,
-            device,
-            seg,
-            raw_kept_from,
-            (rows, memo),
-            &mut |e| {
-                folder.cell(e.0, e.1, e.2, e.3, u64::try_from(e.4).unwrap_or(0));
-                over = interval == 0 && folder.len() > limit;
-                !over
-            },
-        )?;
+        q.visit(seg, &mut |e| {
+            folder.cell(e.0, e.1, e.2, e.3, u64::try_from(e.4).unwrap_or(0));
+            over = interval == 0 && folder.len() > limit;
+            !over
+        })?;
         if over {
             return Ok(None);
         }
@@ -354,16 +342,15 @@ pub(crate) fn history(
     let field = FieldTables::of(q.field());
     let sources = field.sources(kept);
     let max = q.max_points().max(1);
-    let raw_kept_from = sources[0].kept_from;
-    let mut memo = Memo::new();
-    let count = count_capped(
-        &tx,
-        &field,
+    let mut query = Query {
+        conn: &tx,
+        field,
         device,
-        &plan(start, stop, &sources),
-        (u64::from(max), raw_kept_from),
-        (rows, &mut memo),
-    )?;
+        raw_kept_from: sources[0].kept_from,
+        rows,
+        memo: Memo::new(),
+    };
+    let count = count_capped(&mut query, &plan(start, stop, &sources), u64::from(max))?;
     let finest = finest_complete_width(start, &sources);
     let mut interval = choose_interval(start, stop, max, count, finest);
     loop {
@@ -377,15 +364,7 @@ pub(crate) fn history(
                 .collect()
         };
         let segments = plan(start, stop, &usable);
-        match read_buckets(
-            &tx,
-            &field,
-            device,
-            &segments,
-            (interval, max),
-            raw_kept_from,
-            (rows, &mut memo),
-        )? {
+        match read_buckets(&mut query, &segments, (interval, max))? {
             Some(points) => {
                 return Ok(History {
                     interval_us: interval,
