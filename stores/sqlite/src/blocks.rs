@@ -296,7 +296,7 @@ pub(crate) fn seal_raw(
     device: i64,
     w0: i64,
     raw_kept_from: i64,
-) -> rusqlite::Result<usize> {
+) -> rusqlite::Result<(usize, Option<i64>)> {
     let mut all: Vec<Measurement> = Vec::new();
     raw_readings(conn, device, (w0, w0 + RAW.window), |m| {
         all.push(m);
@@ -327,11 +327,13 @@ pub(crate) fn seal_raw(
             true
         },
     )?;
-    if live.len() as f64 > DENSE * seconds.len() as f64 {
+    // Envelopes cover a window whole or not at all: where a version 2 file's cells are kept
+    // before the horizon, the readings after it get theirs too, however sparse.
+    if live.len() as f64 > DENSE * seconds.len() as f64 || !envelopes.is_empty() {
         envelopes.extend(seconds);
     }
     replace_cells(conn, &SECONDS, device, (w0, SECONDS_BLOCK), envelopes)?;
-    Ok(all.len())
+    Ok((all.len(), all.last().map(|m| m.timestamp)))
 }
 
 /// Readings a second, on average over the seconds that have any, above which a sealed window
@@ -452,12 +454,6 @@ pub(crate) fn sealed_newest(conn: &Connection) -> rusqlite::Result<Vec<(i64, i64
         .collect()
 }
 
-/// `device`'s newest sealed reading's time.
-pub(crate) fn sealed_newest_of(conn: &Connection, device: i64) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached("SELECT max(t1) FROM measurement_block WHERE device = ?1")?
-        .query_row([device], |r| r.get(0))
-}
-
 /// Whether a sealed raw block of `device` holds a reading at `ts`. Only a block whose span
 /// covers `ts` is read and decoded (a backlog landing after a sealed stretch costs one index
 /// probe a reading).
@@ -471,7 +467,7 @@ pub(crate) fn sealed_holds(conn: &Connection, device: i64, ts: i64) -> rusqlite:
             Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
         })
         .optional()?;
-    let Some((t0, t1)) = block.filter(|&(_, t1)| t1 >= ts) else {
+    let Some((t0, _)) = block.filter(|&(_, t1)| t1 >= ts) else {
         return Ok(false);
     };
     let mut stmt =
@@ -483,7 +479,6 @@ pub(crate) fn sealed_holds(conn: &Connection, device: i64, ts: i64) -> rusqlite:
     let times = Block::raw(row.get_ref(0)?.as_blob()?)
         .and_then(|b| b.times())
         .map_err(damaged)?;
-    debug_assert!(times.last() == Some(&t1));
     Ok(times.binary_search(&ts).is_ok())
 }
 

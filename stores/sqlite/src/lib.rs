@@ -337,10 +337,9 @@ impl SqliteStore {
                 {
                     out.items += self
                         .with_writer(move |w, _| {
-                            let n = seal::seal_window(&mut w.conn, &tier, device, w0, raw_kept)?;
-                            if tier == RAW
-                                && let Some(t) = blocks::sealed_newest_of(&w.conn, device)?
-                            {
+                            let (n, newest) =
+                                seal::seal_window(&mut w.conn, &tier, device, w0, raw_kept)?;
+                            if let Some(t) = newest {
                                 w.sealed_until(device, t);
                             }
                             Ok(n)

@@ -487,10 +487,11 @@ pub(crate) fn devices(
         let row = last_m
             .query_row([key], blocks::measurement_row)
             .optional()?;
-        // A device quiet for longer than a window has its newest reading in a block.
-        let last_measurement = match row {
-            Some(m) => Some(m),
-            None => sealed.get(&tx, key)?,
+        // A device quiet for longer than a window has its newest reading in a block (and a
+        // late reading's row may be older than it).
+        let last_measurement = match (row, sealed.get(&tx, key)?) {
+            (Some(r), Some(b)) => Some(if b.timestamp > r.timestamp { b } else { r }),
+            (r, b) => r.or(b),
         };
         let last_status = last_s
             .query_row([key], |r| {
