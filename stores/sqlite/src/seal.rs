@@ -252,7 +252,10 @@ mod tests {
         let (_dir, mut w) = store();
         readings(&mut w, "a", W0, 3_600, 1_000_000);
         readings(&mut w, "b", W0, 3_600, 1_000_000);
-        assert_eq!(seal_window(&mut w.conn, &RAW, 1, W0, i64::MIN).unwrap().0, 3_600);
+        assert_eq!(
+            seal_window(&mut w.conn, &RAW, 1, W0, i64::MIN).unwrap().0,
+            3_600
+        );
         assert_eq!(retire_raw(&mut w.conn, 1, W0, i64::MIN).unwrap(), 3_600);
         assert_eq!(enveloped(&w.conn, 1), 3_600);
         // The run again, after a late reading of the first device arrived.
@@ -283,7 +286,10 @@ mod tests {
                 )
                 .unwrap();
         }
-        assert_eq!(seal_window(&mut w.conn, &RAW, 1, W0, horizon).unwrap().0, 450);
+        assert_eq!(
+            seal_window(&mut w.conn, &RAW, 1, W0, horizon).unwrap().0,
+            450
+        );
         assert_eq!(enveloped(&w.conn, 1), 900, "450 kept and 450 made");
         let covered = blocks::envelopes_cover(&w.conn, 1, (horizon + 1, W0 + H)).unwrap();
         assert!(covered, "the envelopes now serve the readings' seconds");
