@@ -21,7 +21,7 @@ use ogm_store::bucket_start;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::codec::{self, Block, Cell, CodecError, MAX_BLOCK};
-use crate::plan::{MINUTE_US, SECOND_US};
+use crate::plan::SECOND_US;
 
 const HOUR_US: i64 = 3600 * SECOND_US;
 const DAY_US: i64 = 24 * HOUR_US;
@@ -32,27 +32,22 @@ pub(crate) struct Tiered {
     pub rows: &'static str,
     pub blocks: &'static str,
     pub window: i64,
-    /// The cell width (1 for raw readings).
-    pub width: i64,
 }
 
 pub(crate) const RAW: Tiered = Tiered {
     rows: "measurement",
     blocks: "measurement_block",
     window: HOUR_US,
-    width: 1,
 };
 pub(crate) const SECONDS: Tiered = Tiered {
     rows: "measurement_1s",
     blocks: "measurement_1s_block",
     window: HOUR_US,
-    width: SECOND_US,
 };
 pub(crate) const MINUTES: Tiered = Tiered {
     rows: "measurement_1m",
     blocks: "measurement_1m_block",
     window: DAY_US,
-    width: MINUTE_US,
 };
 
 impl Tiered {
